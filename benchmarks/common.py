@@ -1,0 +1,37 @@
+"""Helpers shared by the benchmark scripts: where work files go, how results are saved."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from edgemed.bench.system import system_info
+from edgemed.fileio import atomic_write_json, atomic_write_text
+
+ROOT = Path(__file__).resolve().parent
+WORK = Path(os.environ.get("EDGEMED_BENCH_WORK", ROOT / "work"))  # large artifacts, not committed
+RESULTS = ROOT / "results"
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+
+
+def load_results(name: str) -> dict:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def save_results(name: str, payload: dict, markdown: str) -> None:
+    payload = {"command": command_line(), "system": system_info(), **payload}
+    atomic_write_json(RESULTS / f"{name}.json", payload)
+    atomic_write_text(RESULTS / f"{name}.md", markdown)
+
+
+def system_line(sysinfo: dict) -> str:
+    return (f"{sysinfo['cpu']} ({sysinfo['cores_available']} cores available; "
+            f"ISA {', '.join(sysinfo['isa'])}), {sysinfo['distro'] or sysinfo['os']}, "
+            f"Python {sysinfo['python']}, torch {sysinfo['libraries'].get('torch', '-')}")

@@ -1,0 +1,121 @@
+"""Train the seed models on the shared data sets from scratch on this CPU and record test
+accuracy/AUC with 95 % CIs, params, MACs and training wall time.
+
+    EDGEMED_DATA_DIR=../shared/data python benchmarks/train_seeds.py [--only NAME ...] [--retrain]
+
+Checkpoints go to benchmarks/work/checkpoints/ (not committed; later benchmarks read them);
+results to benchmarks/results/seed_models.{json,md}. Finished runs are skipped on rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import RESULTS, WORK, load_results, save_results, system_line  # noqa: E402
+
+# MedMNIST v2 ResNet-18 (28) reference (acc, auc) and our targets.
+REFERENCE = {"pneumoniamnist": (0.854, 0.944), "breastmnist": (0.863, 0.901),
+             "bloodmnist": (0.958, 0.998), "sarscov2_ct_224": (0.95, None)}
+
+MEDMNIST_SETTINGS = {
+    "pneumoniamnist": dict(epochs=30, batch_size=128, patience=10),
+    "breastmnist": dict(epochs=80, batch_size=64, patience=25),
+    "bloodmnist": dict(epochs=25, batch_size=128, patience=8),
+}
+RUNS = [
+    *[dict(key=f"{m}-{d}", model=m, dataset=d, **s)
+      for d, s in MEDMNIST_SETTINGS.items()
+      for m in ("mednext_small", "resnet18_medmnist", "convnext_med_28")],
+    dict(key="mednext_small-sarscov2_ct_224", model="mednext_small", dataset="sarscov2_ct_224",
+         image_size=224, epochs=60, batch_size=32, patience=15, augment="strong"),
+    dict(key="convnext_med-sarscov2_ct_224", model="convnext_med", dataset="sarscov2_ct_224",
+         image_size=224, epochs=60, batch_size=32, patience=15, augment="strong", lr=5e-4,
+         headline=True),
+]
+
+
+def checkpoint_path(key: str) -> Path:
+    return WORK / "checkpoints" / f"{key}.safetensors"
+
+
+def run_one(cfg: dict, retrain: bool) -> dict:
+    from edgemed.models import count_macs, count_params
+    from edgemed.train import train
+
+    cfg = dict(cfg)
+    key = cfg.pop("key")
+    cfg.pop("headline", None)
+    out = checkpoint_path(key)
+    model, dataset = cfg.pop("model"), cfg.pop("dataset")
+    result = train(model, dataset, out=out, force=retrain, **cfg)
+    from edgemed.checkpoint import load_checkpoint
+
+    ckpt, net = load_checkpoint(out)
+    shape = (1, ckpt.in_channels, ckpt.image_size, ckpt.image_size)
+    t = result.metrics["test"]
+    return {
+        "key": key, "model": model, "dataset": dataset, "image_size": ckpt.image_size,
+        "settings": {**cfg}, "checkpoint": str(out.relative_to(WORK.parent)) if out.is_relative_to(WORK.parent) else str(out),
+        "params": count_params(net), "macs": count_macs(net, shape),
+        "test": {"accuracy": t["accuracy"], "auc": t["auc"], "balanced_accuracy": t["balanced_accuracy"], "n": t["n"]},
+        "val_accuracy": result.metrics["val"]["accuracy"]["value"],
+        "epochs_run": ckpt.training["epochs_run"], "best_epoch": ckpt.training["best_epoch"],
+        "precision": ckpt.training["precision"], "threads": ckpt.training["threads"],
+        "wall_time_s": ckpt.training["wall_time_s"],
+    }
+
+
+def markdown(rows: list[dict], sysinfo_line: str, command: str) -> str:
+    lines = ["# Seed models trained from scratch on CPU", "",
+             f"Command: `{command}`  ", f"Machine: {sysinfo_line}", "",
+             "Test split, 95 % bootstrap CIs (1000 resamples). Target: at or above the MedMNIST v2 "
+             "ResNet-18 (28) reference on every MedMNIST set; ≥ 0.95 accuracy on SARS-CoV-2 CT.", "",
+             "| model | data set | input | params | MACs | test accuracy [95% CI] | test AUC [95% CI] | target acc / AUC | met | epochs (best) | train time |",
+             "|---|---|---|---:|---:|---|---|---|---|---|---:|"]
+    for r in rows:
+        acc, auc = r["test"]["accuracy"], r["test"]["auc"]
+        ref_acc, ref_auc = REFERENCE[r["dataset"]]
+        met_acc = acc["value"] >= ref_acc
+        met_auc = ref_auc is None or (auc["value"] or 0) >= ref_auc
+        met = "yes" if met_acc and met_auc else ("acc only" if met_acc else ("AUC only" if met_auc else "no"))
+        fmt = lambda m: f"{m['value']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]" if m["value"] is not None else "n/a"
+        lines.append(
+            f"| {r['model']} | {r['dataset']} | {r['image_size']}² | {r['params'] / 1e6:.2f} M | "
+            f"{r['macs'] / 1e6:.0f} M | {fmt(acc)} | {fmt(auc)} | {ref_acc:.3f} / {ref_auc if ref_auc else '–'} | "
+            f"{met} | {r['epochs_run']} ({r['best_epoch']}) | {r['wall_time_s'] / 60:.1f} min |")
+    lines += ["", "Training: AdamW, 1-epoch warm-up + cosine, bf16 autocast with channels-last on "
+              "this CPU (avx512_bf16), both cores; best checkpoint on validation accuracy; test "
+              "evaluated once at the end in FP32. SARS-CoV-2 CT is split by image, not patient: "
+              "slices of one patient can sit in train and test, which flatters test accuracy.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*", help="run keys or substrings to run")
+    ap.add_argument("--retrain", action="store_true")
+    args = ap.parse_args()
+    previous = {r["key"]: r for r in load_results("seed_models").get("runs", [])}
+    for cfg in RUNS:
+        if args.only and not any(s in cfg["key"] for s in args.only):
+            continue
+        if cfg["key"] in previous and checkpoint_path(cfg["key"]).exists() and not args.retrain:
+            print(f"skip {cfg['key']} (done)", flush=True)
+            continue
+        print(f"=== {cfg['key']}", flush=True)
+        previous[cfg["key"]] = run_one(cfg, args.retrain)
+        rows = [previous[c["key"]] for c in RUNS if c["key"] in previous]
+        from edgemed.bench.system import system_info
+
+        from benchmarks.common import command_line
+
+        save_results("seed_models", {"runs": rows}, markdown(rows, system_line(system_info()), command_line()))
+    print(f"results in {RESULTS / 'seed_models.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The `edgemed` command: a thin skin over the Python API. Each command group lives in its
+own file; errors a user can fix print one line and exit 2 (`edgemed --debug ...` shows the
+traceback)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+import typer
+from typer.core import TyperGroup
+
+from edgemed.errors import EdgemedError
+
+_STATE = {"debug": False}
+
+
+def fail(message: str, code: int = 2):
+    """Print one error line on stderr and exit with `code`."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+class EdgemedGroup(TyperGroup):
+    """Turns EdgemedError (and unexpected crashes) into one line + exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except EdgemedError as e:
+            if _STATE["debug"]:
+                raise
+            fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted; finished outputs are kept, unfinished ones were not written", 130)
+        except Exception as e:
+            if getattr(e, "exit_code", None) is not None and e.__class__.__module__.startswith("typer"):
+                raise  # Typer's own usage errors render themselves
+            if _STATE["debug"]:
+                raise
+            fail(f"unexpected {e.__class__.__name__}: {e} (rerun as `edgemed --debug ...` for the traceback)", 1)
+
+
+app = typer.Typer(cls=EdgemedGroup, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
+                  help="Take trained medical image classifiers to edge devices, with numbers.")
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and library logs."),
+          version: bool = typer.Option(False, "--version", help="Print the version and exit.")):
+    _STATE["debug"] = debug
+    if version:
+        from edgemed import __version__
+
+        typer.echo(f"edgemed {__version__}")
+        raise typer.Exit()
+    _quiet_libraries(debug)
+
+
+def _quiet_libraries(debug: bool) -> None:
+    """Keep library chatter (NNCF, TF/absl, OpenVINO telemetry) out of the user's terminal."""
+    if debug:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    os.environ.setdefault("OPENVINO_TELEMETRY_OPT_OUT", "1")
+    for name in ("nncf", "torch", "absl", "tensorflow", "jax", "onnxscript", "torch.onnx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch|nncf|onnx|openvino|litert|jax|ai_edge).*")
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
+def _register() -> None:
+    from edgemed.cli import data, models, train
+
+    app.add_typer(data.app, name="data")
+    models.register(app)
+    train.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="edgemed")

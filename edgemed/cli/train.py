@@ -1,0 +1,71 @@
+"""`edgemed train` and `edgemed evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgemed.cli.common import metrics_tables, out, parse_json_option, print_json
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def train(
+        model: str = typer.Argument(..., help="Zoo name (see `edgemed models`) or path/to/file.py:factory."),
+        dataset: str = typer.Option(..., "--dataset", "-d", help="Catalog name, .npz path, or folder:PATH."),
+        epochs: int = typer.Option(30, help="Maximum epochs."),
+        batch_size: int = typer.Option(128, help="Images per step."),
+        lr: float = typer.Option(1e-3, help="Peak AdamW learning rate (cosine schedule)."),
+        weight_decay: float = typer.Option(0.05),
+        image_size: int = typer.Option(None, help="Input size (default: the data set's)."),
+        seed: int = typer.Option(0),
+        out_path: Path = typer.Option(None, "--out", "-o", help="Checkpoint file (.safetensors)."),
+        data_dir: str = typer.Option(None, "--data-dir"),
+        class_weights: bool = typer.Option(False, help="Weight the loss by inverse class frequency."),
+        augment: str = typer.Option("light", help="none | light | strong"),
+        patience: int = typer.Option(10, help="Early stop after this many epochs without gain (0: off)."),
+        monitor: str = typer.Option("accuracy", help="Validation metric for the best checkpoint."),
+        precision: str = typer.Option("auto", help="auto | fp32 | bf16 (autocast; auto uses bf16 where the CPU has it)."),
+        feature_smoothing: float = typer.Option(None, help="λ of the feature-smoothing loss (default 0.1 for convnext_med*, else 0)."),
+        label_smoothing: float = typer.Option(0.0),
+        model_kwargs: str = typer.Option(None, "--model-kwargs", help='JSON constructor overrides, e.g. \'{"drop_path": 0.2}\'.'),
+        threads: int = typer.Option(None, help="Torch threads (default: all cores)."),
+        limit_train: int = typer.Option(None, help="Use a stratified subset of this many training images."),
+        limit_eval: int = typer.Option(None, help="Use a stratified subset of this many val/test images."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+    ):
+        """Train a model; save the best-on-validation checkpoint and print its test metrics."""
+        from edgemed.train import train as train_api
+
+        out_path = out_path or Path("checkpoints") / f"{model.replace(':', '_').replace('/', '_')}_{Path(dataset).stem}.safetensors"
+        result = train_api(
+            model, dataset, out=out_path, epochs=epochs, batch_size=batch_size, lr=lr,
+            weight_decay=weight_decay, image_size=image_size, seed=seed, data_dir=data_dir,
+            class_weights=class_weights, augment=augment, patience=patience, monitor=monitor,
+            precision=precision, feature_smoothing=feature_smoothing, label_smoothing=label_smoothing,
+            model_kwargs=parse_json_option(model_kwargs, "--model-kwargs"), threads=threads,
+            limit_train=limit_train, limit_eval=limit_eval, force=force,
+        )
+        split = "test" if "test" in result.metrics else "val"
+        for t in metrics_tables(result.metrics[split], f"{split} metrics of {result.checkpoint}"):
+            out.print(t)
+
+    @app.command()
+    def evaluate(
+        checkpoint: Path = typer.Argument(..., help="Checkpoint file (.safetensors)."),
+        split: str = typer.Option("test", help="train | val | test"),
+        dataset: str = typer.Option(None, "--dataset", "-d", help="Evaluate on another data set with the same classes."),
+        data_dir: str = typer.Option(None, "--data-dir"),
+        n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95 % CIs (0: none)."),
+        limit: int = typer.Option(None, help="Stratified subset of this many images."),
+        json_out: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
+    ):
+        """Accuracy, balanced accuracy, AUC, per-class sensitivity/specificity and confusion matrix."""
+        from edgemed.train import evaluate as evaluate_api
+
+        m = evaluate_api(checkpoint, split=split, dataset=dataset, data_dir=data_dir, n_boot=n_boot, limit=limit)
+        if json_out:
+            return print_json(m)
+        for t in metrics_tables(m, f"{m['dataset']} {split} — {checkpoint}"):
+            out.print(t)

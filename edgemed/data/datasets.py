@@ -1,0 +1,251 @@
+"""Data sets by name (MedMNIST-style .npz) or by folder (one sub-folder per class).
+
+Lookup order for a named set: `data_dir` argument (`--data-dir`), else `EDGEMED_DATA_DIR`, else
+the user cache (`$XDG_CACHE_HOME/edgemed/data`, default `~/.cache/edgemed/data`). A MedMNIST set
+missing everywhere is downloaded from its official URL into the cache, its md5 checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.request
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgemed.data.catalog import CATALOG, DatasetInfo
+from edgemed.data.images import is_image_file, read_image
+from edgemed.errors import DataError
+from edgemed.fileio import atomic_path, sha256_file
+
+SPLITS = ("train", "val", "test")
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgemed" / "data"
+
+
+def search_dirs(data_dir: str | Path | None = None) -> list[Path]:
+    dirs = []
+    if data_dir:
+        dirs.append(Path(data_dir))
+    elif os.environ.get("EDGEMED_DATA_DIR"):
+        dirs.append(Path(os.environ["EDGEMED_DATA_DIR"]))
+    dirs.append(cache_dir())
+    return dirs
+
+
+@dataclass
+class Dataset:
+    """A labelled image set with train/val/test splits. Images are uint8 arrays
+    (N,H,W[,C]) for .npz sets, or lists of arrays for folders of mixed sizes."""
+
+    name: str
+    class_names: list[str]
+    task: str
+    sha256: str
+    source: str
+    _splits: dict[str, tuple[object, np.ndarray]] = field(default_factory=dict, repr=False)
+    note: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def split_names(self) -> list[str]:
+        return [s for s in SPLITS if s in self._splits]
+
+    def split(self, name: str) -> tuple[object, np.ndarray]:
+        """(images, labels int64 (N,)) of one split."""
+        if name not in self._splits:
+            raise DataError(
+                f"data set {self.name} has no {name!r} split: it has {', '.join(self.split_names)}"
+            )
+        return self._splits[name]
+
+    @property
+    def channels(self) -> int:
+        images, _ = self.split(self.split_names[0])
+        first = images[0]
+        return 1 if first.ndim == 2 else first.shape[-1]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        images, _ = self.split(self.split_names[0])
+        return tuple(int(s) for s in images[0].shape[:2])
+
+    def class_counts(self, split: str) -> list[int]:
+        _, labels = self.split(split)
+        return np.bincount(labels, minlength=self.num_classes).tolist()
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
+    """A data set by catalog name, by .npz path, or by image folder (`folder:PATH` or a directory).
+
+    Example: `load_dataset("pneumoniamnist")` with `EDGEMED_DATA_DIR=../shared/data`.
+    """
+    if name.startswith("folder:"):
+        return load_image_folder(name[len("folder:"):])
+    p = Path(name)
+    if p.suffix == ".npz" or (p.exists() and p.is_file()):
+        return load_npz(p, CATALOG.get(p.stem))
+    if p.is_dir():
+        return load_image_folder(p)
+    info = CATALOG.get(name.lower())
+    if info is None:
+        raise DataError(
+            f"unknown data set {name!r}: use one of {', '.join(CATALOG)}, a path to a .npz file, "
+            "or folder:PATH for an image folder (see `edgemed data list`)"
+        )
+    return load_npz(find_or_download(info, data_dir, download), info)
+
+
+def find_or_download(info: DatasetInfo, data_dir=None, download: bool = True) -> Path:
+    dirs = search_dirs(data_dir)
+    for d in dirs:
+        candidate = d / info.filename
+        if candidate.is_file():
+            return candidate
+    where = ", ".join(str(d) for d in dirs)
+    if info.url is None or not download:
+        raise DataError(
+            f"{info.filename} not found in {where}: set EDGEMED_DATA_DIR or pass --data-dir to "
+            f"a folder that holds it"
+        )
+    return _download(info, cache_dir(), where)
+
+
+def _download(info: DatasetInfo, dest_dir: Path, where: str) -> Path:
+    dest = dest_dir / info.filename
+    try:
+        with urllib.request.urlopen(info.url, timeout=30) as r, atomic_path(dest) as tmp:
+            md5 = hashlib.md5()
+            with open(tmp, "wb") as f:
+                for block in iter(lambda: r.read(1 << 20), b""):
+                    md5.update(block)
+                    f.write(block)
+    except OSError as e:
+        raise DataError(
+            f"{info.filename} not found in {where} and the download from {info.url} failed "
+            f"({e}): set EDGEMED_DATA_DIR or pass --data-dir to a folder that holds it"
+        ) from None
+    if info.md5 and md5.hexdigest() != info.md5:
+        warnings.warn(
+            f"{dest}: md5 {md5.hexdigest()} differs from the published {info.md5}", stacklevel=2
+        )
+    return dest
+
+
+def load_npz(path: str | Path, info: DatasetInfo | None = None) -> Dataset:
+    """A MedMNIST-layout .npz: train/val/test _images (uint8) and _labels (N,1) or (N,)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such data file")
+    try:
+        npz = np.load(p, allow_pickle=False)
+        keys = set(npz.files)
+    except Exception as e:  # zipfile/ValueError/OSError on corrupt files
+        raise DataError(f"{p}: not a readable .npz data file ({e}): re-download or replace it") from None
+    splits = {}
+    for s in SPLITS:
+        if f"{s}_images" not in keys and f"{s}_labels" not in keys:
+            continue
+        if f"{s}_images" not in keys or f"{s}_labels" not in keys:
+            raise DataError(f"{p}: has {s}_images or {s}_labels but not both")
+        try:
+            images = npz[f"{s}_images"]
+            labels = npz[f"{s}_labels"]
+        except Exception as e:
+            raise DataError(f"{p}: split {s} is corrupt ({e}): re-download or replace the file") from None
+        if labels.ndim == 2 and labels.shape[1] > 1:
+            raise DataError(f"{p}: {s}_labels is multi-label {labels.shape}; edgemed trains single-label classifiers")
+        labels = labels.reshape(-1).astype(np.int64)
+        if len(images) != len(labels):
+            raise DataError(
+                f"{p}: {s} has {len(images)} images but {len(labels)} labels: the file is inconsistent"
+            )
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+            raise DataError(f"{p}: {s}_images has shape {images.shape}; expected (N,H,W) or (N,H,W,3)")
+        if images.dtype != np.uint8:
+            raise DataError(f"{p}: {s}_images has dtype {images.dtype}; expected uint8")
+        if len(labels) and labels.min() < 0:
+            raise DataError(f"{p}: {s}_labels has negative labels")
+        splits[s] = (images, labels)
+    if not splits:
+        raise DataError(f"{p}: no train/val/test _images/_labels arrays found (keys: {sorted(keys)})")
+    n_labels = int(max(int(lab.max()) for _, lab in splits.values() if len(lab)) + 1)
+    if info is not None:
+        class_names = list(info.class_names)
+        if n_labels > len(class_names):
+            raise DataError(f"{p}: labels go up to {n_labels - 1} but {info.name} has {len(class_names)} classes")
+        task = "binary" if len(class_names) == 2 else "multiclass"
+        name, note = info.name, info.note
+    else:
+        class_names = [str(i) for i in range(n_labels)]
+        task = "binary" if n_labels == 2 else "multiclass"
+        name, note = p.stem, ""
+    return Dataset(name=name, class_names=class_names, task=task, sha256=sha256_file(p),
+                   source=str(p), _splits=splits, note=note)
+
+
+def load_image_folder(root: str | Path, fractions=(0.7, 0.1, 0.2), seed: int = 0) -> Dataset:
+    """Images in one sub-folder per class. If `root` has train/ val/ test/ sub-folders, those
+    are the splits; otherwise each class is split by `fractions` with `seed` (stratified)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such image folder")
+    if (root / "train").is_dir():
+        split_roots = {s: root / s for s in SPLITS if (root / s).is_dir()}
+        class_names = sorted(d.name for d in split_roots["train"].iterdir() if d.is_dir())
+        files = {s: _class_files(r, class_names) for s, r in split_roots.items()}
+    else:
+        class_names = sorted(d.name for d in root.iterdir() if d.is_dir())
+        files = _split_files(_class_files(root, class_names), fractions, seed)
+    if len(class_names) < 2:
+        raise DataError(f"{root}: needs at least two class sub-folders with images, found {class_names}")
+    digest = hashlib.sha256()
+    splits = {}
+    for s, items in files.items():
+        images, labels = [], []
+        for path, label in items:
+            images.append(read_image(path))
+            labels.append(label)
+            digest.update(f"{s}/{path.relative_to(root)}:{sha256_file(path)}\n".encode())
+        if images:
+            splits[s] = (images, np.asarray(labels, dtype=np.int64))
+    return Dataset(name=root.name, class_names=class_names,
+                   task="binary" if len(class_names) == 2 else "multiclass",
+                   sha256=digest.hexdigest(), source=str(root), _splits=splits)
+
+
+def _class_files(root: Path, class_names: list[str]) -> list[tuple[Path, int]]:
+    out = []
+    for label, cls in enumerate(class_names):
+        d = root / cls
+        if d.is_dir():
+            out += [(f, label) for f in sorted(d.rglob("*")) if f.is_file() and is_image_file(f)]
+    if not out:
+        raise DataError(f"{root}: no PNG/JPEG/DICOM images in its class sub-folders")
+    return out
+
+
+def _split_files(items, fractions, seed):
+    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
+        raise DataError(f"split fractions must be three numbers summing to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    out = {s: [] for s in SPLITS}
+    labels = sorted({lab for _, lab in items})
+    for lab in labels:
+        members = [it for it in items if it[1] == lab]
+        order = rng.permutation(len(members))
+        n_train = round(fractions[0] * len(members))
+        n_val = round(fractions[1] * len(members))
+        for rank, i in enumerate(order):
+            s = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+            out[s].append(members[i])
+    return {s: v for s, v in out.items() if v}

@@ -1,0 +1,216 @@
+"""The model zoo: a registry of named architectures (and tiny test variants), plus users' own
+factories by `path/to/file.py:factory` or `package.module:factory`.
+
+Example: `create_model("mednext_small", num_classes=2, in_channels=1, image_size=28)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgemed.errors import ModelError, missing_extra
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    class_path: str  # "module:Class", imported on first use (keeps torch out of `import edgemed`)
+    defaults: Callable[[int], dict]  # image_size → constructor kwargs
+    default_image_size: int
+    description: str
+    test_variant: bool = False
+
+    @property
+    def build(self) -> Callable[..., Any]:
+        module, _, cls = self.class_path.partition(":")
+        try:
+            return getattr(importlib.import_module(module), cls)
+        except ImportError as e:
+            if "torch" in str(e):
+                raise missing_extra("torch", "train") from None
+            raise
+
+
+REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, class_path: str, defaults, default_image_size: int,
+                   description: str, test_variant: bool = False) -> None:
+    REGISTRY[name] = ModelEntry(name, class_path, defaults, default_image_size, description, test_variant)
+
+
+def _register_zoo() -> None:
+    ConvNeXtMed = "edgemed.models.convnext_med:ConvNeXtMed"
+    MedNeXt = "edgemed.models.mednext:MedNeXt"
+    ResNet = "edgemed.models.resnet:ResNet"
+
+    def small(size: int) -> bool:
+        return size <= 64
+
+    register_model(
+        "convnext_med", ConvNeXtMed,
+        lambda s: dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768),
+                       stem="conv3" if small(s) else "patchify4", drop_path=0.1),
+        224, "Seed A: ConvNeXt-Tiny + GAP‖GMP dual pooling + SEVector (feature-smoothing loss)")
+    register_model(
+        "convnext_med_28", ConvNeXtMed,
+        lambda s: dict(depths=(2, 2, 6, 2), dims=(48, 96, 192, 384),
+                       stem="conv3" if small(s) else "patchify4", drop_path=0.05),
+        28, "Seed A, small-input variant: 3×3 stride-1 stem, half width, depths 2-2-6-2")
+    register_model(
+        "mednext_small", MedNeXt,
+        lambda s: dict(depths=(2, 2, 4, 2), dims=(32, 64, 128, 256),
+                       stem_stride=1 if small(s) else 4),
+        28, "Seed B: MedNeXt small (SEM + Smooth DwConv FFN + Linear-Attention FFN)")
+    register_model(
+        "mednext_base", MedNeXt,
+        lambda s: dict(depths=(2, 2, 6, 2), dims=(48, 96, 192, 384),
+                       stem_stride=1 if small(s) else 4, drop_path=0.1),
+        224, "Seed B: MedNeXt base")
+    register_model(
+        "resnet18_medmnist", ResNet,
+        lambda s: dict(layers=(2, 2, 2, 2), widths=(64, 128, 256, 512), small_input=small(s)),
+        28, "MedMNIST v2 reference ResNet-18 (3×3 stem, no max-pool at 28×28)")
+    # Tiny variants for tests: same code paths, a few thousand parameters.
+    register_model(
+        "convnext_med_micro", ConvNeXtMed,
+        lambda s: dict(depths=(1, 1, 1, 1), dims=(8, 16, 24, 32),
+                       stem="conv3" if small(s) else "patchify4", drop_path=0.0, se_reduction=4),
+        28, "Test variant of convnext_med", test_variant=True)
+    register_model(
+        "mednext_micro", MedNeXt,
+        lambda s: dict(depths=(1, 1, 1, 1), dims=(8, 16, 24, 32),
+                       stem_stride=1 if small(s) else 4, drop_path=0.0),
+        28, "Test variant of mednext", test_variant=True)
+    register_model(
+        "resnet18_micro", ResNet,
+        lambda s: dict(layers=(1, 1, 1, 1), widths=(8, 16, 24, 32), small_input=small(s)),
+        28, "Test variant of resnet18_medmnist", test_variant=True)
+
+
+_register_zoo()
+
+
+def is_user_factory(name: str) -> bool:
+    return ":" in name
+
+
+def resolve_kwargs(name: str, image_size: int, kwargs: dict | None = None) -> dict:
+    """The full constructor kwargs a zoo model is built with (defaults + overrides), so a
+    checkpoint records exactly what it was built from."""
+    entry = get_entry(name)
+    resolved = dict(entry.defaults(image_size))
+    overrides = dict(kwargs or {})
+    accepted = set(inspect.signature(entry.build).parameters) - {"self", "num_classes", "in_channels"}
+    unknown = set(overrides) - accepted
+    if unknown:
+        raise ModelError(
+            f"model {name} does not take {', '.join(sorted(unknown))}: it takes {', '.join(sorted(accepted))}"
+        )
+    resolved.update(overrides)
+    for k, v in resolved.items():
+        if isinstance(v, list):
+            resolved[k] = tuple(v)
+    return resolved
+
+
+def get_entry(name: str) -> ModelEntry:
+    if name not in REGISTRY:
+        raise ModelError(f"unknown model {name!r}: use one of {', '.join(REGISTRY)} "
+                         "(see `edgemed models`), or path/to/file.py:factory")
+    return REGISTRY[name]
+
+
+def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: int | None = None,
+                 **kwargs):
+    """Build a model by registry name or user factory; checks the input size fits it."""
+    if num_classes < 2:
+        raise ModelError(f"a classifier needs at least 2 classes, got {num_classes}")
+    if is_user_factory(name):
+        return _user_model(name, num_classes, in_channels, image_size, kwargs)
+    entry = get_entry(name)
+    size = image_size or entry.default_image_size
+    resolved = resolve_kwargs(name, size, kwargs)
+    try:
+        model = entry.build(num_classes=num_classes, in_channels=in_channels, **resolved)
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"model {name}: invalid arguments ({e})") from None
+    if size < model.min_image_size:
+        raise ModelError(
+            f"image size {size} is too small for {name}: it needs at least {model.min_image_size} px "
+            f"(pass --image-size {model.min_image_size} or more)"
+        )
+    return model
+
+
+def _load_factory(spec: str):
+    target, _, attr = spec.rpartition(":")
+    if not target or not attr:
+        raise ModelError(f"user model {spec!r} must look like path/to/file.py:factory or package.module:factory")
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            if not path.is_file():
+                raise ModelError(f"user model file {path} not found")
+            mod_name = f"edgemed_user_{abs(hash(str(path.resolve())))}"
+            mod = sys.modules.get(mod_name)
+            if mod is None:
+                module_spec = importlib.util.spec_from_file_location(mod_name, path)
+                mod = importlib.util.module_from_spec(module_spec)
+                sys.modules[mod_name] = mod
+                module_spec.loader.exec_module(mod)
+        else:
+            mod = importlib.import_module(target)
+    except ModelError:
+        raise
+    except Exception as e:
+        raise ModelError(f"could not import user model {target}: {e.__class__.__name__}: {e}") from None
+    factory = getattr(mod, attr, None)
+    if not callable(factory):
+        raise ModelError(f"{target} has no callable {attr!r}")
+    return factory
+
+
+def _user_model(spec, num_classes, in_channels, image_size, kwargs):
+    factory = _load_factory(spec)
+    params = inspect.signature(factory).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    call = dict(kwargs)
+    for key, value in (("num_classes", num_classes), ("in_channels", in_channels),
+                       ("image_size", image_size)):
+        if takes_any or key in params:
+            call[key] = value
+    try:
+        return factory(**call)
+    except TypeError as e:
+        raise ModelError(f"user model {spec}: {e}") from None
+
+
+def list_models(include_tests: bool = False) -> list[ModelEntry]:
+    return [e for e in REGISTRY.values() if include_tests or not e.test_variant]
+
+
+def count_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass (convolutions and matmuls), via torch's
+    FlopCounterMode (which counts 2 FLOPs per MAC)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(input_shape))
+    model.train(was_training)
+    return counter.get_total_flops() // 2

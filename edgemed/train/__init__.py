@@ -1,0 +1,6 @@
+"""Training and evaluation (needs the `train` extra: torch, safetensors)."""
+
+from edgemed.train.evaluate import evaluate
+from edgemed.train.loop import TrainResult, predict_logits, train
+
+__all__ = ["TrainResult", "evaluate", "predict_logits", "train"]

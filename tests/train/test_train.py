@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+from edgemed.checkpoint import load_checkpoint, read_checkpoint
+from edgemed.errors import EdgemedError, TrainingDiverged
+from edgemed.train import evaluate, train
+from edgemed.train.augment import augment
+from tests.conftest import needs_data
+
+
+@needs_data
+def test_tiny_training_saves_best_checkpoint_with_metrics(tiny_checkpoint):
+    ckpt = read_checkpoint(tiny_checkpoint)
+    assert ckpt.model_name == "mednext_micro" and ckpt.class_names == ["normal", "pneumonia"]
+    assert ckpt.dataset["name"] == "pneumoniamnist" and len(ckpt.dataset["sha256"]) == 64
+    assert set(ckpt.metrics) == {"val", "test"}
+    assert ckpt.metrics["test"]["accuracy"]["ci"] is not None
+    assert ckpt.training["history"] and ckpt.training["wall_time_s"] > 0
+    assert ckpt.versions["torch"].startswith("2.")
+    # PreprocessSpec holds the training split's statistics
+    assert 0.3 < ckpt.preprocess.mean[0] < 0.8
+
+
+@needs_data
+def test_evaluate_reproduces_training_metrics(tiny_checkpoint):
+    ckpt = read_checkpoint(tiny_checkpoint)
+    m = evaluate(tiny_checkpoint, split="test", limit=128, n_boot=0)
+    assert m["accuracy"]["value"] == pytest.approx(ckpt.metrics["test"]["accuracy"]["value"])
+    assert m["n"] == ckpt.metrics["test"]["n"]
+
+
+@needs_data
+def test_same_seed_same_weights(tmp_path):
+    kw = dict(epochs=1, batch_size=32, limit_train=128, limit_eval=64, threads=1, progress=False,
+              precision="fp32")
+    a = train("resnet18_micro", "breastmnist", out=tmp_path / "a.safetensors", seed=3, **kw)
+    b = train("resnet18_micro", "breastmnist", out=tmp_path / "b.safetensors", seed=3, **kw)
+    wa, wb = load_checkpoint(a.checkpoint)[1].state_dict(), load_checkpoint(b.checkpoint)[1].state_dict()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k])
+
+
+@needs_data
+def test_nan_loss_stops_with_a_clear_error(tmp_path):
+    with pytest.raises(TrainingDiverged, match="lower --lr"):
+        train("resnet18_micro", "breastmnist", out=tmp_path / "n.safetensors", epochs=1,
+              batch_size=32, lr=1e12, limit_train=64, limit_eval=32, progress=False)
+    assert not (tmp_path / "n.safetensors").exists()
+
+
+@needs_data
+def test_existing_output_is_not_overwritten(tmp_path):
+    out = tmp_path / "x.safetensors"
+    out.write_bytes(b"precious")
+    with pytest.raises(EdgemedError, match="already exists"):
+        train("resnet18_micro", "breastmnist", out=out, epochs=1, limit_train=32, progress=False)
+    assert out.read_bytes() == b"precious"
+
+
+@needs_data
+def test_class_weights_and_multiclass_rgb(tiny_convnext_checkpoint):
+    ckpt = read_checkpoint(tiny_convnext_checkpoint)
+    assert ckpt.in_channels == 3 and ckpt.num_classes == 8
+    assert ckpt.training["feature_smoothing"] == pytest.approx(0.1)  # seed A's loss is on by default
+
+
+def test_augment_keeps_shape_and_changes_pixels():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 1, 28, 28)
+    y = augment(x, "strong", g)
+    assert y.shape == x.shape and not torch.equal(x, y)
+    assert torch.equal(augment(x, "none", g), x)
+
+
+def test_feature_smoothing_pulls_toward_class_centres():
+    from edgemed.train.losses import FeatureSmoothingLoss
+
+    loss = FeatureSmoothingLoss(2, 4, weight=1.0, momentum=0.0)
+    f = torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0]])
+    assert loss(f, torch.tensor([0, 0, 1])).item() == pytest.approx(0.0, abs=1e-6)
+    spread = torch.tensor([[1.0, 0, 0, 0], [0, 0, 1.0, 0]])
+    assert loss(spread, torch.tensor([0, 0])).item() > 0.4
+    assert np.isfinite(loss.centers.numpy()).all()
