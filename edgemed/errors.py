@@ -40,3 +40,29 @@ class TrainingDiverged(EdgemedError):
 def missing_extra(package: str, extra: str) -> RuntimeUnavailable:
     """The standard message for an optional dependency that is not installed."""
     return RuntimeUnavailable(f'{package} is not installed: pip install "edgemed[{extra}]"')
+
+
+# top-level module → (package to name, extra that installs it)
+OPTIONAL_MODULES = {
+    "torch": ("torch", "train"), "safetensors": ("safetensors", "train"),
+    "onnx": ("onnx", "onnx"), "onnxscript": ("onnxscript", "onnx"),
+    "onnxruntime": ("onnxruntime", "runtime"), "ai_edge_litert": ("ai-edge-litert", "runtime"),
+    "openvino": ("OpenVINO", "openvino"), "litert_torch": ("litert-torch", "tflite"),
+    "ai_edge_quantizer": ("ai-edge-quantizer", "tflite"), "nncf": ("NNCF", "quantize"),
+    "torchao": ("torchao", "quantize"), "torch_pruning": ("torch-pruning", "prune"),
+    "matplotlib": ("matplotlib", "report"), "pydicom": ("pydicom", "dicom"),
+}
+
+
+def from_import_error(e: ImportError) -> RuntimeUnavailable | None:
+    """The install hint for an optional package that failed to import, if it is one of ours."""
+    name = (getattr(e, "name", None) or "").split(".")[0]
+    if not name:
+        import re
+
+        m = re.search(r"No module named '([\w.]+)'", str(e))
+        name = m.group(1).split(".")[0] if m else ""
+    if name in OPTIONAL_MODULES:
+        package, extra = OPTIONAL_MODULES[name]
+        return missing_extra(package, extra)
+    return None

@@ -17,6 +17,17 @@ from edgemed.errors import EdgemedError
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(path: str | Path, directory: bool = False) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; outputs get the usual umask modes."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file, cached by (path, size, mtime) so repeated checks are cheap."""
     p = Path(path)
@@ -43,6 +54,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    _normal_mode(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -73,6 +85,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp{p.suffix}")
     try:
         yield tmp
+        if tmp.exists():
+            _normal_mode(tmp)
         os.replace(tmp, p)
     finally:
         if tmp.exists():
@@ -86,6 +100,7 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
     final = check_output(path, force)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    _normal_mode(tmp, directory=True)
     try:
         yield tmp
         if final.exists():
@@ -108,3 +123,31 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         return json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise EdgemedError(f"{what} {p} is not valid JSON ({e}): regenerate it") from None
+
+
+@contextlib.contextmanager
+def quiet_native() -> Iterator[None]:
+    """Silence what converters print from native code and Python (progress, banners, INFO logs)
+    by pointing file descriptors 1 and 2 at /dev/null; `edgemed --debug` (EDGEMED_DEBUG=1) keeps it."""
+    import sys
+
+    if os.environ.get("EDGEMED_DEBUG"):
+        yield
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)

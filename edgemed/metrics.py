@@ -4,7 +4,6 @@ by training, evaluation and the benchmark harness on devices."""
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, roc_auc_score
 
 from edgemed.errors import EdgemedError
 
@@ -18,6 +17,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _auc(y: np.ndarray, probs: np.ndarray, num_classes: int) -> float | None:
+    from sklearn.metrics import roc_auc_score  # imported here: scipy is slow to load on a Pi
+
     if len(np.unique(y)) < num_classes:
         return None  # AUC is undefined when a class is absent from the sample
     if num_classes == 2:
@@ -26,6 +27,8 @@ def _auc(y: np.ndarray, probs: np.ndarray, num_classes: int) -> float | None:
 
 
 def _point(y: np.ndarray, probs: np.ndarray, num_classes: int) -> dict:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
+
     pred = probs.argmax(axis=1)
     cm = confusion_matrix(y, pred, labels=list(range(num_classes)))
     tp = np.diag(cm).astype(float)

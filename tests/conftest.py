@@ -73,3 +73,40 @@ def write_npz(path: Path, n=(20, 6, 6), size=28, classes=2, rgb=False, seed=0, *
     arrays.update(overrides)
     np.savez(path, **arrays)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, tiny_checkpoint) -> Path:
+    """The tiny checkpoint exported to every format in FP32 and FP16."""
+    from edgemed.export.exporter import export
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    export(tiny_checkpoint, ["onnx", "openvino", "tflite"], ["fp32", "fp16"], out, parity_count=64,
+           progress=False, threads=2)
+    return out
+
+
+BLOCK_HEAVY = """
+import sys
+class _Block:
+    # stands in for a device with only edgemed[runtime]: torch, OpenVINO, NNCF and the
+    # converters cannot be imported
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'openvino', 'nncf', 'litert_torch', 'torchao', 'torch_pruning', 'safetensors'):
+            raise ImportError(f"No module named {name!r} (blocked: runtime-only test)")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def run_without_torch(args: list[str], check_modules: bool = True):
+    """Run the edgemed CLI in a subprocess where torch cannot be imported."""
+    import subprocess
+    import sys
+
+    code = BLOCK_HEAVY + (
+        "from edgemed.cli import main\n"
+        f"sys.argv = ['edgemed'] + {list(map(str, args))!r}\n"
+        "try:\n    main()\nfinally:\n"
+        "    assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -12,7 +12,7 @@ import warnings
 import typer
 from typer.core import TyperGroup
 
-from edgemed.errors import EdgemedError
+from edgemed.errors import EdgemedError, from_import_error
 
 _STATE = {"debug": False}
 
@@ -35,6 +35,11 @@ class EdgemedGroup(TyperGroup):
             if _STATE["debug"]:
                 raise
             fail(str(e), e.exit_code)
+        except ImportError as e:
+            hint = from_import_error(e)
+            if hint is None or _STATE["debug"]:
+                raise
+            fail(str(hint), hint.exit_code)
         except KeyboardInterrupt:
             fail("interrupted; finished outputs are kept, unfinished ones were not written", 130)
         except Exception as e:
@@ -54,6 +59,8 @@ app = typer.Typer(cls=EdgemedGroup, no_args_is_help=True, add_completion=False,
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and library logs."),
           version: bool = typer.Option(False, "--version", help="Print the version and exit.")):
     _STATE["debug"] = debug
+    if debug:
+        os.environ["EDGEMED_DEBUG"] = "1"
     if version:
         from edgemed import __version__
 
@@ -82,11 +89,12 @@ def _quiet_libraries(debug: bool) -> None:
 
 
 def _register() -> None:
-    from edgemed.cli import data, models, train
+    from edgemed.cli import data, export, models, train
 
     app.add_typer(data.app, name="data")
     models.register(app)
     train.register(app)
+    export.register(app)
 
 
 _register()

@@ -1,0 +1,218 @@
+"""Deployment bundles: a folder of model files plus `edgemed.json`, the manifest that says how to
+feed them (PreprocessSpec, input name/shape/layout), what they are (format, precision, sha256,
+size, parity with the FP32 reference) and where they came from. Reading needs only the standard
+library and NumPy, so devices with `edgemed[runtime]` load bundles. Loading verifies every hash
+first: a tampered or truncated file is refused by name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+from edgemed.data.preprocess import PreprocessSpec
+from edgemed.errors import BundleError, EdgemedError
+from edgemed.fileio import atomic_write_json, sha256_file
+
+MANIFEST = "edgemed.json"
+SCHEMA = "edgemed-bundle"
+SCHEMA_VERSION = 1
+PRECISIONS = ("fp32", "fp16", "int8", "mixed")
+REQUIRED = ("schema", "schema_version", "edgemed_version", "class_names", "preprocess", "input", "artifacts", "provenance")
+ARTIFACT_REQUIRED = ("id", "format", "precision", "file", "files", "input_layout")
+
+
+@dataclass
+class Artifact:
+    """One model file (or file set, for OpenVINO's .xml + .bin) inside a bundle."""
+
+    id: str
+    format: str
+    precision: str
+    file: str  # primary file, relative to the bundle (POSIX)
+    files: list[dict]  # [{path, sha256, size}] — every file the artifact needs
+    input_layout: str = "NCHW"
+    static_batch: int | None = None
+    parity: dict | None = None
+    details: dict = field(default_factory=dict)
+    root: Path | None = None  # bundle folder, set when loaded
+
+    @property
+    def path(self) -> Path:
+        if self.root is None:
+            raise BundleError(f"artifact {self.id} is not attached to a bundle folder")
+        return self.root / self.file
+
+    @property
+    def size(self) -> int:
+        return sum(f["size"] for f in self.files)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "format": self.format, "precision": self.precision,
+                "file": self.file, "files": self.files, "size": self.size,
+                "input_layout": self.input_layout, "static_batch": self.static_batch,
+                "parity": self.parity, "details": self.details}
+
+    @classmethod
+    def from_dict(cls, d: dict, root: Path) -> Artifact:
+        missing = [k for k in ARTIFACT_REQUIRED if k not in d]
+        if missing:
+            raise BundleError(f"{root / MANIFEST}: artifact {d.get('id', '?')} lacks {', '.join(missing)}")
+        return cls(id=d["id"], format=d["format"], precision=d["precision"], file=d["file"],
+                   files=d["files"], input_layout=d["input_layout"], static_batch=d.get("static_batch"),
+                   parity=d.get("parity"), details=d.get("details", {}), root=root)
+
+
+@dataclass
+class Bundle:
+    root: Path
+    manifest: dict
+    artifacts: list[Artifact]
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.manifest["class_names"]
+
+    @property
+    def preprocess(self) -> PreprocessSpec:
+        return PreprocessSpec.from_dict(self.manifest["preprocess"])
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the manifest, which holds every file's hash: one identity for the bundle."""
+        return sha256_file(self.root / MANIFEST)
+
+    @property
+    def recommended(self) -> str | None:
+        return self.manifest.get("recommended")
+
+    def artifact(self, artifact_id: str) -> Artifact:
+        for a in self.artifacts:
+            if a.id == artifact_id:
+                return a
+        raise BundleError(f"bundle {self.root} has no artifact {artifact_id!r}: it has {', '.join(a.id for a in self.artifacts)}")
+
+    def select(self, ids: list[str] | None = None, formats: list[str] | None = None,
+               precisions: list[str] | None = None) -> list[Artifact]:
+        chosen = [self.artifact(i) for i in ids] if ids else list(self.artifacts)
+        if formats:
+            chosen = [a for a in chosen if a.format in formats]
+        if precisions:
+            chosen = [a for a in chosen if a.precision in precisions]
+        if not chosen:
+            raise BundleError(f"no artifact in {self.root} matches the selection "
+                              f"(it has {', '.join(a.id for a in self.artifacts)})")
+        return chosen
+
+
+def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Read a bundle's manifest and (by default) check every file's sha256 and size."""
+    root = Path(path)
+    mpath = root / MANIFEST
+    if not root.is_dir():
+        raise BundleError(f"bundle folder not found: {root}")
+    if not mpath.is_file():
+        raise BundleError(f"{root} is not an edgemed bundle: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{mpath} is not valid JSON ({e}): the bundle is damaged; export it again") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        raise BundleError(f"{mpath} is not an edgemed bundle manifest")
+    version = manifest.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
+        raise BundleError(f"{mpath}: unknown bundle schema version {version!r} (this edgemed reads up to "
+                          f"{SCHEMA_VERSION}); upgrade edgemed or export the bundle again")
+    missing = [k for k in REQUIRED if k not in manifest]
+    if missing:
+        raise BundleError(f"{mpath}: manifest lacks {', '.join(missing)}; export the bundle again")
+    try:
+        PreprocessSpec.from_dict(manifest["preprocess"])
+    except EdgemedError as e:
+        raise BundleError(f"{mpath}: {e}") from None
+    artifacts = [Artifact.from_dict(a, root) for a in manifest["artifacts"]]
+    for a in artifacts:
+        for f in a.files:
+            p = PurePosixPath(f["path"])
+            if p.is_absolute() or ".." in p.parts:
+                raise BundleError(f"{mpath}: artifact {a.id} names a path outside the bundle ({f['path']})")
+    bundle = Bundle(root, manifest, artifacts)
+    if verify:
+        problems = verify_bundle(bundle)
+        if problems:
+            raise BundleError(f"bundle {root} failed verification: {problems[0]}"
+                              + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return bundle
+
+
+def verify_bundle(bundle: Bundle) -> list[str]:
+    """Every problem found, as 'FILE: what is wrong' (empty when the bundle is intact)."""
+    problems = []
+    for a in bundle.artifacts:
+        for f in a.files:
+            p = bundle.root / f["path"]
+            if not p.is_file():
+                problems.append(f"{f['path']} ({a.id}) is missing")
+            elif p.stat().st_size != f["size"]:
+                problems.append(f"{f['path']} ({a.id}) is truncated or altered: {p.stat().st_size} bytes, manifest says {f['size']}")
+            elif sha256_file(p) != f["sha256"]:
+                problems.append(f"{f['path']} ({a.id}) was altered: sha256 differs from the manifest")
+    return problems
+
+
+def file_record(root: Path, path: Path) -> dict:
+    rel = path.relative_to(root).as_posix()
+    return {"path": rel, "sha256": sha256_file(path), "size": path.stat().st_size}
+
+
+class BundleWriter:
+    """Builds a bundle folder (usually a temp folder that `atomic_dir` renames into place)."""
+
+    def __init__(self, root: Path, *, class_names: list[str], preprocess: PreprocessSpec,
+                 model: dict, provenance: dict, input_name: str = "input",
+                 base_manifest: dict | None = None):
+        from edgemed import __version__
+
+        self.root = Path(root)
+        self.manifest = dict(base_manifest or {})
+        self.manifest.update({
+            "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "edgemed_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model": model, "class_names": list(class_names), "preprocess": preprocess.to_dict(),
+            "input": {"name": input_name, "shape": list(preprocess.input_shape), "dtype": "float32",
+                      "layout": "NCHW", "value_range": "normalised with preprocess mean/std"},
+            "output": {"name": "logits", "shape": [1, len(class_names)], "dtype": "float32",
+                       "meaning": "unnormalised class scores (apply softmax for probabilities)"},
+            "provenance": provenance,
+        })
+        self.manifest.setdefault("artifacts", [])
+        self.manifest.setdefault("failed", [])
+
+    @property
+    def artifact_ids(self) -> list[str]:
+        return [a["id"] for a in self.manifest["artifacts"]]
+
+    def add(self, artifact_id: str, fmt: str, precision: str, files: list[Path], *,
+            input_layout: str = "NCHW", static_batch: int | None = None, parity: dict | None = None,
+            details: dict | None = None) -> Artifact:
+        if precision not in PRECISIONS:
+            raise EdgemedError(f"unknown precision {precision!r}")
+        if artifact_id in self.artifact_ids:
+            self.manifest["artifacts"] = [a for a in self.manifest["artifacts"] if a["id"] != artifact_id]
+        a = Artifact(id=artifact_id, format=fmt, precision=precision,
+                     file=files[0].relative_to(self.root).as_posix(),
+                     files=[file_record(self.root, f) for f in files], input_layout=input_layout,
+                     static_batch=static_batch, parity=parity, details=details or {}, root=self.root)
+        self.manifest["artifacts"].append(a.to_dict())
+        return a
+
+    def fail(self, fmt: str, precision: str, message: str) -> None:
+        self.manifest["failed"].append({"format": fmt, "precision": precision, "error": message})
+
+    def set(self, key: str, value) -> None:
+        self.manifest[key] = value
+
+    def write(self) -> Path:
+        return atomic_write_json(self.root / MANIFEST, self.manifest)

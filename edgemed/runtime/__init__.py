@@ -1,0 +1,78 @@
+"""Runtimes behind one Session protocol. This package imports no torch at module level: a device
+with only `edgemed[runtime]` (numpy, onnxruntime, ai-edge-litert) runs bundles through it.
+
+    session = open_session(bundle.artifact("onnx-fp32"), device="cpu", threads=2)
+    logits = session.run(batch)   # float32 NCHW → float32 logits
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from edgemed.errors import EdgemedError
+from edgemed.runtime.base import Session
+
+# runtime → (module, Session class); a new runtime is one file plus one line here
+RUNTIMES = {
+    "onnxruntime": ("edgemed.runtime.onnx", "OnnxSession"),
+    "openvino": ("edgemed.runtime.openvino", "OpenVINOSession"),
+    "litert": ("edgemed.runtime.litert", "LiteRTSession"),
+    "torch": ("edgemed.runtime.torch", "TorchSession"),
+}
+# artifact format → runtimes that can run it (first is the default)
+FORMAT_RUNTIMES = {
+    "onnx": ("onnxruntime", "openvino"),
+    "openvino": ("openvino",),
+    "tflite": ("litert",),
+    "torch": ("torch",),
+}
+
+
+def runtimes_for(fmt: str) -> tuple[str, ...]:
+    if fmt not in FORMAT_RUNTIMES:
+        raise EdgemedError(f"no runtime for format {fmt!r}: known formats are {', '.join(FORMAT_RUNTIMES)}")
+    return FORMAT_RUNTIMES[fmt]
+
+
+def available_devices(runtime: str) -> list[str]:
+    module, _ = RUNTIMES[runtime]
+    return importlib.import_module(module).devices()
+
+
+def open_session(artifact, device: str = "cpu", threads: int | None = None,
+                 runtime: str | None = None) -> Session:
+    """A Session for a bundle artifact (or a model file path): picks the runtime by format.
+
+    Args:
+        artifact: a bundle `Artifact`, or a path to .onnx / .xml / .tflite / .safetensors.
+        device: "cpu", "gpu"/"cuda", "tensorrt", "npu" (what the runtime offers here).
+        threads: intra-op threads (None: the runtime's default).
+        runtime: override the default runtime (e.g. "openvino" for an ONNX file).
+    """
+    if isinstance(artifact, (str, Path)):
+        path, fmt, layout = Path(artifact), _format_of(Path(artifact)), "NCHW"
+    else:
+        path, fmt, layout = artifact.path, artifact.format, artifact.input_layout
+    allowed = runtimes_for(fmt)
+    runtime = runtime or allowed[0]
+    if runtime not in allowed:
+        raise EdgemedError(f"runtime {runtime!r} cannot run {fmt} models: use {', '.join(allowed)}")
+    module, cls = RUNTIMES[runtime]
+    session_cls = getattr(importlib.import_module(module), cls)
+    kwargs = {"input_layout": layout} if runtime == "litert" else {}
+    session = session_cls(str(path), device=device, threads=threads, **kwargs)
+    if layout == "NHWC" and runtime != "litert":
+        session.input_layout = "NHWC"
+    return session
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    formats = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".safetensors": "torch"}
+    if suffix not in formats:
+        raise EdgemedError(f"{path}: unknown model file type {suffix!r} (.onnx, .xml, .tflite, .safetensors)")
+    return formats[suffix]
+
+
+__all__ = ["FORMAT_RUNTIMES", "RUNTIMES", "Session", "available_devices", "open_session", "runtimes_for"]
