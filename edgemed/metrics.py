@@ -1,5 +1,12 @@
 """Classification metrics with bootstrap confidence intervals (scikit-learn; no torch), shared
-by training, evaluation and the benchmark harness on devices."""
+by training, evaluation and the benchmark harness on devices.
+
+Point values come from scikit-learn. The bootstrap resamples images with replacement; for each
+resample the confusion matrix is built with one vectorised bincount (accuracy, balanced
+accuracy, sensitivity and specificity are read from it, as scikit-learn defines them) and AUC is
+the Mann–Whitney form of scikit-learn's roc_auc_score on tie-averaged ranks, vectorised over
+resamples. tests/test_metrics.py checks resampled values against scikit-learn.
+"""
 
 from __future__ import annotations
 
@@ -16,44 +23,75 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _auc(y: np.ndarray, probs: np.ndarray, num_classes: int) -> float | None:
+def auc_score(y: np.ndarray, probs: np.ndarray, num_classes: int) -> float | None:
+    """ROC AUC (one-vs-rest macro for multi-class); None when a class is absent from `y`."""
     from sklearn.metrics import roc_auc_score  # imported here: scipy is slow to load on a Pi
 
     if len(np.unique(y)) < num_classes:
-        return None  # AUC is undefined when a class is absent from the sample
+        return None
     if num_classes == 2:
         return float(roc_auc_score(y, probs[:, 1]))
     return float(roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=list(range(num_classes))))
 
 
-def _point(y: np.ndarray, probs: np.ndarray, num_classes: int) -> dict:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
+def _auc_resamples(y: np.ndarray, probs: np.ndarray, k: int, idx: np.ndarray) -> np.ndarray:
+    """AUC of each resample row of idx (B, N), the same quantity as roc_auc_score (one-vs-rest
+    macro for k > 2), via the Mann–Whitney statistic on tie-averaged ranks, vectorised over
+    resamples; NaN where a class is absent from the resample."""
+    from scipy.stats import rankdata
 
-    pred = probs.argmax(axis=1)
-    cm = confusion_matrix(y, pred, labels=list(range(num_classes)))
-    tp = np.diag(cm).astype(float)
-    fn = cm.sum(axis=1) - tp
-    fp = cm.sum(axis=0) - tp
-    tn = cm.sum() - tp - fn - fp
+    classes = [1] if k == 2 else range(k)
+    per_class = []
+    for c in classes:
+        pos = y[idx] == c  # (B, N)
+        ranks = rankdata(probs[:, c][idx], axis=1)
+        n_pos = pos.sum(axis=1).astype(np.float64)
+        n_neg = idx.shape[1] - n_pos
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = (ranks * pos).sum(axis=1) - n_pos * (n_pos + 1) / 2
+            per_class.append(np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan))
+    aucs = np.stack(per_class, axis=1)
+    # scikit-learn's one-vs-rest needs every class present; so does this (NaN otherwise)
+    return aucs.mean(axis=1)
+
+
+def _rates(cms: np.ndarray) -> dict[str, np.ndarray]:
+    """Metrics of a stack of confusion matrices (B, K, K) → arrays of shape (B,) or (B, K)."""
+    cms = cms.astype(np.float64)
+    tp = np.diagonal(cms, axis1=1, axis2=2)
+    support = cms.sum(axis=2)
+    predicted = cms.sum(axis=1)
+    total = cms.sum(axis=(1, 2))[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        sens = np.where(tp + fn > 0, tp / (tp + fn), np.nan)
-        spec = np.where(tn + fp > 0, tn / (tn + fp), np.nan)
-    return {
-        "accuracy": float(accuracy_score(y, pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-        "auc": _auc(y, probs, num_classes),
-        "sensitivity": sens,
-        "specificity": spec,
-        "cm": cm,
-    }
+        sens = np.where(support > 0, tp / support, np.nan)
+        negatives = total - support
+        spec = np.where(negatives > 0, (total - support - predicted + tp) / negatives, np.nan)
+        balanced = np.nanmean(sens, axis=1)  # scikit-learn: mean recall over classes present
+    return {"accuracy": tp.sum(axis=1) / total[:, 0], "balanced_accuracy": balanced,
+            "sensitivity": sens, "specificity": spec}
 
 
-def _ci(samples: list[float], level: float) -> list[float] | None:
-    s = np.asarray([v for v in samples if v is not None and np.isfinite(v)], dtype=float)
+def _confusions(y: np.ndarray, pred: np.ndarray, k: int, idx: np.ndarray) -> np.ndarray:
+    """Confusion matrices of resamples idx (B, N) in one bincount."""
+    b = idx.shape[0]
+    flat = (np.arange(b)[:, None] * k * k + y[idx] * k + pred[idx]).ravel()
+    return np.bincount(flat, minlength=b * k * k).reshape(b, k, k)
+
+
+def _resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, (n_boot, n))
+
+
+def _ci(samples, level: float) -> list[float] | None:
+    s = np.asarray([v for v in np.ravel(samples) if v is not None and np.isfinite(v)], dtype=float)
     if len(s) == 0:
         return None
     a = (1.0 - level) / 2.0
     return [float(np.quantile(s, a)), float(np.quantile(s, 1.0 - a))]
+
+
+def _value(v) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
 
 
 def classification_metrics(y_true, probs, class_names: list[str] | None = None, n_boot: int = 1000,
@@ -63,6 +101,8 @@ def classification_metrics(y_true, probs, class_names: list[str] | None = None, 
 
     `probs` are class probabilities (N, K) (use `softmax` on logits). n_boot=0 skips the CIs.
     """
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
+
     y = np.asarray(y_true).reshape(-1).astype(np.int64)
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or len(p) != len(y):
@@ -71,43 +111,36 @@ def classification_metrics(y_true, probs, class_names: list[str] | None = None, 
         raise EdgemedError("cannot compute metrics on an empty split")
     k = p.shape[1]
     names = list(class_names) if class_names else [str(i) for i in range(k)]
-    point = _point(y, p, k)
-    boots: dict[str, list] = {m: [] for m in ("accuracy", "balanced_accuracy", "auc")}
-    sens_b, spec_b = [], []
+    pred = p.argmax(axis=1)
+    cm = confusion_matrix(y, pred, labels=list(range(k)))
+    point = _rates(cm[None])
+    out = {"n": int(len(y)), "n_boot": n_boot, "ci_level": level,
+           "accuracy": {"value": float(accuracy_score(y, pred)), "ci": None},
+           "balanced_accuracy": {"value": float(balanced_accuracy_score(y, pred)), "ci": None},
+           "auc": {"value": auc_score(y, p, k), "ci": None}}
+    boot = None
     if n_boot:
-        rng = np.random.default_rng(seed)
-        for _ in range(n_boot):
-            idx = rng.integers(0, len(y), len(y))
-            b = _point(y[idx], p[idx], k)
-            for m in boots:
-                boots[m].append(b[m])
-            sens_b.append(b["sensitivity"])
-            spec_b.append(b["specificity"])
-    n = len(y)
-    out = {"n": n, "n_boot": n_boot, "ci_level": level}
-    for m in boots:
-        out[m] = {"value": point[m], "ci": _ci(boots[m], level) if n_boot else None}
+        idx = _resamples(len(y), n_boot, seed)
+        boot = _rates(_confusions(y, pred, k, idx))
+        out["accuracy"]["ci"] = _ci(boot["accuracy"], level)
+        out["balanced_accuracy"]["ci"] = _ci(boot["balanced_accuracy"], level)
+        if out["auc"]["value"] is not None:
+            out["auc"]["ci"] = _ci(_auc_resamples(y, p, k, idx), level)
     counts = np.bincount(y, minlength=k)
-    per_class = []
-    for i, name in enumerate(names):
-        sens = point["sensitivity"][i]
-        spec = point["specificity"][i]
-        per_class.append({
-            "class": name,
-            "n": int(counts[i]),
-            "sensitivity": {"value": None if np.isnan(sens) else float(sens),
-                            "ci": _ci([s[i] for s in sens_b], level) if n_boot else None},
-            "specificity": {"value": None if np.isnan(spec) else float(spec),
-                            "ci": _ci([s[i] for s in spec_b], level) if n_boot else None},
-        })
-    out["per_class"] = per_class
-    out["confusion_matrix"] = point["cm"].tolist()
+    out["per_class"] = [{
+        "class": name, "n": int(counts[i]),
+        "sensitivity": {"value": _value(point["sensitivity"][0, i]),
+                        "ci": _ci(boot["sensitivity"][:, i], level) if boot is not None else None},
+        "specificity": {"value": _value(point["specificity"][0, i]),
+                        "ci": _ci(boot["specificity"][:, i], level) if boot is not None else None},
+    } for i, name in enumerate(names)]
+    out["confusion_matrix"] = cm.tolist()
     return out
 
 
 def metric_value(metrics: dict, name: str, positive_class: int | None = None) -> float | None:
     """One scalar from `classification_metrics` output: accuracy, balanced_accuracy, auc, or
-    sensitivity (of the positive class for binary tasks; mean over classes otherwise)."""
+    sensitivity/specificity (of the positive class for binary tasks; mean over classes otherwise)."""
     if name in ("accuracy", "balanced_accuracy", "auc"):
         return metrics[name]["value"]
     if name in ("sensitivity", "specificity"):
@@ -119,32 +152,31 @@ def metric_value(metrics: dict, name: str, positive_class: int | None = None) ->
     raise EdgemedError(f"unknown metric {name!r}: use one of {', '.join(METRICS)}")
 
 
+def _scalar(y, probs, k, metric: str, idx: np.ndarray | None = None) -> np.ndarray:
+    """metric for the full set (idx None) or for each resample row of idx."""
+    idx = np.arange(len(y))[None] if idx is None else idx
+    if metric == "auc":
+        return _auc_resamples(y, probs, k, idx)
+    r = _rates(_confusions(y, probs.argmax(1), k, idx))
+    if metric in ("accuracy", "balanced_accuracy"):
+        return r[metric]
+    if metric in ("sensitivity", "specificity"):
+        return r[metric][:, 1] if k == 2 else np.nanmean(r[metric], axis=1)
+    raise EdgemedError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
+
+
 def paired_difference(y_true, probs_a, probs_b, metric: str = "accuracy", n_boot: int = 1000,
                       seed: int = 0, level: float = 0.95) -> dict:
-    """metric(b) − metric(a) on the same images with a paired bootstrap CI, plus the flip rate
-    (share of images whose predicted class differs between a and b)."""
+    """metric(b) − metric(a) on the same images with a paired bootstrap CI (both scored on the
+    same resamples), plus the flip rate: share of images whose predicted class differs."""
     y = np.asarray(y_true).reshape(-1).astype(np.int64)
     pa, pb = np.asarray(probs_a, float), np.asarray(probs_b, float)
     k = pa.shape[1]
-
-    def value(idx):
-        ma = metric_value({**_wrap(_point(y[idx], pa[idx], k))}, metric)
-        mb = metric_value({**_wrap(_point(y[idx], pb[idx], k))}, metric)
-        return None if ma is None or mb is None else mb - ma
-
-    full = np.arange(len(y))
-    rng = np.random.default_rng(seed)
-    samples = [value(rng.integers(0, len(y), len(y))) for _ in range(n_boot)]
+    diff = float(_scalar(y, pb, k, metric)[0] - _scalar(y, pa, k, metric)[0])
+    ci = None
+    if n_boot:
+        idx = _resamples(len(y), n_boot, seed)
+        ci = _ci(_scalar(y, pb, k, metric, idx) - _scalar(y, pa, k, metric, idx), level)
     flips = pa.argmax(1) != pb.argmax(1)
-    return {"metric": metric, "difference": value(full), "ci": _ci(samples, level),
+    return {"metric": metric, "difference": None if not np.isfinite(diff) else diff, "ci": ci,
             "flip_rate": float(flips.mean()), "flips": int(flips.sum()), "n": int(len(y))}
-
-
-def _wrap(point: dict) -> dict:
-    """`_point` output in `classification_metrics`' shape, for metric_value."""
-    per_class = [{"sensitivity": {"value": None if np.isnan(s) else float(s)},
-                  "specificity": {"value": None if np.isnan(t) else float(t)}}
-                 for s, t in zip(point["sensitivity"], point["specificity"])]
-    return {"accuracy": {"value": point["accuracy"]},
-            "balanced_accuracy": {"value": point["balanced_accuracy"]},
-            "auc": {"value": point["auc"]}, "per_class": per_class}

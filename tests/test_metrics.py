@@ -57,3 +57,37 @@ def test_metric_value_sensitivity_is_positive_class_for_binary():
     y, p = fake()
     m = classification_metrics(y, p, n_boot=0)
     assert metric_value(m, "sensitivity") == m["per_class"][1]["sensitivity"]["value"]
+
+
+def test_vectorised_bootstrap_matches_sklearn_on_resamples():
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_score
+
+    from edgemed.metrics import _confusions, _rates
+
+    y, p = fake(n=200, k=4, seed=3)
+    pred = p.argmax(1)
+    idx = np.random.default_rng(1).integers(0, 200, (5, 200))
+    rates = _rates(_confusions(y, pred, 4, idx))
+    for b in range(5):
+        yb, pb = y[idx[b]], pred[idx[b]]
+        assert rates["accuracy"][b] == pytest.approx(accuracy_score(yb, pb))
+        assert rates["balanced_accuracy"][b] == pytest.approx(balanced_accuracy_score(yb, pb))
+        np.testing.assert_allclose(rates["sensitivity"][b], recall_score(yb, pb, average=None, labels=range(4)))
+        cm = confusion_matrix(yb, pb, labels=range(4))
+        spec0 = cm[1:, 1:].sum() / cm[1:].sum()
+        assert rates["specificity"][b, 0] == pytest.approx(spec0)
+
+
+def test_vectorised_auc_matches_sklearn_on_resamples():
+    from edgemed.metrics import _auc_resamples
+
+    for k, seed in ((2, 4), (5, 5)):
+        y, p = fake(n=150, k=k, seed=seed)
+        if k == 2:
+            p = np.round(p, 2)  # ties, which the rank form must average as scikit-learn does
+        idx = np.random.default_rng(2).integers(0, 150, (6, 150))
+        got = _auc_resamples(y, p, k, idx)
+        for b in range(6):
+            yb, pb = y[idx[b]], p[idx[b]]
+            want = roc_auc_score(yb, pb[:, 1]) if k == 2 else roc_auc_score(yb, pb, multi_class="ovr", labels=range(k))
+            assert got[b] == pytest.approx(want)

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgemed.data.catalog import CATALOG, DatasetInfo
 from edgemed.data.images import is_image_file, read_image
+from edgemed.data.preprocess import PreprocessSpec
 from edgemed.errors import DataError
 from edgemed.fileio import atomic_path, sha256_file
 
@@ -249,3 +250,27 @@ def _split_files(items, fractions, seed):
             s = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
             out[s].append(members[i])
     return {s: v for s, v in out.items() if v}
+
+
+def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of a class-stratified random subset of size ≈ n (for quick runs and tests)."""
+    if n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = max(1, round(n * len(idx) / len(labels)))
+        out.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    return np.sort(np.concatenate(out))
+
+
+def prepare_split(ds: Dataset, split: str, spec: PreprocessSpec, limit: int | None = None,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 NHWC images fitted to the spec, int64 labels) of a split."""
+    images, labels = ds.split(split)
+    if limit:
+        idx = stratified_subset(labels, limit, seed)
+        images = images[idx] if isinstance(images, np.ndarray) else [images[i] for i in idx]
+        labels = labels[idx]
+    return spec.fit(images), labels

@@ -12,7 +12,8 @@ from edgemed.checkpoint import load_checkpoint
 from edgemed.data.catalog import CATALOG
 from edgemed.data.datasets import load_dataset
 from edgemed.metrics import classification_metrics, softmax
-from edgemed.train.loop import predict_logits, prepare_split
+from edgemed.data.datasets import prepare_split
+from edgemed.train.loop import predict_logits
 
 
 def evaluate(checkpoint: str | Path, split: str = "test", dataset: str | None = None,

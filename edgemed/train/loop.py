@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemed.checkpoint import Checkpoint, save_checkpoint
-from edgemed.data.datasets import Dataset, load_dataset
+from edgemed.data.datasets import load_dataset, prepare_split
 from edgemed.data.preprocess import PreprocessSpec, spec_for
 from edgemed.errors import DataError, EdgemedError, ModelError, TrainingDiverged
 from edgemed.fileio import check_output
@@ -41,19 +41,6 @@ def has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of a class-stratified random subset of size ≈ n (for quick runs and tests)."""
-    if n >= len(labels):
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    out = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        k = max(1, round(n * len(idx) / len(labels)))
-        out.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
-    return np.sort(np.concatenate(out))
-
-
 def predict_logits(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """FP32 logits of a normalised NCHW float array, in eval mode."""
     import torch
@@ -64,17 +51,6 @@ def predict_logits(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         for i in range(0, len(x), batch_size):
             outs.append(model(torch.from_numpy(x[i:i + batch_size])).float().numpy())
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
-
-
-def prepare_split(ds: Dataset, split: str, spec: PreprocessSpec, limit: int | None = None,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 NHWC images fitted to the spec, int64 labels) of a split."""
-    images, labels = ds.split(split)
-    if limit:
-        idx = stratified_subset(labels, limit, seed)
-        images = images[idx] if isinstance(images, np.ndarray) else [images[i] for i in idx]
-        labels = labels[idx]
-    return spec.fit(images), labels
 
 
 def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_size: int = 128,

@@ -1,0 +1,52 @@
+"""Accuracy of artifacts on a data split through the bundle's PreprocessSpec, and retention
+against the FP32 reference: metric differences with paired-bootstrap CIs and the flip rate."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgemed.errors import DataError
+from edgemed.metrics import classification_metrics, paired_difference, softmax
+
+
+def load_split(bundle, dataset: str | None, split: str, data_dir=None, limit: int | None = None,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(uint8 images fitted to the spec, labels, info) of a split; no torch needed."""
+    from edgemed.data.catalog import CATALOG
+    from edgemed.data.datasets import load_dataset
+
+    name = dataset or (bundle.manifest.get("provenance", {}).get("dataset", {}) or {}).get("name")
+    if not name:
+        raise DataError("the bundle does not name its data set: pass --dataset")
+    ds = load_dataset(name, data_dir)
+    if ds.num_classes != len(bundle.class_names):
+        raise DataError(f"{ds.name} has {ds.num_classes} classes but the bundle predicts {len(bundle.class_names)}")
+    images, labels = ds.split(split)
+    if limit:
+        from edgemed.data.datasets import stratified_subset
+
+        idx = stratified_subset(labels, limit, seed)
+        images = images[idx] if isinstance(images, np.ndarray) else [images[i] for i in idx]
+        labels = labels[idx]
+    expected = (bundle.manifest.get("provenance", {}).get("dataset", {}) or {}).get("sha256")
+    info = {"name": ds.name, "split": split, "n": int(len(labels)), "sha256": ds.sha256,
+            "matches_training_data": expected == ds.sha256 if expected else None, "limit": limit}
+    return bundle.preprocess.fit(images), labels, info
+
+
+def artifact_probs(session, spec, fitted: np.ndarray, batch: int = 64) -> np.ndarray:
+    out = []
+    for i in range(0, len(fitted), batch):
+        out.append(softmax(session.run(spec.normalize(fitted[i:i + batch]))))
+    return np.concatenate(out)
+
+
+def accuracy_report(labels, probs, class_names, reference_probs=None, reference_name=None,
+                    n_boot: int = 1000) -> dict:
+    out = {"metrics": classification_metrics(labels, probs, class_names, n_boot=n_boot)}
+    if reference_probs is not None:
+        out["retention"] = {"reference": reference_name}
+        for metric in ("accuracy", "auc", "balanced_accuracy"):
+            out["retention"][metric] = paired_difference(labels, reference_probs, probs, metric, n_boot=n_boot)
+        out["retention"]["flip_rate"] = out["retention"]["accuracy"]["flip_rate"]
+    return out
