@@ -25,6 +25,12 @@ _API = {
     "evaluate": "edgemed.train",
     "load_checkpoint": "edgemed.checkpoint",
     "classification_metrics": "edgemed.metrics",
+    "export": "edgemed.export",
+    "load_bundle": "edgemed.export",
+    "open_session": "edgemed.runtime",
+    "predict": "edgemed.predict",
+    "bench": "edgemed.bench",
+    "report": "edgemed.report",
 }
 
 __all__ = sorted(_API) + ["__version__"]

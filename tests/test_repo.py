@@ -24,3 +24,14 @@ def test_import_edgemed_does_not_import_torch():
     code = "import sys, edgemed, edgemed.cli, edgemed.data, edgemed.metrics; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_api_verbs_survive_their_subpackages_being_imported():
+    import edgemed
+    import edgemed.bench.harness  # noqa: F401  (binds edgemed.bench to the package)
+    import edgemed.export.exporter  # noqa: F401
+    import edgemed.report.schema  # noqa: F401
+    import edgemed.train.loop  # noqa: F401
+
+    for verb in ("train", "evaluate", "export", "bench", "report", "predict", "open_session", "load_bundle"):
+        assert callable(getattr(edgemed, verb)), verb

@@ -13,3 +13,7 @@ def export(*args, **kwargs):
 
 
 export.__doc__ = "Export a checkpoint to a bundle; see edgemed.export.exporter.export."
+
+from edgemed._verbs import callable_package  # noqa: E402
+
+callable_package(__name__, "edgemed.export.exporter:export")

@@ -1,5 +1,8 @@
 """`edgemed train`: AdamW + warm-up/cosine, torch-op augmentation, optional class weighting and
-feature smoothing, best-on-validation checkpointing, early stopping, seeded runs."""
+feature smoothing, best-on-validation checkpointing, early stopping, seeded runs.
+
+`fit` is the loop itself, shared with pruning's fine-tuning (which adds a distillation teacher).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,40 @@ class TrainResult:
     wall_time_s: float
 
 
+@dataclass
+class FitConfig:
+    """Optimisation settings of one fit (training from scratch or fine-tuning)."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    augment: str = "light"
+    patience: int = 10
+    monitor: str = "accuracy"
+    precision: str = "auto"
+    feature_smoothing: float = 0.0
+    label_smoothing: float = 0.0
+    warmup_epochs: float = 1.0
+    class_weights: bool = False
+    seed: int = 0
+    distill_alpha: float = 0.7  # weight of the teacher's soft targets when a teacher is given
+    distill_temperature: float = 4.0
+    history: list[dict] = field(default_factory=list)
+
+    def validate(self) -> None:
+        from edgemed.train.augment import PRESETS
+
+        if self.monitor not in MONITORS:
+            raise EdgemedError(f"unknown --monitor {self.monitor!r}: use one of {', '.join(MONITORS)}")
+        if self.augment not in PRESETS:
+            raise EdgemedError(f"unknown --augment {self.augment!r}: use one of {', '.join(PRESETS)}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise EdgemedError(f"unknown --precision {self.precision!r}: use auto, fp32 or bf16")
+        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
+            raise EdgemedError("--epochs must be ≥ 1, --batch-size ≥ 2 and --lr > 0")
+
+
 def has_bf16() -> bool:
     """True on CPUs with native bf16 (AVX512-BF16 / AMX), where bf16 autocast trains ~2× faster."""
     try:
@@ -53,6 +90,129 @@ def predict_logits(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
+def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, class_names: list[str],
+        cfg: FitConfig, *, teacher=None, progress: bool = True, label: str = "epoch"):
+    """Train `net` in place and leave it holding its best-on-validation weights (eval mode).
+
+    x_train: torch float NCHW tensor; x_val: numpy float NCHW. With `teacher`, the loss adds
+    knowledge distillation (KL between temperature-softened teacher and student outputs).
+    Returns (best_epoch, history, wall_time_s).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from edgemed.train.augment import augment as augment_batch
+    from edgemed.train.losses import FeatureSmoothingLoss
+
+    cfg.validate()
+    k = len(class_names)
+    batch_size = min(cfg.batch_size, max(2, len(y_train)))
+    fs_loss = None
+    if cfg.feature_smoothing > 0:
+        if not hasattr(net, "forward_with_features"):
+            raise ModelError("this model has no forward_with_features: pass --feature-smoothing 0")
+        with torch.no_grad():
+            dim = net.eval().forward_with_features(x_train[:2])[1].shape[1]
+        fs_loss = FeatureSmoothingLoss(k, dim, cfg.feature_smoothing)
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and has_bf16())
+    net = net.to(memory_format=torch.channels_last)
+    if teacher is not None:
+        teacher = teacher.eval().to(memory_format=torch.channels_last)
+    weight = None
+    if cfg.class_weights:
+        counts = np.bincount(y_train, minlength=k).astype(np.float64)
+        weight = torch.tensor(len(y_train) / (k * np.maximum(counts, 1)), dtype=torch.float32)
+    decay, no_decay = [], []
+    for p in net.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    steps_per_epoch = max(1, len(y_train) // batch_size)
+    total = cfg.epochs * steps_per_epoch
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return cfg.lr * (step + 1) / warm
+        t = (step - warm) / max(1, total - warm)
+        return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    y_train_t = torch.from_numpy(y_train)
+    best, best_state, best_epoch, stale = -math.inf, None, 0, 0
+    history = []
+    t0 = time.perf_counter()
+    step = 0
+    with progress_bar(progress) as bar:
+        task = bar.add_task("train", total=total, info="")
+        for epoch in range(1, cfg.epochs + 1):
+            net.train()
+            order = torch.randperm(len(y_train), generator=gen)
+            run_loss, run_correct, run_n = 0.0, 0, 0
+            for b in range(steps_per_epoch):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb = augment_batch(x_train[idx], cfg.augment, gen).contiguous(memory_format=torch.channels_last)
+                yb = y_train_t[idx]
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                    if fs_loss is not None:
+                        logits, feats = net.forward_with_features(xb)
+                    else:
+                        logits, feats = net(xb), None
+                    if teacher is not None:
+                        with torch.no_grad():
+                            soft = teacher(xb).float()
+                logits = logits.float()
+                loss = F.cross_entropy(logits, yb, weight=weight, label_smoothing=cfg.label_smoothing)
+                if teacher is not None:
+                    t_ = cfg.distill_temperature
+                    kd = F.kl_div(F.log_softmax(logits / t_, 1), F.softmax(soft / t_, 1),
+                                  reduction="batchmean") * t_ * t_
+                    loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
+                if fs_loss is not None:
+                    loss = loss + fs_loss(feats, yb)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"training diverged: loss is {loss.item()} at epoch {epoch}, step {b + 1}; "
+                        f"lower --lr (now {cfg.lr:g}) or check the data"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+                opt.step()
+                step += 1
+                run_loss += loss.item() * len(yb)
+                run_correct += int((logits.argmax(1) == yb).sum())
+                run_n += len(yb)
+                bar.update(task, advance=1, description=f"{label} {epoch}/{cfg.epochs}",
+                           info=f"loss {run_loss / run_n:.4f} acc {run_correct / run_n:.3f}")
+            val_logits = predict_logits(net, x_val)
+            val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(y_val)))
+            vm = classification_metrics(y_val, softmax(val_logits), class_names, n_boot=0)
+            score = -val_loss if cfg.monitor == "loss" else (metric_value(vm, cfg.monitor) or 0.0)
+            row = {"epoch": epoch, "train_loss": run_loss / max(run_n, 1),
+                   "train_accuracy": run_correct / max(run_n, 1), "val_loss": val_loss,
+                   "val_accuracy": vm["accuracy"]["value"], "val_auc": vm["auc"]["value"],
+                   "lr": lr_at(step - 1), "time_s": round(time.perf_counter() - t0, 1)}
+            history.append(row)
+            improved = score > best
+            if improved:
+                best, best_epoch, stale = score, epoch, 0
+                best_state = copy.deepcopy(net.state_dict())
+            else:
+                stale += 1
+            auc = "n/a" if row["val_auc"] is None else f"{row['val_auc']:.4f}"
+            bar.console.log(f"{label} {epoch:3d}  train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
+                            f"val acc {row['val_accuracy']:.4f}  val auc {auc}" + ("  *best" if improved else ""))
+            if cfg.patience and stale >= cfg.patience:
+                bar.console.log(f"early stop: no {cfg.monitor} gain on val for {cfg.patience} epochs")
+                break
+    net.load_state_dict(best_state)
+    net.to(memory_format=torch.contiguous_format).eval()
+    return best_epoch, history, time.perf_counter() - t0
+
+
 def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_size: int = 128,
           lr: float = 1e-3, weight_decay: float = 0.05, image_size: int | None = None,
           seed: int = 0, data_dir: str | None = None, class_weights: bool = False,
@@ -67,25 +227,19 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     Example: `train("mednext_small", "pneumoniamnist", out="pneu.safetensors", epochs=10)`.
     """
     import torch
-    import torch.nn.functional as F
 
-    from edgemed.models import create_model, is_user_factory, resolve_kwargs
-    from edgemed.train.augment import PRESETS, augment as augment_batch
-    from edgemed.train.losses import FeatureSmoothingLoss
-
-    from edgemed.models import get_entry
+    from edgemed.models import create_model, get_entry, is_user_factory, resolve_kwargs
 
     out = check_output(out, force)
     if not is_user_factory(model):
         get_entry(model)  # fail on an unknown name before loading any data
-    if monitor not in MONITORS:
-        raise EdgemedError(f"unknown --monitor {monitor!r}: use one of {', '.join(MONITORS)}")
-    if augment not in PRESETS:
-        raise EdgemedError(f"unknown --augment {augment!r}: use one of {', '.join(PRESETS)}")
-    if precision not in ("auto", "fp32", "bf16"):
-        raise EdgemedError(f"unknown --precision {precision!r}: use auto, fp32 or bf16")
-    if epochs < 1 or batch_size < 2 or lr <= 0:
-        raise EdgemedError("--epochs must be ≥ 1, --batch-size ≥ 2 and --lr > 0")
+    if feature_smoothing is None:
+        feature_smoothing = 0.1 if model.startswith("convnext_med") else 0.0
+    cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    augment=augment, patience=patience, monitor=monitor, precision=precision,
+                    feature_smoothing=feature_smoothing, label_smoothing=label_smoothing,
+                    warmup_epochs=warmup_epochs, class_weights=class_weights, seed=seed)
+    cfg.validate()
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -105,111 +259,13 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     x_train = torch.from_numpy(spec.normalize(x_train_u8))
     x_val = spec.normalize(x_val_u8)
     k = ds.num_classes
-    if len(y_train) < batch_size:
-        batch_size = max(2, len(y_train))
 
     kwargs = dict(model_kwargs or {})
     net = create_model(model, k, channels, size, **kwargs)
     if not is_user_factory(model):
         kwargs = resolve_kwargs(model, size, kwargs)
-    with_features = hasattr(net, "forward_with_features")
-    if feature_smoothing is None:
-        feature_smoothing = 0.1 if model.startswith("convnext_med") else 0.0
-    fs_loss = None
-    if feature_smoothing > 0:
-        if not with_features:
-            raise ModelError(f"{model} has no forward_with_features: pass --feature-smoothing 0")
-        with torch.no_grad():
-            dim = net.forward_with_features(x_train[:2])[1].shape[1]
-        fs_loss = FeatureSmoothingLoss(k, dim, feature_smoothing)
-
-    use_bf16 = precision == "bf16" or (precision == "auto" and has_bf16())
-    net = net.to(memory_format=torch.channels_last)
-    weight = None
-    if class_weights:
-        counts = np.bincount(y_train, minlength=k).astype(np.float64)
-        weight = torch.tensor(len(y_train) / (k * np.maximum(counts, 1)), dtype=torch.float32)
-    decay, no_decay = [], []
-    for name, p in net.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    steps_per_epoch = len(y_train) // batch_size
-    total = epochs * steps_per_epoch
-    warm = int(warmup_epochs * steps_per_epoch)
-
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return lr * (step + 1) / warm
-        t = (step - warm) / max(1, total - warm)
-        return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
-
-    gen = torch.Generator().manual_seed(seed)
-    y_train_t = torch.from_numpy(y_train)
-    best, best_state, best_epoch, stale = -math.inf, None, 0, 0
-    history = []
-    t0 = time.perf_counter()
-    step = 0
-    with progress_bar(progress) as bar:
-        task = bar.add_task("train", total=total, info="")
-        for epoch in range(1, epochs + 1):
-            net.train()
-            order = torch.randperm(len(y_train), generator=gen)
-            run_loss, run_correct, run_n = 0.0, 0, 0
-            for b in range(steps_per_epoch):
-                idx = order[b * batch_size:(b + 1) * batch_size]
-                xb = augment_batch(x_train[idx], augment, gen).contiguous(memory_format=torch.channels_last)
-                yb = y_train_t[idx]
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(step)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                    if fs_loss is not None:
-                        logits, feats = net.forward_with_features(xb)
-                    else:
-                        logits, feats = net(xb), None
-                logits = logits.float()
-                loss = F.cross_entropy(logits, yb, weight=weight, label_smoothing=label_smoothing)
-                if fs_loss is not None:
-                    loss = loss + fs_loss(feats, yb)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"training diverged: loss is {loss.item()} at epoch {epoch}, step {b + 1}; "
-                        f"lower --lr (now {lr:g}) or check the data"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-                opt.step()
-                step += 1
-                run_loss += loss.item() * len(yb)
-                run_correct += int((logits.argmax(1) == yb).sum())
-                run_n += len(yb)
-                bar.update(task, advance=1, description=f"epoch {epoch}/{epochs}",
-                           info=f"loss {run_loss / run_n:.4f} acc {run_correct / run_n:.3f}")
-            val_logits = predict_logits(net, x_val)
-            val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(y_val)))
-            vm = classification_metrics(y_val, softmax(val_logits), ds.class_names, n_boot=0)
-            score = -val_loss if monitor == "loss" else (metric_value(vm, monitor) or 0.0)
-            row = {"epoch": epoch, "train_loss": run_loss / max(run_n, 1),
-                   "train_accuracy": run_correct / max(run_n, 1), "val_loss": val_loss,
-                   "val_accuracy": vm["accuracy"]["value"], "val_auc": vm["auc"]["value"],
-                   "lr": lr_at(step - 1), "time_s": round(time.perf_counter() - t0, 1)}
-            history.append(row)
-            improved = score > best
-            if improved:
-                best, best_epoch, stale = score, epoch, 0
-                best_state = copy.deepcopy(net.state_dict())
-            else:
-                stale += 1
-            auc = "n/a" if row["val_auc"] is None else f"{row['val_auc']:.4f}"
-            bar.console.log(f"epoch {epoch:3d}  train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
-                            f"val acc {row['val_accuracy']:.4f}  val auc {auc}" + ("  *best" if improved else ""))
-            if patience and stale >= patience:
-                bar.console.log(f"early stop: no {monitor} gain on val for {patience} epochs")
-                break
-    wall = time.perf_counter() - t0
-    net.load_state_dict(best_state)
-    net = net.to(memory_format=torch.contiguous_format).eval()
+    best_epoch, history, wall = fit(net, x_train, y_train, x_val, y_val, ds.class_names, cfg,
+                                    progress=progress)
     metrics = {"val": classification_metrics(y_val, softmax(predict_logits(net, x_val)), ds.class_names)}
     if "test" in ds.split_names:
         x_test_u8, y_test = prepare_split(ds, "test", spec, limit_eval, seed)
@@ -222,11 +278,11 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                  "limit_train": limit_train, "limit_eval": limit_eval},
         metrics=metrics,
         training={"epochs_run": len(history), "epochs": epochs, "best_epoch": best_epoch,
-                  "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
+                  "batch_size": cfg.batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
                   "augment": augment, "class_weights": class_weights, "monitor": monitor,
-                  "precision": "bf16-autocast" if use_bf16 else "fp32", "threads": threads,
-                  "feature_smoothing": feature_smoothing, "label_smoothing": label_smoothing,
-                  "wall_time_s": round(wall, 1), "history": history},
+                  "precision": "bf16-autocast" if (precision == "bf16" or (precision == "auto" and has_bf16())) else "fp32",
+                  "threads": threads, "feature_smoothing": feature_smoothing,
+                  "label_smoothing": label_smoothing, "wall_time_s": round(wall, 1), "history": history},
         versions=library_versions(),
     )
     save_checkpoint(out, net, ckpt, force=force)

@@ -1,0 +1,243 @@
+"""The report's tables as plain cells, shared by the Markdown and HTML writers. Every table is
+built from one section, so rows of different bundles or data cannot end up in one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgemed.report.compare import check_bound, pareto_flags
+from edgemed.report.merge import Entry, Section, Source
+
+MB = 2**20
+
+
+@dataclass
+class Table:
+    """Header + string cells; `right` holds the indexes of numeric (right-aligned) columns."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    right: set[int] = field(default_factory=set)
+    caption: str = ""
+
+
+# ---- number formatting -------------------------------------------------------------------
+
+def fmt_ms(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}" if v >= 1 else f"{v:.3f}"
+
+
+def fmt_rate(v: float | None) -> str:
+    return "–" if v is None else f"{v:.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def fmt_mb(v: float | None) -> str:
+    return "–" if v is None else f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def fmt_metric(metric: str, value: float | None, ci: list[float] | None) -> str:
+    """Accuracy in percent, AUC as a fraction, each with its CI: `90.0 [84.7, 94.7]`."""
+    if value is None:
+        return "n/a"
+    scale, digits = (100.0, 1) if metric != "auc" else (1.0, 3)
+    s = f"{scale * value:.{digits}f}"
+    return f"{s} [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]" if ci else s
+
+
+def fmt_delta(delta: float | None, ci: tuple[float, float] | list[float] | None) -> str:
+    """Signed points with CI: `-0.67 [-2.00, +0.67]`."""
+    if delta is None:
+        return "n/a"
+    s = f"{delta:+.2f}"
+    return f"{s} [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else s
+
+
+def threads_text(t: int | None) -> str:
+    return "default" if t is None else str(t)
+
+
+def metric_label(metric: str) -> str:
+    return "AUC" if metric == "auc" else "Accuracy %"
+
+
+def delta_label(metric: str) -> str:
+    return "Δ AUC ×100 vs ref" if metric == "auc" else "Δ vs ref, pt"
+
+
+def unit(metric: str) -> str:
+    return "AUC points (×100)" if metric == "auc" else "percentage points"
+
+
+def bound_definition(metric: str, max_drop: float) -> str:
+    """The meets-bound rule in words, printed in every report."""
+    what = "AUC" if metric == "auc" else "accuracy"
+    extra = f" (= {max_drop / 100:g} AUC)" if metric == "auc" else ""
+    return (f"**Meets bound** = yes when the point estimate of the drop is ≤ {max_drop:g}{extra}, where "
+            f"drop = {what} of the run's FP32 reference − {what} of the row, on the same images, in "
+            f"{unit(metric)}. **CI within bound** = yes when also the worse (larger-drop) end of the "
+            f"paired 95 % bootstrap CI of the drop is ≤ {max_drop:g}: the stricter reading, which a "
+            f"small test set often cannot support. The reference row itself is marked *reference*; "
+            f"n/a: not measured.")
+
+
+def _large(e: Entry) -> str:
+    tl = e.row.get("throughput_large_batch_ips") or {}
+    if tl.get("value") is None:
+        return "–"
+    return f"{fmt_rate(tl['value'])} @{tl.get('batch')}"
+
+
+def _cold(e: Entry, key: str) -> float | None:
+    cold = e.row.get("cold") or {}
+    return cold.get(key) if "error" not in cold else None
+
+
+def _throughput(e: Entry) -> float:
+    tp = e.row.get("throughput_ips") or {}
+    return tp.get("value") or e.row["batch"] * 1e3 / e.latency["p50"]
+
+
+# ---- tables ------------------------------------------------------------------------------
+
+def summary_table(section: Section, metric: str = "accuracy", max_drop: float = 0.5) -> Table:
+    """The buyer's table: one row per measured configuration of this section's bundle.
+
+    Example: `summary_table(merged.sections[0], "accuracy", 0.5).rows[0][0]  # "AMD EPYC · cpu"`.
+    """
+    cols = ["Device", "Artifact", "Format", "Precision", "Runtime", "Threads", "Batch", "p50 ms",
+            "p99 ms", "img/s", "img/s large batch", "Peak RAM MB", "Size MB",
+            f"{metric_label(metric)} [95% CI]", f"{delta_label(metric)} [95% CI]",
+            f"Meets bound (drop ≤ {max_drop:g})", "CI within bound", "Run"]
+    rows = []
+    for e in section.entries:
+        b = check_bound(e, metric, max_drop)
+        rows.append([e.device, e.row["artifact"], e.row["format"], e.row["precision"], e.row["runtime"],
+                     threads_text(e.row["threads"]), str(e.row["batch"]), fmt_ms(e.latency["p50"]),
+                     fmt_ms(e.latency["p99"]), fmt_rate(_throughput(e)), _large(e),
+                     fmt_mb(_cold(e, "peak_rss_mb")), fmt_mb(e.row["size_bytes"] / MB),
+                     fmt_metric(metric, *e.metric(metric)),
+                     "reference" if b.status == "reference" else fmt_delta(b.delta, _flip(b.drop_ci)),
+                     b.status, b.ci_status, e.source.run])
+    return Table(cols, rows, right={5, 6, 7, 8, 9, 10, 11, 12}, caption=section.title)
+
+
+def _flip(drop_ci: tuple[float, float] | None) -> tuple[float, float] | None:
+    # a drop CI (better, worse) as a signed-change CI (low, high)
+    return None if drop_ci is None else (-drop_ci[1], -drop_ci[0])
+
+
+def _delta_cell(e: Entry, metric: str) -> str:
+    if e.is_reference:
+        return "reference"
+    r = e.retention(metric)
+    if not r or r.get("difference") is None:
+        return "n/a"
+    ci = r.get("ci")
+    return fmt_delta(100 * r["difference"], [100 * ci[0], 100 * ci[1]] if ci else None)
+
+
+def details_table(section: Section, metric: str = "accuracy") -> Table:
+    """Every measured number of the section, both accuracy metrics, cold start and the front."""
+    cols = ["Device", "Row", "Threads", "Batch", "p50 ms", "p90 ms", "p99 ms", "mean ms", "img/s",
+            "img/s large batch", "Load s", "First inference ms", "Peak RAM MB", "Model RAM MB",
+            "Size MB", "Speedup vs run baseline", "Accuracy % [95% CI]", "Balanced acc. %",
+            "AUC [95% CI]", "Δ acc. pt [95% CI]", "Δ AUC ×100 [95% CI]", "Flips %",
+            f"Pareto ({metric_label(metric).split()[0].lower()})", "Run"]
+    front = pareto_flags(section.entries, metric)
+    rows = []
+    for e in section.entries:
+        lat = e.latency
+        load = _cold(e, "load_s")
+        flips = ((e.row.get("accuracy") or {}).get("retention") or {}).get("flip_rate")
+        speedup = (e.row.get("ratio_to_baseline") or {}).get("speedup_p50")
+        bal = e.metric("balanced_accuracy")
+        rows.append([e.device, e.name, threads_text(e.row["threads"]), str(e.row["batch"]),
+                     fmt_ms(lat["p50"]), fmt_ms(lat["p90"]), fmt_ms(lat["p99"]), fmt_ms(lat["mean"]),
+                     fmt_rate(_throughput(e)), _large(e), "–" if load is None else f"{load:.3f}",
+                     fmt_ms(_cold(e, "first_inference_ms")), fmt_mb(_cold(e, "peak_rss_mb")),
+                     fmt_mb(_cold(e, "rss_increase_mb")), fmt_mb(e.row["size_bytes"] / MB),
+                     "–" if speedup is None else f"{speedup:.2f}×", fmt_metric("accuracy", *e.metric("accuracy")),
+                     fmt_metric("accuracy", bal[0], None), fmt_metric("auc", *e.metric("auc")),
+                     _delta_cell(e, "accuracy"), _delta_cell(e, "auc"),
+                     "–" if flips is None else f"{100 * flips:.1f}",
+                     "★" if front.get(id(e)) else "", e.source.run])
+    return Table(cols, rows, right=set(range(2, 16)) | {21}, caption=f"All measurements: {section.title}")
+
+
+def section_notes(section: Section) -> list[str]:
+    """What a reader must know to compare this section's rows."""
+    notes = []
+    refs = {s.run: s.reference for s in section.sources}
+    names = sorted({r for r in refs.values() if r})
+    if names:
+        per_run = ", ".join(f"{ref} ({run})" for run, ref in refs.items() if ref)
+        notes.append(f"Retention is measured against the FP32 reference of the same run on the same "
+                     f"device: {per_run}.")
+    without = [run for run, ref in refs.items() if not ref]
+    if without and section.dataset:
+        notes.append(f"{', '.join(without)} measured no FP32 reference, so its rows have no retention "
+                     "or bound check (n/a).")
+    runs_per_device: dict[str, list[str]] = {}
+    for src in section.sources:
+        runs_per_device.setdefault(src.device_label, []).append(src.run)
+    for device, runs in runs_per_device.items():
+        if len(runs) > 1:
+            notes.append(f"On {device}, {', '.join(runs)} are separate runs: their rows were not timed "
+                         "interleaved with each other, so background load may differ between them.")
+    batches = sorted({e.row["batch"] for e in section.entries})
+    if len(batches) > 1:
+        notes.append(f"Rows use different batch sizes ({', '.join(map(str, batches))}): compare "
+                     "latency only between rows of one batch size.")
+    unmatched = [s.run for s in section.sources if (s.settings.get("split") or {}).get("matches_training_data") is False]
+    if unmatched:
+        notes.append(f"In {', '.join(unmatched)} the data file differs from the one the bundle was trained on.")
+    return notes
+
+
+def _measured(settings: dict) -> str:
+    if settings.get("iterations"):
+        return f"{settings['iterations']} calls per row"
+    if settings.get("duration_s"):
+        return f"{settings['duration_s']:g} s per row (at least 10 calls)"
+    return "–"
+
+
+def _data(settings: dict) -> str:
+    split = settings.get("split")
+    if not split:
+        return "accuracy not measured"
+    subset = f", stratified subset of {split['limit']}" if split.get("limit") else ""
+    return f"{split['name']} {split['split']} split, n = {split['n']}{subset}"
+
+
+def measurement_table(sources: list[Source]) -> Table:
+    """How each results file was measured: machine, software, settings (one column per run)."""
+    fields = [
+        ("File", lambda s: s.path),
+        ("Measured at (UTC)", lambda s: s.results.get("created", "–")),
+        ("Device label", lambda s: s.device_label),
+        ("CPU", lambda s: s.system.get("cpu", "–")),
+        ("Architecture", lambda s: s.system.get("machine", "–")),
+        ("Cores (available / logical)", lambda s: f"{s.system.get('cores_available', '–')} / {s.system.get('cores_logical', '–')}"),
+        ("ISA flags", lambda s: ", ".join(s.system.get("isa") or []) or "–"),
+        ("OS", lambda s: " · ".join(x for x in (s.system.get("distro"), s.system.get("os")) if x) or "–"),
+        ("Libraries", lambda s: ", ".join(f"{k} {v}" for k, v in (s.system.get("libraries") or {}).items())),
+        ("Thread env", lambda s: ", ".join(f"{k}={v}" for k, v in (s.system.get("env_threads") or {}).items()) or "–"),
+        ("Runtime device", lambda s: s.settings.get("device", "–")),
+        ("Threads", lambda s: threads_text(s.settings.get("threads"))),
+        ("Batch (latency) / large batch (throughput)", lambda s: f"{s.settings.get('batch')} / {s.settings.get('large_batch') or '–'}"),
+        ("Warm-up calls (excluded)", lambda s: str(s.settings.get("warmup", "–"))),
+        ("Measured", lambda s: _measured(s.settings)),
+        ("Interleaved (A B A B… in one process)", lambda s: "yes" if s.settings.get("interleaved") else "no"),
+        ("Accuracy data", lambda s: _data(s.settings)),
+        ("Bootstrap resamples (95 % CI)", lambda s: str(s.settings.get("n_boot", "–"))),
+        ("Retention reference", lambda s: s.reference or "–"),
+        ("Speed-up baseline", lambda s: s.results.get("baseline", "–")),
+        ("Memory", lambda s: s.settings.get("rss_note", "–")),
+        ("Bundle", lambda s: f"{s.bundle.get('model')} · {s.bundle['sha256'][:16]}… · {s.bundle['path']}"),
+        ("edgemed", lambda s: s.results.get("edgemed_version", "–")),
+    ]
+    rows = [[label] + [str(get(s)) for s in sources] for label, get in fields]
+    return Table(["", *[s.run for s in sources]], rows, caption="How the numbers were measured")

@@ -1,0 +1,66 @@
+"""Words shared by the Markdown and HTML reports: title, reading guide, method. Plain text with
+**bold** marks that each writer renders its own way."""
+
+from __future__ import annotations
+
+from edgemed.report.merge import Merged
+from edgemed.report.tables import bound_definition
+
+PLOT_CAPTIONS = {
+    "pareto": "Latency vs {metric} per device. Error bars: 95 % CI. A row on the Pareto front is "
+              "not beaten by another row of the same device and batch that is both faster and at "
+              "least as {good}.",
+    "latency": "Distribution of the measured latencies of each row (warm-up excluded). A wide box "
+               "or long whisker means unsteady response times.",
+    "size": "Model file size against median latency. Size decides download and storage; it does not "
+            "predict speed across formats.",
+}
+
+
+def title(merged: Merged) -> str:
+    models = list(dict.fromkeys(f"{s.model or 'model'} on {s.dataset}" if s.dataset else (s.model or "model")
+                                for s in merged.sections))
+    return "Edge inference benchmark: " + "; ".join(models)
+
+
+def subtitle(merged: Merged, created: str, version: str) -> str:
+    devices = list(dict.fromkeys(e.device for e in merged.entries))
+    return (f"{len(merged.entries)} measured configurations on {len(devices)} device"
+            f"{'s' if len(devices) != 1 else ''} ({', '.join(devices)}) from {len(merged.sources)} results "
+            f"file{'s' if len(merged.sources) != 1 else ''}. Generated {created} by edgemed {version}.")
+
+
+def reading_guide(metric: str, max_drop: float) -> list[str]:
+    """Bullet points printed above the first table."""
+    return [
+        "**Latency** (p50 = median, p99 = 99th percentile): milliseconds per call of the model at the "
+        "row's batch size, after warm-up; image decoding and preprocessing are not included.",
+        "**img/s**: images per second at the row's batch (batch × 1000 / p50); **large batch**: the "
+        "same at the run's large batch (– where the model has a fixed batch of 1).",
+        "**Peak RAM**: peak resident memory of a fresh process that loads the model and runs it: "
+        "what the device must have free. **Size**: the model file(s) on disk.",
+        "**Accuracy** with a 95 % bootstrap confidence interval on the run's test images. **Δ vs ref**: "
+        "change against the FP32 reference measured in the same run on the same device and images "
+        "(negative = a loss), with a paired 95 % CI.",
+        bound_definition(metric, max_drop),
+    ]
+
+
+def sections_warning(merged: Merged) -> str | None:
+    if len(merged.sections) < 2:
+        return None
+    return (f"This report holds {len(merged.sections)} separate comparisons (different bundles, data "
+            "sets, splits or test-set sizes). Numbers are comparable only within one comparison; they "
+            "are never pooled or averaged across them.")
+
+
+METHOD = [
+    "Each results file is one `edgemed bench` run on one machine. Within a run, all rows were timed "
+    "interleaved (A B A B …) in one process, so every row saw the same background load; ratios "
+    "between rows of one run are therefore more reliable than between runs.",
+    "Warm-up calls are excluded. Latency statistics are over the measured calls; the distribution "
+    "plot uses up to 500 evenly spaced samples of them.",
+    "Load time, first inference and peak RAM come from a fresh subprocess per row (cold start).",
+    "Accuracy confidence intervals are percentile bootstrap intervals; retention intervals are paired "
+    "(the row and its reference are scored on the same resamples).",
+]
