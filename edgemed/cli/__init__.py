@@ -89,12 +89,13 @@ def _quiet_libraries(debug: bool) -> None:
 
 
 def _register() -> None:
-    from edgemed.cli import bench, data, export, models, report, train
+    from edgemed.cli import bench, compress, data, export, models, report, train
 
     app.add_typer(data.app, name="data")
     models.register(app)
     train.register(app)
     export.register(app)
+    compress.register(app)
     bench.register(app)
     report.register(app)
 

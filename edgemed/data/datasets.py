@@ -253,15 +253,21 @@ def _split_files(items, fractions, seed):
 
 
 def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of a class-stratified random subset of size ≈ n (for quick runs and tests)."""
+    """Indices of a class-stratified random subset of exactly n images (largest-remainder
+    allocation, at least one per class), for calibration sets, quick runs and tests."""
     if n >= len(labels):
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    out = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        k = max(1, round(n * len(idx) / len(labels)))
-        out.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    classes, counts = np.unique(labels, return_counts=True)
+    share = counts * n / len(labels)
+    take = np.maximum(1, np.floor(share).astype(int))
+    for i in np.argsort(-(share - np.floor(share))):
+        if take.sum() >= n:
+            break
+        if take[i] < counts[i]:
+            take[i] += 1
+    out = [rng.choice(np.flatnonzero(labels == c), size=min(k, cnt), replace=False)
+           for c, k, cnt in zip(classes, take, counts)]
     return np.sort(np.concatenate(out))
 
 

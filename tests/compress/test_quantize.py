@@ -1,0 +1,157 @@
+import json
+
+import numpy as np
+import pytest
+
+from edgemed.errors import DataError, EdgemedError
+from edgemed.export import load_bundle
+from tests.conftest import needs_data
+
+pytestmark = [needs_data, pytest.mark.filterwarnings("ignore")]
+pytest.importorskip("nncf")
+
+
+@pytest.fixture(scope="module")
+def calib(tmp_path_factory):
+    from edgemed.compress.calibration import build_calibration
+
+    return build_calibration("pneumoniamnist", size=32, out=tmp_path_factory.mktemp("cal") / "p.json")
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(tmp_path_factory, tiny_checkpoint, calib):
+    from edgemed.compress.quantize import quantize
+
+    out = tmp_path_factory.mktemp("q") / "b"
+    r = quantize(tiny_checkpoint, calib=calib, formats=["openvino", "onnx"], out=out, max_drop=5.0,
+                 val_limit=96, threads=2, progress=False, sensitivity=True)
+    return r
+
+
+def test_openvino_and_onnx_int8_with_fp32_references(int8_bundle):
+    b = load_bundle(int8_bundle.bundle)
+    ids = {a.id for a in b.artifacts}
+    assert {"torch-fp32", "openvino-fp32", "onnx-fp32"} <= ids
+    int8 = [a for a in b.artifacts if a.precision in ("int8", "mixed")]
+    assert {a.format for a in int8} == {"openvino", "onnx"}
+    for a in int8:
+        q = a.details
+        assert q["route"] in ("nncf", "pt2e") and q["calibration_images"] == 32
+        assert q["bound_met"] is True and a.parity["top1_agreement"] > 0.8
+    assert b.recommended in {a.id for a in int8}
+    quant = b.manifest["quantization"]
+    assert quant["metric"] == "accuracy" and quant["validation_images"] == 96
+    assert quant["calibration"]["kind"] == "manifest"
+
+
+def test_int8_graphs_really_are_integer(int8_bundle):
+    import onnx
+
+    b = load_bundle(int8_bundle.bundle)
+    onnx_int8 = next(a for a in b.artifacts if a.format == "onnx" and a.precision != "fp32")
+    ops = {n.op_type for n in onnx.load(str(onnx_int8.path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    ov_int8 = next(a for a in b.artifacts if a.format == "openvino" and a.precision != "fp32")
+    assert "FakeQuantize" in ov_int8.path.read_text()
+
+
+def test_sensitivity_report_ranks_every_layer(int8_bundle, tiny_checkpoint):
+    from edgemed.checkpoint import load_checkpoint
+    from edgemed.compress.scope import quantizable_layers
+
+    ranking = int8_bundle.sensitivity
+    _, model = load_checkpoint(tiny_checkpoint)
+    assert sorted(r["layer"] for r in ranking) == sorted(quantizable_layers(model))
+    keys = [(r["flips"], r["kl"]) for r in ranking]
+    assert keys == sorted(keys, reverse=True)
+
+
+def test_pt2e_route_and_ignored_layers(tiny_checkpoint, calib, tmp_path):
+    from edgemed.compress.quantize import quantize
+
+    r = quantize(tiny_checkpoint, calib=calib, formats=["onnx"], routes="onnx=pt2e", ignore=["stem.*"],
+                 out=tmp_path / "b", val_limit=64, threads=2, progress=False)
+    a = load_bundle(r.bundle).artifact("onnx-mixed")
+    assert a.details["route"] == "pt2e" and a.details["ignored_layers"] == ["stem.0"]
+
+
+@pytest.mark.parametrize("kw, error, msg", [
+    (dict(max_drop=-1), EdgemedError, "--max-drop must be ≥ 0"),
+    (dict(metric="f1"), EdgemedError, "unknown --metric"),
+    (dict(preset="fast"), EdgemedError, "unknown --preset"),
+    (dict(routes="onnx=caffe"), EdgemedError, "unknown onnx route 'caffe'"),
+    (dict(formats=["onnx"], routes="tflite=conv"), EdgemedError, "routes given for formats not being quantized"),
+    (dict(ignore=["nosuchlayer"]), EdgemedError, "matches no quantizable layer"),
+])
+def test_bad_options_leave_no_bundle(tiny_checkpoint, calib, tmp_path, kw, error, msg):
+    from edgemed.compress.quantize import quantize
+
+    args = dict(calib=calib, formats=["openvino"], out=tmp_path / "b", val_limit=32, progress=False)
+    args.update(kw)
+    with pytest.raises(error, match=msg):
+        quantize(tiny_checkpoint, **args)
+    assert not (tmp_path / "b").exists()
+
+
+def test_auc_on_a_one_class_validation_slice_is_refused(tiny_checkpoint, calib, tmp_path, monkeypatch):
+    import edgemed.compress.quantize as q
+
+    real = q._validation
+
+    def one_class(ckpt, data_dir, limit):
+        x, y = real(ckpt, data_dir, 64)
+        keep = y == 1
+        return x[keep], y[keep]
+
+    monkeypatch.setattr(q, "_validation", one_class)
+    with pytest.raises(DataError, match="AUC is undefined"):
+        q.quantize(tiny_checkpoint, calib=calib, formats=["openvino"], metric="auc", max_drop=0.5,
+                   out=tmp_path / "b", progress=False)
+    assert not (tmp_path / "b").exists()
+
+
+def test_own_accuracy_control_reverts_the_most_sensitive_layers(monkeypatch):
+    """The revert loop (TFLite / PT2E routes) on simulated scores: layer 'b' costs 2 points."""
+    import edgemed.compress.quantize as q
+    from edgemed.compress.nncf_quant import AccuracyTarget
+
+    builds = []
+
+    def fake_int8(fmt, route, model, example, calib, tmp, fp32_file, opts, keep_float, accuracy=None):
+        builds.append(list(keep_float))
+        return [tmp / "m.tflite"], {"route": route, "ignored_layers": list(keep_float)}
+
+    def fake_score(artifact, x, target, threads):
+        floats = set(builds[-1])
+        return 0.90 - (0.0 if "b" in floats else 0.02) - (0.0 if "a" in floats else 0.001), None
+
+    class Writer:
+        def add(self, *a, **k):
+            return None
+
+    class FP32:
+        input_layout, static_batch = "NCHW", 1
+
+    class Cal:
+        x = np.zeros((32, 1, 4, 4), np.float32)
+
+    monkeypatch.setattr(q, "_int8", fake_int8)
+    monkeypatch.setattr(q, "_score", fake_score)
+    monkeypatch.setattr("edgemed.compress.scope.quantizable_layers", lambda m: list("abcdefgh"))
+    ranking = [{"layer": name, "kl": 1.0 / (i + 1), "flips": 0} for i, name in enumerate("bacdefgh")]
+    target = AccuracyTarget(np.zeros(1), np.zeros(1), "accuracy", 0.005, ["x", "y"], reference=0.90)
+    first = ([], {}, 0.879, None)
+    files, details, score, _, attempts, _ = q._control(
+        "tflite", "aeq", None, None, Cal(), __import__("pathlib").Path("/tmp"), None, {}, [], target, Writer(),
+        FP32(), ranking, 1, None, first)
+    assert details["reverted_layers"] == ["b"] and score == pytest.approx(0.899)
+    assert [a["float_layers"] for a in attempts] == [["b"]]
+    # an unreachable bound keeps the best model found and rebuilds it last
+    target.max_drop = 0.0
+    builds.clear()
+    files, details, score, _, attempts, _ = q._control(
+        "tflite", "aeq", None, None, Cal(), __import__("pathlib").Path("/tmp"), None, {}, [], target, Writer(),
+        FP32(), ranking, 1, None, first)
+    assert score == pytest.approx(0.90) and details["reverted_layers"] == ["b", "a"]
+    assert [a["float_layers"] for a in attempts] == [["b"], ["b", "a"]]  # 25 % of 8 layers = 2 at most
+    assert builds[-1] == ["b", "a"]
