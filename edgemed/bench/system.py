@@ -16,6 +16,42 @@ ARM_FLAGS = ("asimd", "asimddp", "i8mm", "bf16", "sve", "sve2", "fphp", "asimdhp
 ARM_NAMES = {"asimd": "neon", "asimddp": "dotprod", "asimdhp": "fp16-simd"}
 
 
+# aarch64 HWCAP bits (linux arch/arm64/include/uapi/asm/hwcap.h): read from the auxiliary
+# vector, which is right on real boards and also under qemu-user emulation, where
+# /proc/cpuinfo is the x86 host's file but /proc/self/auxv is the emulated CPU's.
+AT_HWCAP, AT_HWCAP2 = 16, 26
+ARM_HWCAP = {"asimd": 1 << 1, "fphp": 1 << 9, "asimdhp": 1 << 10, "asimddp": 1 << 20, "sve": 1 << 22}
+ARM_HWCAP2 = {"sve2": 1 << 1, "i8mm": 1 << 13, "bf16": 1 << 14}
+
+
+def _is_arm64() -> bool:
+    return platform.machine().lower() in ("aarch64", "arm64")
+
+
+def _arm_hwcap_flags() -> set[str] | None:
+    """aarch64 feature names from AT_HWCAP/AT_HWCAP2 in /proc/self/auxv (None if unreadable)."""
+    import struct
+
+    try:
+        data = Path("/proc/self/auxv").read_bytes()
+    except OSError:
+        return None
+    if not data or len(data) % 16:
+        return None
+    aux = dict(struct.iter_unpack("<QQ", data))  # aarch64 Linux: little-endian (type, value) pairs
+    if AT_HWCAP not in aux:
+        return None
+    hw, hw2 = aux[AT_HWCAP], aux.get(AT_HWCAP2, 0)
+    return {f for f, bit in ARM_HWCAP.items() if hw & bit} | {f for f, bit in ARM_HWCAP2.items() if hw2 & bit}
+
+
+def _cpuinfo_is_foreign() -> bool:
+    """True on aarch64 when /proc/cpuinfo describes an x86 CPU: user-mode emulation (qemu-user)
+    on an x86 host shows the host's file."""
+    info = _cpuinfo()
+    return _is_arm64() and ("vendor_id" in info or "flags" in info) and "features" not in info
+
+
 def _cpuinfo() -> dict[str, str]:
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -31,6 +67,8 @@ def _cpuinfo() -> dict[str, str]:
 
 def cpu_model() -> str:
     info = _cpuinfo()
+    if _cpuinfo_is_foreign():
+        return f"emulated aarch64 (qemu-user) on host {info.get('model name', 'x86 CPU')}"
     for key in ("model name", "hardware", "cpu model", "processor"):
         if info.get(key) and not info[key].isdigit():
             return info[key]
@@ -44,8 +82,10 @@ def cpu_model() -> str:
 def isa_flags() -> list[str]:
     info = _cpuinfo()
     flags = set((info.get("flags") or info.get("features") or "").split())
-    machine = platform.machine().lower()
-    if machine in ("aarch64", "arm64") or "asimd" in flags:
+    if _is_arm64():
+        hwcap = _arm_hwcap_flags()
+        flags = hwcap if hwcap is not None else flags if not _cpuinfo_is_foreign() else set()
+    if _is_arm64() or "asimd" in flags:
         return sorted(ARM_NAMES.get(f, f) for f in ARM_FLAGS if f in flags)
     return [f for f in X86_FLAGS if f in flags]
 
