@@ -89,7 +89,7 @@ def _quiet_libraries(debug: bool) -> None:
 
 
 def _register() -> None:
-    from edgemed.cli import bench, compress, data, export, models, report, train
+    from edgemed.cli import bench, compress, data, export, models, pipeline, report, train
 
     app.add_typer(data.app, name="data")
     models.register(app)
@@ -98,6 +98,7 @@ def _register() -> None:
     compress.register(app)
     bench.register(app)
     report.register(app)
+    pipeline.register(app)
 
 
 _register()

@@ -101,7 +101,8 @@ def _int8(fmt, route, model, example, calib, tmp: Path, fp32_file: Path, opts: d
     path = tmp / "model_int8.tflite"
     details = tflite_int8.quantize_tflite(model, calib, path, route=route, keep_float=keep_float or None,
                                           fp32_path=fp32_file)
-    return [path], {"route": route, **details, "ignored_layers": list(keep_float)}
+    return [path], {"route": route, **details, "ignored_layers": list(keep_float),
+                    "calibration_images": int(len(calib))}
 
 
 def _score(artifact, x, accuracy: AccuracyTarget, threads) -> tuple[float, np.ndarray]:
@@ -130,12 +131,15 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
              preset: str = "performance", ignore: list[str] | None = None, max_drop: float | None = None,
              metric: str = "accuracy", routes=None, model_type: str = "auto", sensitivity: bool = False,
              data_dir: str | None = None, threads: int | None = None, calib_limit: int | None = None,
-             val_limit: int | None = None, force: bool = False, progress: bool = True) -> QuantizeResult:
+             val_limit: int | None = None, base_bundle: str | Path | None = None, force: bool = False,
+             progress: bool = True) -> QuantizeResult:
     """INT8-quantize a checkpoint for each format into a bundle (with FP32 references).
 
     With `max_drop` (points of `metric` on the validation split), layers are reverted to float
     until the drop is within the bound (NNCF's accuracy control for OpenVINO/ONNX-NNCF, our
     sensitivity-ranked loop otherwise); if it cannot be met the best model is kept, labelled.
+    With `base_bundle` (an export bundle of the same checkpoint), its artifacts (FP32, FP16) are
+    carried into the new bundle and its FP32 files are reused instead of exporting again.
 
     Example: `quantize("m.safetensors", calib="calibration/bloodmnist.json", max_drop=0.5, out="b/")`.
     """
@@ -164,6 +168,13 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
     out = Path(out) if out else Path("bundles") / f"{Path(checkpoint).stem}_int8"
     if out.exists() and not force:
         raise EdgemedError(f"{out} already exists: choose another --out or pass --force to replace it")
+    base = None
+    if base_bundle is not None:
+        from edgemed.export.bundle import load_bundle
+
+        base = load_bundle(base_bundle)
+        if base.manifest["provenance"].get("checkpoint", {}).get("sha256") != ckpt.sha256:
+            raise EdgemedError(f"{base_bundle} was exported from another checkpoint than {checkpoint}")
     cal = load_calibration(calib, ckpt, data_dir=data_dir, limit=calib_limit)
     x_val, y_val = _validation(ckpt, data_dir, val_limit)
     present = len(np.unique(y_val))
@@ -190,19 +201,40 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
             ranking = layer_sensitivity(model, cal.x[:128], x_val[:128], layers,
                                         progress=lambda: bar.advance(task))
         writer = start_bundle(tmp, ckpt, {"quantize": settings})
+        if base is not None:
+            import shutil
+
+            for a in base.artifacts:
+                if a.id == "torch-fp32":
+                    continue
+                for f in a.files:
+                    (tmp / f["path"]).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(base.root / f["path"], tmp / f["path"])
+                writer.manifest["artifacts"].append({**a.to_dict()})
         task = bar.add_task("quantize", total=len(formats), info="")
         for fmt in formats:
             route = chosen_routes[fmt]
             bar.update(task, description=f"{fmt}: FP32 reference")
             exporter = importlib.import_module(EXPORTERS[fmt])
+            reused = None
             try:
-                with quiet_native():
-                    fp32 = exporter.export(model, example, tmp, "fp32", **({} if fmt == "tflite" else {"dynamic_batch": True}))
-                a32 = writer.add(f"{fmt}-fp32", fmt, "fp32", fp32.files, input_layout=fp32.input_layout,
-                                 static_batch=fp32.static_batch, details=fp32.details)
-                p32 = check_parity(writer, a32, x_val[:128], ref_logits[:128], threads)
-                a32 = writer.add(f"{fmt}-fp32", fmt, "fp32", fp32.files, input_layout=fp32.input_layout,
-                                 static_batch=fp32.static_batch, parity=p32, details=fp32.details)
+                reused = next((a for a in writer.manifest["artifacts"] if a["id"] == f"{fmt}-fp32"), None)
+                if reused is not None:  # from the base bundle: same checkpoint, already parity-checked
+                    from edgemed.export.base import ExportedFiles
+                    from edgemed.export.bundle import Artifact
+
+                    a32 = Artifact.from_dict(reused, tmp)
+                    fp32 = ExportedFiles([tmp / f["path"] for f in reused["files"]], a32.input_layout,
+                                         a32.static_batch, a32.details)
+                else:
+                    with quiet_native():
+                        fp32 = exporter.export(model, example, tmp, "fp32",
+                                               **({} if fmt == "tflite" else {"dynamic_batch": True}))
+                    a32 = writer.add(f"{fmt}-fp32", fmt, "fp32", fp32.files, input_layout=fp32.input_layout,
+                                     static_batch=fp32.static_batch, details=fp32.details)
+                    p32 = check_parity(writer, a32, x_val[:128], ref_logits[:128], threads)
+                    a32 = writer.add(f"{fmt}-fp32", fmt, "fp32", fp32.files, input_layout=fp32.input_layout,
+                                     static_batch=fp32.static_batch, parity=p32, details=fp32.details)
                 bar.update(task, description=f"{fmt}: INT8 ({route})")
                 t0 = time.perf_counter()
                 with quiet_native():
@@ -243,7 +275,8 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
                 raise
             except Exception as e:
                 message = describe_failure(f"{fmt} INT8 ({route})", e)
-                writer.manifest["artifacts"] = [a for a in writer.manifest["artifacts"] if not a["id"].startswith(f"{fmt}-")]
+                created = {f"{fmt}-int8", f"{fmt}-mixed"} | (set() if reused else {f"{fmt}-fp32"})
+                writer.manifest["artifacts"] = [a for a in writer.manifest["artifacts"] if a["id"] not in created]
                 writer.fail(fmt, "int8", message)
                 bar.console.log(f"[red]{message}")
             bar.advance(task)
@@ -295,8 +328,13 @@ def _control(fmt, route, model, example, cal, tmp, fp32_file, opts, keep, target
         return files, details, score, logits, [attempt], ranking
     if ranking is None:
         ranking = layer_sensitivity(model, cal.x[:128], x_val[:128])
-    order = [r["layer"] for r in ranking if r["layer"] not in keep]
-    limit = min(len(order), max(1, int(MAX_REVERT_FRACTION * len(quantizable_layers(model)))))
+    quantized = quantizable_layers(model)
+    if fmt == "tflite":  # TFLite routes leave some layer types float anyway: rank only the others
+        from edgemed.compress.tflite_int8 import quantizable_layers as route_layers
+
+        quantized = route_layers(model, route)
+    order = [r["layer"] for r in ranking if r["layer"] not in keep and r["layer"] in set(quantized)]
+    limit = min(len(order), max(1, int(MAX_REVERT_FRACTION * len(quantized))))
     best_layers, (files, details, score, logits) = list(keep), first
     best = (files, details, score, logits)
     attempts, last_layers, k = [], list(keep), 1

@@ -23,20 +23,20 @@ def int8_bundle(tmp_path_factory, tiny_checkpoint, calib):
     from edgemed.compress.quantize import quantize
 
     out = tmp_path_factory.mktemp("q") / "b"
-    r = quantize(tiny_checkpoint, calib=calib, formats=["openvino", "onnx"], out=out, max_drop=5.0,
+    r = quantize(tiny_checkpoint, calib=calib, formats=["openvino", "onnx", "tflite"], out=out, max_drop=5.0,
                  val_limit=96, threads=2, progress=False, sensitivity=True)
     return r
 
 
-def test_openvino_and_onnx_int8_with_fp32_references(int8_bundle):
+def test_every_format_int8_with_fp32_references(int8_bundle):
     b = load_bundle(int8_bundle.bundle)
     ids = {a.id for a in b.artifacts}
-    assert {"torch-fp32", "openvino-fp32", "onnx-fp32"} <= ids
+    assert {"torch-fp32", "openvino-fp32", "onnx-fp32", "tflite-fp32"} <= ids
     int8 = [a for a in b.artifacts if a.precision in ("int8", "mixed")]
-    assert {a.format for a in int8} == {"openvino", "onnx"}
+    assert {a.format for a in int8} == {"openvino", "onnx", "tflite"}
     for a in int8:
         q = a.details
-        assert q["route"] in ("nncf", "pt2e") and q["calibration_images"] == 32
+        assert q["route"] in ("nncf", "pt2e", "conv") and q["calibration_images"] == 32
         assert q["bound_met"] is True and a.parity["top1_agreement"] > 0.8
     assert b.recommended in {a.id for a in int8}
     quant = b.manifest["quantization"]
@@ -53,6 +53,8 @@ def test_int8_graphs_really_are_integer(int8_bundle):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     ov_int8 = next(a for a in b.artifacts if a.format == "openvino" and a.precision != "fp32")
     assert "FakeQuantize" in ov_int8.path.read_text()
+    tfl = next(a for a in b.artifacts if a.format == "tflite" and a.precision != "fp32")
+    assert tfl.details["ops"]["CONV_2D"].get("int8", 0) > 0 and tfl.details["xnnpack"]["partitions"] == 1
 
 
 def test_sensitivity_report_ranks_every_layer(int8_bundle, tiny_checkpoint):
@@ -111,7 +113,7 @@ def test_auc_on_a_one_class_validation_slice_is_refused(tiny_checkpoint, calib, 
 
 
 def test_own_accuracy_control_reverts_the_most_sensitive_layers(monkeypatch):
-    """The revert loop (TFLite / PT2E routes) on simulated scores: layer 'b' costs 2 points."""
+    """The revert loop (our own, for the PT2E and TFLite routes) on simulated scores: layer 'b' costs 2 points."""
     import edgemed.compress.quantize as q
     from edgemed.compress.nncf_quant import AccuracyTarget
 
@@ -142,7 +144,7 @@ def test_own_accuracy_control_reverts_the_most_sensitive_layers(monkeypatch):
     target = AccuracyTarget(np.zeros(1), np.zeros(1), "accuracy", 0.005, ["x", "y"], reference=0.90)
     first = ([], {}, 0.879, None)
     files, details, score, _, attempts, _ = q._control(
-        "tflite", "aeq", None, None, Cal(), __import__("pathlib").Path("/tmp"), None, {}, [], target, Writer(),
+        "onnx", "pt2e", None, None, Cal(), __import__("pathlib").Path("/tmp"), None, {}, [], target, Writer(),
         FP32(), ranking, 1, None, first)
     assert details["reverted_layers"] == ["b"] and score == pytest.approx(0.899)
     assert [a["float_layers"] for a in attempts] == [["b"]]
@@ -150,7 +152,7 @@ def test_own_accuracy_control_reverts_the_most_sensitive_layers(monkeypatch):
     target.max_drop = 0.0
     builds.clear()
     files, details, score, _, attempts, _ = q._control(
-        "tflite", "aeq", None, None, Cal(), __import__("pathlib").Path("/tmp"), None, {}, [], target, Writer(),
+        "onnx", "pt2e", None, None, Cal(), __import__("pathlib").Path("/tmp"), None, {}, [], target, Writer(),
         FP32(), ranking, 1, None, first)
     assert score == pytest.approx(0.90) and details["reverted_layers"] == ["b", "a"]
     assert [a["float_layers"] for a in attempts] == [["b"], ["b", "a"]]  # 25 % of 8 layers = 2 at most

@@ -1,0 +1,156 @@
+"""Headline results: every trained seed model through `edgemed optimize`, then FP32 vs the best
+deployment per runtime, measured side by side: batch-1 latency ratio to PyTorch FP32 eager
+(interleaved in one process), size ratio, and TEST-split accuracy/AUC with 95 % CIs and retention
+(paired bootstrap against PyTorch FP32). The search itself only ever sees the validation split.
+
+    EDGEMED_DATA_DIR=../shared/data python benchmarks/headline.py [--only KEY ...] [--budget 12]
+
+Targets: seed A (convnext_med, 224², ConvNeXt-Tiny width) on CT ≥ 0.97 accuracy from scratch; best
+deployment ≥ 6× faster than PyTorch FP32 eager with accuracy drop ≤ 0.5 pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import WORK, command_line, load_results, save_results, system_line  # noqa: E402
+
+MAX_DROP = 0.5
+BUDGET = {"convnext_med-sarscov2_ct_224": 45, "mednext_small-sarscov2_ct_224": 20}  # minutes; others: --budget
+
+
+def run_optimize(key: str, ckpt: Path, budget: float) -> Path:
+    from edgemed.pipeline.optimize import optimize
+
+    out = WORK / "headline" / key
+    if not (out / "optimize.json").exists():
+        optimize(ckpt, max_drop=MAX_DROP, metric="accuracy", budget_minutes=budget, out=out, force=True,
+                 finetune_epochs=3 if "sarscov2" in key else 4)
+    return out
+
+
+def measure(key: str, ckpt_path: Path, opt: Path, rounds: int) -> dict:
+    import numpy as np
+    import torch
+
+    from edgemed.bench.accuracy import accuracy_report, artifact_probs
+    from edgemed.bench.latency import LatencyStats, interleaved
+    from edgemed.checkpoint import load_checkpoint
+    from edgemed.data.catalog import CATALOG
+    from edgemed.data.datasets import load_dataset, prepare_split
+    from edgemed.export import load_bundle
+    from edgemed.fileio import quiet_native
+    from edgemed.runtime import open_session
+
+    summary = json.loads((opt / "optimize.json").read_text())
+    ckpt, model = load_checkpoint(ckpt_path)
+    name = ckpt.dataset["name"]
+    ds = load_dataset(name if name in CATALOG else ckpt.dataset["source"])
+    x_u8, y = prepare_split(ds, "test", ckpt.preprocess)
+    x = ckpt.preprocess.normalize(x_u8)
+    best = {}
+    for p in summary["points"]:  # fastest point within the bound (on validation), per runtime
+        if p["meets_bound"] and (p["runtime"] not in best or p["p50_ms"] < best[p["runtime"]]["p50_ms"]):
+            best[p["runtime"]] = p
+    chosen = {"torch-fp32": None, **{f"best@{rt}": p for rt, p in sorted(best.items())}}
+    threads = {k: (p["threads"] if p else 2) for k, p in chosen.items()}
+    sessions, sizes = {}, {}
+    with quiet_native():
+        for k, p in chosen.items():
+            if p is None:
+                sessions[k] = open_session(ckpt_path, threads=2)
+                sizes[k] = ckpt_path.stat().st_size
+            else:
+                a = load_bundle(p["bundle"], verify=False).artifact(p["artifact"])
+                sessions[k] = open_session(a, threads=p["threads"], runtime=p["runtime"])
+                sizes[k] = a.size
+    x1 = x[:1]
+    calls = {k: (lambda s=s, q=s.prepare(x1): s.infer(q)) for k, s in sessions.items()}
+    # each point runs with its own thread count; interleaving still gives both the same background
+    samples = interleaved(calls, warmup=10, iterations=rounds)
+    torch.set_num_threads(2)
+    ref = artifact_probs(sessions["torch-fp32"], ckpt.preprocess, x_u8)
+    rows = []
+    for k, p in chosen.items():
+        probs = ref if p is None else artifact_probs(sessions[k], ckpt.preprocess, x_u8)
+        acc = accuracy_report(y, probs, ckpt.class_names, None if p is None else ref, "torch-fp32")
+        lat = LatencyStats.from_seconds(samples[k]).to_dict()
+        rows.append({"name": k, "point": p, "threads": threads[k], "latency_ms": lat, "size_bytes": sizes[k],
+                     "accuracy": acc["metrics"]["accuracy"], "auc": acc["metrics"]["auc"],
+                     "retention": acc.get("retention")})
+    base = rows[0]
+    for r in rows:
+        r["speedup"] = base["latency_ms"]["p50"] / r["latency_ms"]["p50"]
+        r["size_ratio"] = r["size_bytes"] / base["size_bytes"]
+        d = (r["retention"] or {}).get("accuracy", {}).get("difference")
+        r["meets_target"] = None if r["point"] is None else bool(r["speedup"] >= 6 and d is not None and -100 * d <= MAX_DROP)
+    return {"key": key, "model": ckpt.model_name, "dataset": name, "image_size": ckpt.image_size, "n_test": int(len(y)),
+            "rounds": rounds, "rows": rows, "optimize": {"recommended": summary["recommended"]["id"],
+                                                        "bound_met": summary["bound_met"], "notes": summary["notes"],
+                                                        "budget_minutes": summary["budget_minutes"]}}
+
+
+def markdown(runs, sysline, command) -> str:
+    lines = ["# Headline: PyTorch FP32 vs the best deployment per runtime", "", f"Command: `{command}`  ",
+             f"Machine: {sysline}", "",
+             "Each model went through `edgemed optimize --max-drop 0.5 --metric accuracy` (search on the validation "
+             "split). Per runtime, the fastest point within the bound is measured here against PyTorch FP32 eager: "
+             "batch-1 latency (median of interleaved rounds in one process, each at its chosen thread count; PyTorch "
+             "at 2 threads), size, and TEST-split accuracy/AUC with 95 % bootstrap CIs; Δ is the paired difference "
+             "to PyTorch FP32. Target: ≥ 6× faster with accuracy drop ≤ 0.5 pt.", ""]
+    for r in runs:
+        lines += [f"## {r['model']} ({r['image_size']}²) on {r['dataset']} (test n={r['n_test']})", "",
+                  "| deployment | artifact | threads | p50 ms | speed-up | size ratio | accuracy [95% CI] | Δacc pt [95% CI] | AUC [95% CI] | ΔAUC | ≥ 6× & ≤ 0.5 pt |",
+                  "|---|---|---:|---:|---:|---:|---|---|---|---|---|"]
+        for row in r["rows"]:
+            p = row["point"]
+            ret = row["retention"]
+
+            def ci(m):
+                return "n/a" if m["value"] is None else f"{m['value']:.4f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]"
+
+            da = ret["accuracy"] if ret else None
+            dauc = ret["auc"] if ret else None
+            lines.append(
+                f"| {row['name']} | {p['candidate'] + ':' + p['artifact'] if p else 'torch-fp32 (eager)'} | {row['threads']} | "
+                f"{row['latency_ms']['p50']:.3f} | {row['speedup']:.2f}× | {row['size_ratio']:.2f} | {ci(row['accuracy'])} | "
+                + (f"{100 * da['difference']:+.2f} [{100 * da['ci'][0]:+.2f}, {100 * da['ci'][1]:+.2f}]" if da else "ref")
+                + f" | {ci(row['auc'])} | " + (f"{dauc['difference']:+.4f}" if dauc and dauc['difference'] is not None else "ref")
+                + f" | {'' if row['meets_target'] is None else ('yes' if row['meets_target'] else 'no')} |")
+        notes = r["optimize"]["notes"]
+        lines += ["", f"Search: {r['optimize']['budget_minutes']} min budget; recommended `{r['optimize']['recommended']}`"
+                  + ("" if r["optimize"]["bound_met"] else " (BOUND NOT MET)") + (f"; {'; '.join(notes)}" if notes else ""), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from benchmarks.train_seeds import RUNS, checkpoint_path
+    from edgemed.bench.system import system_info
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--budget", type=float, default=12.0)
+    ap.add_argument("--rounds", type=int, default=200)
+    args = ap.parse_args()
+    done = {r["key"]: r for r in load_results("headline").get("runs", [])}
+    for cfg in RUNS:
+        key = cfg["key"]
+        if args.only and not any(s in key for s in args.only):
+            continue
+        if not checkpoint_path(key).exists():
+            print(f"skip {key}: no checkpoint")
+            continue
+        print(f"=== {key}", flush=True)
+        opt = run_optimize(key, checkpoint_path(key), BUDGET.get(key, args.budget))
+        done[key] = measure(key, checkpoint_path(key), opt, args.rounds)
+        runs = [done[c["key"]] for c in RUNS if c["key"] in done]
+        save_results("headline", {"runs": runs}, markdown(runs, system_line(system_info()), command_line()))
+
+
+if __name__ == "__main__":
+    main()

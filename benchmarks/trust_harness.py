@@ -1,0 +1,140 @@
+"""Can the harness be trusted? Two checks, committed with their numbers:
+
+1. edgemed's latency vs OpenVINO's own `benchmark_app` on the same IR, same threads, latency
+   hint, FP32 inference precision: p50 within 10 %. The two are separate processes, so whole
+   runs alternate A B A B … and the medians of the runs' p50s are compared.
+2. The harness's own per-call overhead on a tiny model at 28×28 (goal ≤ 2 % of the model time):
+   the same session timed by the harness loop and by a bare loop (no per-call clock), alternated.
+
+    EDGEMED_DATA_DIR=../shared/data python benchmarks/trust_harness.py [--bundle B] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import WORK, command_line, save_results, system_line  # noqa: E402
+
+
+def benchmark_app_p50(xml: Path, threads: int, seconds: float) -> float:
+    exe = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
+    cmd = [exe, "-m", str(xml), "-d", "CPU", "-hint", "latency", "-nthreads", str(threads), "-api", "sync",
+           "-t", str(seconds), "-infer_precision", "f32", "-shape", "[1,{c},{h},{w}]"]
+    # the IR has a dynamic batch: fix it to 1 as the harness does
+    from edgemed.export.bundle import load_bundle
+
+    spec = load_bundle(xml.parent.parent, verify=False).preprocess
+    cmd[-1] = f"[1,{spec.channels},{spec.size[0]},{spec.size[1]}]"
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"Median:\s+([\d.]+)\s*ms", out)
+    if not m:
+        raise RuntimeError("benchmark_app printed no median:\n" + out[-2000:])
+    return float(m.group(1))
+
+
+def harness_p50(bundle: Path, artifact: str, threads: int, seconds: float) -> float:
+    from edgemed.bench.harness import bench
+
+    r = bench(bundle, artifacts=[artifact], threads=threads, duration=seconds, accuracy=False, memory=False,
+              large_batch=None, progress=False)
+    return r["rows"][0]["latency_ms"]["p50"]
+
+
+def overhead(bundle: Path, artifact: str, threads: int = 1, calls: int = 3000, rounds: int = 7) -> dict:
+    """Harness loop vs bare loop on the same session, alternated `rounds` times."""
+    import numpy as np
+
+    from edgemed.bench.latency import interleaved
+    from edgemed.export import load_bundle
+    from edgemed.runtime import open_session
+
+    b = load_bundle(bundle)
+    s = open_session(b.artifact(artifact), threads=threads)
+    x = s.prepare(np.zeros(b.preprocess.input_shape, np.float32))
+    for _ in range(200):
+        s.infer(x)
+    bare, harness = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(calls):
+            s.infer(x)
+        bare.append((time.perf_counter() - t) / calls)
+        t = time.perf_counter()
+        interleaved({"a": lambda: s.infer(x)}, warmup=0, iterations=calls)
+        harness.append((time.perf_counter() - t) / calls)
+    b_med, h_med = statistics.median(bare), statistics.median(harness)
+    return {"artifact": artifact, "threads": threads, "calls_per_round": calls, "rounds": rounds,
+            "bare_us_per_call": b_med * 1e6, "harness_us_per_call": h_med * 1e6,
+            "overhead_us_per_call": (h_med - b_med) * 1e6, "overhead_pct": 100 * (h_med - b_med) / b_med}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bundle", default=str(WORK / "bundles" / "mednext_small-pneumoniamnist"),
+                    help="A bundle with openvino-fp32 (and optionally an INT8 bundle via --int8-bundle)")
+    ap.add_argument("--int8-bundle", default=str(WORK / "compression" / "mednext_small-pneumoniamnist" / "int8"))
+    ap.add_argument("--tiny-bundle", default=str(WORK / "trust" / "tiny"))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    from edgemed.bench.system import system_info
+    from edgemed.export import load_bundle
+
+    targets = [(Path(args.bundle), "openvino-fp32")]
+    if Path(args.int8_bundle).exists():
+        ib = load_bundle(args.int8_bundle)
+        targets += [(Path(args.int8_bundle), a.id) for a in ib.artifacts if a.format == "openvino" and a.precision != "fp32"]
+    comparisons = []
+    for bundle, artifact in targets:
+        xml = load_bundle(bundle).artifact(artifact).path
+        for threads in (1, 2):
+            ours, theirs = [], []
+            for _ in range(args.runs):  # A B A B: the two tools see the same background load
+                theirs.append(benchmark_app_p50(xml, threads, args.seconds))
+                ours.append(harness_p50(bundle, artifact, threads, args.seconds))
+            o, t = statistics.median(ours), statistics.median(theirs)
+            comparisons.append({"bundle": str(bundle), "artifact": artifact, "threads": threads, "runs": args.runs,
+                                "seconds_per_run": args.seconds, "edgemed_p50_ms": ours, "benchmark_app_median_ms": theirs,
+                                "edgemed_median_of_p50": o, "benchmark_app_median_of_medians": t,
+                                "difference_pct": 100 * (o - t) / t, "within_10pct": abs(o - t) / t <= 0.10})
+            print(comparisons[-1], flush=True)
+    tiny = Path(args.tiny_bundle)
+    if not tiny.exists():
+        from edgemed.export.exporter import export
+        from edgemed.train import train
+
+        ck = train("resnet18_micro", "pneumoniamnist", out=tiny.parent / "tiny.safetensors", epochs=1, limit_train=256,
+                   limit_eval=64, progress=False, force=True).checkpoint
+        export(ck, ["onnx", "openvino", "tflite"], ["fp32"], tiny, parity_count=32, progress=False, force=True)
+    over = [overhead(tiny, a) for a in ("onnx-fp32", "openvino-fp32", "tflite-fp32")]
+    for o in over:
+        print(o, flush=True)
+    lines = ["# Trusting the harness", "", f"Command: `{command_line()}`  ", f"Machine: {system_line(system_info())}", "",
+             "## edgemed bench vs OpenVINO benchmark_app (same IR, latency hint, FP32 inference precision, batch 1, sync)", "",
+             f"{args.runs} alternating runs of each tool ({args.seconds:g} s each); the medians of the runs' p50 are compared. Goal: within 10 %.", "",
+             "| artifact | threads | edgemed p50 (median of runs) | benchmark_app median | difference | within 10 % |",
+             "|---|---:|---:|---:|---:|---|"]
+    for c in comparisons:
+        lines.append(f"| {Path(c['bundle']).name}/{c['artifact']} | {c['threads']} | {c['edgemed_median_of_p50']:.3f} ms | "
+                     f"{c['benchmark_app_median_of_medians']:.3f} ms | {c['difference_pct']:+.1f} % | {'yes' if c['within_10pct'] else 'NO'} |")
+    lines += ["", "## Harness overhead per call (tiny ResNet at 28×28, 1 thread)", "",
+              "The same session timed by the harness loop (clock + bookkeeping per call) and by a bare loop, "
+              "alternated; medians over rounds. Goal: ≤ 2 % of the model time.", "",
+              "| artifact | bare µs/call | harness µs/call | overhead µs | overhead % | goal met |", "|---|---:|---:|---:|---:|---|"]
+    for o in over:
+        lines.append(f"| {o['artifact']} | {o['bare_us_per_call']:.1f} | {o['harness_us_per_call']:.1f} | "
+                     f"{o['overhead_us_per_call']:+.2f} | {o['overhead_pct']:+.2f} % | {'yes' if o['overhead_pct'] <= 2 else 'NO'} |")
+    save_results("trust_harness", {"benchmark_app": comparisons, "overhead": over}, "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Pipelines: recipes (`edgemed run`), the embedded demo, and the deployment search (`optimize`)."""

@@ -1,0 +1,395 @@
+"""`edgemed optimize`: search pruning level × INT8 preset / float layers × format × runtime ×
+threads for the fastest deployment that keeps an accuracy bound, on this machine.
+
+Design for scale-out: every candidate is a `CandidateSpec` (plain, picklable) evaluated by the
+top-level function `evaluate_candidate`, which reads and writes only files under the work folder
+and returns a plain dict. Candidates run in local worker processes (`ProcessPoolExecutor`); the
+same function can be submitted to a Ray cluster (`ray.remote(evaluate_candidate)`) with the work
+folder on shared storage, without changing the search. Latency is measured afterwards, in one
+process, all candidates interleaved, so parallel builds never disturb the timings.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgemed.errors import EdgemedError
+from edgemed.fileio import atomic_dir, atomic_write_json, quiet_native
+from edgemed.progress import console, progress_bar
+
+PRUNE_LEVELS = (None, 0.6, 0.4)  # share of MACs kept; None = unpruned
+PRESETS = ("performance", "mixed")
+FORMATS = ("openvino", "onnx", "tflite")
+THREADS = (1, 2)
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """One unit of work: build the INT8 (and FP32 reference) artifact of one variant, score it
+    on the validation split. Plain fields only, so it crosses process (or cluster) boundaries."""
+
+    checkpoint: str
+    prune: float | None
+    fmt: str
+    preset: str
+    ignore: tuple[str, ...]
+    work: str
+    calib: str
+    metric: str
+    data_dir: str | None = None
+    val_limit: int | None = None
+    threads: int = 1
+
+    @property
+    def name(self) -> str:
+        p = "full" if self.prune is None else f"macs{int(self.prune * 100)}"
+        ig = f"-float{len(self.ignore)}" if self.ignore else ""
+        return f"{p}-{self.fmt}-{self.preset}{ig}"
+
+
+def evaluate_candidate(spec: CandidateSpec) -> dict:
+    """Quantize one variant into its own bundle (FP32 + INT8 of one format); return its
+    validation metric per artifact. Runs in a worker process (or a Ray task)."""
+    import torch
+
+    from edgemed.compress.quantize import quantize
+
+    torch.set_num_threads(spec.threads)
+    t0 = time.perf_counter()
+    out = Path(spec.work) / "candidates" / spec.name
+    try:
+        r = quantize(spec.checkpoint, calib=spec.calib, formats=[spec.fmt], out=out, preset=spec.preset,
+                     ignore=list(spec.ignore) or None, metric=spec.metric, data_dir=spec.data_dir,
+                     threads=spec.threads, val_limit=spec.val_limit, force=True, progress=False)
+    except EdgemedError as e:
+        return {"spec": asdict(spec), "name": spec.name, "ok": False, "error": str(e),
+                "seconds": time.perf_counter() - t0}
+    row = r.rows[0]
+    return {"spec": asdict(spec), "name": spec.name, "ok": True, "bundle": str(out),
+            "int8_artifact": row["artifact"], "fp32_artifact": f"{spec.fmt}-fp32",
+            "metric_int8": row["metric"], "reference": r.reference["value"],
+            "seconds": time.perf_counter() - t0}
+
+
+@dataclass
+class OptimizeResult:
+    out: Path
+    reference: dict
+    points: list[dict]
+    pareto: list[dict]
+    recommended: dict | None
+    bound_met: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def estimate_candidate_seconds(ckpt, calib_n: int, val_n: int) -> float:
+    """A rough lower bound for one candidate: converter overhead plus calibration and validation
+    passes at ~20 GMAC/s (measured order of magnitude on 2 cores)."""
+    from edgemed.models import count_macs, create_model
+
+    model = create_model(ckpt.model_name, ckpt.num_classes, ckpt.in_channels, ckpt.image_size, **ckpt.model_kwargs)
+    macs = count_macs(model, (1, ckpt.in_channels, ckpt.image_size, ckpt.image_size))
+    return 20.0 + (calib_n + 2 * val_n) * macs / 20e9
+
+
+def _prune_variant(checkpoint: str, level: float, work: Path, data_dir, finetune_epochs: int, threads: int) -> str:
+    from edgemed.compress.prune import prune
+
+    out = work / "pruned" / f"macs{int(level * 100)}.safetensors"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        prune(checkpoint, out=out, target_macs=level, finetune_epochs=finetune_epochs, distill=finetune_epochs > 0,
+              data_dir=data_dir, threads=threads, progress=False)
+    return str(out)
+
+
+def _measure(points: list[dict], spec_x: np.ndarray, rounds: int, progress) -> None:
+    """Batch-1 latency of every (artifact, runtime, threads) point, interleaved per thread count."""
+    from edgemed.bench.latency import interleaved
+    from edgemed.export.bundle import load_bundle
+    from edgemed.runtime import open_session
+
+    for threads in sorted({p["threads"] for p in points}):
+        group = [p for p in points if p["threads"] == threads]
+        sessions = {}
+        with quiet_native():
+            for p in group:
+                art = load_bundle(p["bundle"], verify=False).artifact(p["artifact"])
+                sessions[p["id"]] = open_session(art, threads=threads, runtime=p["runtime"])
+        calls = {k: (lambda s=s, x=s.prepare(spec_x): s.infer(x)) for k, s in sessions.items()}
+        samples = interleaved(calls, warmup=5, iterations=rounds, on_round=progress)
+        for p in group:
+            v = samples[p["id"]]
+            p["p50_ms"] = statistics.median(v) * 1e3
+            p["p90_ms"] = float(np.percentile(v, 90)) * 1e3
+        for s in sessions.values():
+            s.close()
+
+
+def pareto_front(points: list[dict]) -> list[dict]:
+    """Points no other point beats on both latency (lower) and metric (higher)."""
+    front = []
+    for p in sorted(points, key=lambda q: (q["p50_ms"], -q["metric"])):
+        if not front or p["metric"] > front[-1]["metric"]:
+            front.append(p)
+    return front
+
+
+def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "accuracy", target: str = "cpu",
+             budget_minutes: float = 30.0, out: str | Path | None = None, calib: str | Path | None = None,
+             workers: int | None = None, formats=FORMATS, prune_levels=PRUNE_LEVELS, presets=PRESETS,
+             threads=THREADS, finetune_epochs: int = 2, rounds: int = 100, val_limit: int | None = None,
+             data_dir: str | None = None, force: bool = False, progress: bool = True) -> OptimizeResult:
+    """Search deployments of a checkpoint; write the Pareto front and the recommended bundle.
+
+    Example: `optimize("m.safetensors", max_drop=0.5, metric="auc", budget_minutes=20, out="opt/")`.
+    """
+    from edgemed.checkpoint import load_checkpoint, read_checkpoint
+    from edgemed.compress.calibration import build_calibration, load_calibration
+    from edgemed.compress.quantize import CONTROL_METRICS, _validation
+    from edgemed.compress.scope import layer_sensitivity, suggest_ignore
+    from edgemed.export.exporter import parse_list
+    from edgemed.runtime import RUNTIMES, available_devices, runtimes_for
+
+    if max_drop < 0:
+        raise EdgemedError(f"--max-drop must be ≥ 0 (points), got {max_drop}")
+    if metric not in CONTROL_METRICS:
+        raise EdgemedError(f"unknown --metric {metric!r}: use {', '.join(CONTROL_METRICS)}")
+    if target != "cpu":
+        offered = sorted({d for r in RUNTIMES for d in available_devices(r)})
+        if target not in offered:
+            raise EdgemedError(f"target {target!r} is not available here: available are {', '.join(offered)}")
+    formats = parse_list(formats, FORMATS, "format")
+    ckpt = read_checkpoint(checkpoint)
+    out = Path(out) if out else Path("optimize") / Path(checkpoint).stem
+    if out.exists() and not force:
+        raise EdgemedError(f"{out} already exists: choose another --out or pass --force to replace it")
+    if calib is None:
+        committed = Path("calibration") / f"{ckpt.dataset['name']}.json"
+        calib = committed if committed.exists() else None
+    x_val, y_val = _validation(ckpt, data_dir, val_limit)
+    if metric == "auc" and len(np.unique(y_val)) < ckpt.num_classes:
+        raise EdgemedError("AUC is undefined on this validation split (a class is missing): use --metric accuracy")
+    estimate = estimate_candidate_seconds(ckpt, 300, len(y_val))
+    if budget_minutes * 60 < 1.5 * estimate:
+        raise EdgemedError(f"--budget-minutes {budget_minutes:g} is too small to evaluate one candidate of this model "
+                           f"(≈ {estimate / 60:.1f} min each): give at least {max(1, round(1.5 * estimate / 60 + 0.5))}")
+    workers = workers or max(1, min(2, (os.cpu_count() or 1)))
+    deadline = time.monotonic() + budget_minutes * 60
+    measure_reserve = 0.15 * budget_minutes * 60
+    notes = []
+    with atomic_dir(out, force) as tmp, progress_bar(progress) as bar:
+        work = tmp / "work"
+        work.mkdir()
+        if calib is None:
+            calib = build_calibration(ckpt.dataset["name"], size=300, data_dir=data_dir, out=work / "calibration.json")
+        _, model = load_checkpoint(checkpoint)
+        ref = _reference(model, x_val, y_val, ckpt, metric)
+        # sensitivity once, on the unpruned model: it proposes the float-layer variant to try
+        cal = load_calibration(calib, ckpt, data_dir=data_dir)
+        task = bar.add_task("sensitivity", total=None, info="")
+        ranking = layer_sensitivity(model, cal.x[:64], x_val[:64])
+        bar.update(task, completed=1, total=1)
+        suggested = tuple(suggest_ignore(ranking, top=2))
+        variants: list[tuple[float | None, str]] = [(None, str(checkpoint))]
+        specs = []
+
+        def specs_for(level, path):
+            out_specs = []
+            for fmt in formats:
+                for preset in presets:
+                    out_specs.append(CandidateSpec(path, level, fmt, preset, (), str(work), str(calib), metric,
+                                                   data_dir, val_limit, threads=max(1, (os.cpu_count() or 1) // workers)))
+                if suggested and level is None:
+                    out_specs.append(CandidateSpec(path, level, fmt, "performance", suggested, str(work), str(calib),
+                                                   metric, data_dir, val_limit, max(1, (os.cpu_count() or 1) // workers)))
+            return out_specs
+
+        specs += specs_for(None, str(checkpoint))
+        results: list[dict] = []
+        task = bar.add_task("candidates", total=None, info="")
+        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch/OpenMP state
+        with futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            pending = {}
+            queue = list(specs)
+            levels = [lv for lv in prune_levels if lv is not None]
+            avg = estimate
+            while queue or pending or levels:
+                while queue and len(pending) < workers:
+                    if time.monotonic() + avg > deadline - measure_reserve:
+                        notes.append(f"time budget reached: {len(queue)} queued candidates not evaluated")
+                        queue.clear()
+                        break
+                    spec = queue.pop(0)
+                    pending[pool.submit(evaluate_candidate, spec)] = spec
+                if not pending and levels and time.monotonic() + 3 * avg < deadline - measure_reserve:
+                    level = levels.pop(0)
+                    bar.update(task, info=f"pruning to {level:.0%} of the MACs")
+                    path = _prune_variant(str(checkpoint), level, work, data_dir, finetune_epochs, os.cpu_count() or 1)
+                    variants.append((level, path))
+                    queue += specs_for(level, path)
+                    continue
+                if not pending:
+                    if levels:
+                        notes.append(f"time budget reached: pruning levels {levels} not tried")
+                    break
+                done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
+                for f in done:
+                    spec = pending.pop(f)
+                    r = f.result()
+                    results.append(r)
+                    ok = [x["seconds"] for x in results if x["ok"]]
+                    avg = statistics.mean(ok) if ok else avg
+                    bar.update(task, completed=len(results), info=f"{r['name']}: " +
+                               (f"{metric} {r['metric_int8']:.4f}" if r["ok"] else "failed"))
+        # points: each artifact on each runtime it can run on, at each thread count
+        points = _points(results, runtimes_for, threads)
+        total = rounds * len(set(p["threads"] for p in points))
+        mtask = bar.add_task("latency (interleaved)", total=total, info="")
+        _measure(points, x_val[:1], rounds, lambda r: bar.advance(mtask))
+        torch_lat = _torch_latency(model, x_val[:1], threads, rounds)
+        for p in points:
+            p["speedup_vs_torch_fp32"] = torch_lat[p["threads"]] / p["p50_ms"]
+            p["drop_points"] = 100 * (ref["value"] - p["metric"])
+            p["meets_bound"] = p["drop_points"] <= max_drop + 1e-9
+        front = pareto_front(points)
+        ok = [p for p in points if p["meets_bound"]]
+        best = min(ok, key=lambda p: p["p50_ms"]) if ok else max(points, key=lambda p: (p["metric"], -p["p50_ms"]))
+        _write_recommended(tmp / "recommended", best, ok != [])
+        summary = {"checkpoint": str(checkpoint), "metric": metric, "max_drop_points": max_drop, "target": target,
+                   "budget_minutes": budget_minutes, "reference": ref, "torch_fp32_ms": torch_lat,
+                   "candidates": results, "points": points, "pareto": [p["id"] for p in front],
+                   "recommended": best, "bound_met": bool(ok), "sensitivity": ranking[:10],
+                   "suggested_float_layers": list(suggested), "notes": notes, "workers": workers,
+                   "latency_rounds": rounds}
+        atomic_write_json(tmp / "optimize.json", summary)
+        _plot(tmp / "pareto.png", points, front, best, ref, metric, max_drop)
+        (tmp / "summary.md").write_text(_markdown(summary))
+    # candidate bundles stay under work/ for inspection; the recommended one is copied out
+    return OptimizeResult(out, ref, points, [p for p in points if p["id"] in {q["id"] for q in front}],
+                          best, bool(ok), notes)
+
+
+def _reference(model, x_val, y_val, ckpt, metric) -> dict:
+    from edgemed.metrics import classification_metrics, metric_value, softmax
+    from edgemed.train.loop import predict_logits
+
+    m = classification_metrics(y_val, softmax(predict_logits(model, x_val)), ckpt.class_names, n_boot=0)
+    return {"metric": metric, "value": metric_value(m, metric), "split": "val", "n": int(len(y_val))}
+
+
+def _points(results, runtimes_for, threads) -> list[dict]:
+    points = []
+    seen_fp32 = set()
+    for r in results:
+        if not r["ok"]:
+            continue
+        spec = r["spec"]
+        entries = [(r["int8_artifact"], r["metric_int8"], "int8")]
+        fp32_key = (spec["checkpoint"], spec["fmt"])
+        if fp32_key not in seen_fp32:  # one FP32 point per variant and format
+            seen_fp32.add(fp32_key)
+            entries.append((r["fp32_artifact"], None, "fp32"))
+        for artifact, value, precision in entries:
+            for runtime in runtimes_for(spec["fmt"]):
+                for t in threads:
+                    points.append({
+                        "id": f"{r['name']}:{artifact}@{runtime}/t{t}", "candidate": r["name"], "bundle": r["bundle"],
+                        "artifact": artifact, "precision": precision, "format": spec["fmt"], "runtime": runtime,
+                        "threads": t, "prune": spec["prune"], "preset": spec["preset"] if precision != "fp32" else None,
+                        "float_layers": spec["ignore"] if precision != "fp32" else [],
+                        # FP32 exports match their PyTorch model to ~1e-6 (parity is checked at
+                        # export), so they score as the checkpoint they came from
+                        "metric": value if value is not None else r["reference"]})
+    return points
+
+
+def _torch_latency(model, x1, threads, rounds) -> dict[int, float]:
+    from edgemed.compress.prune import torch_latency_ms
+
+    out = {}
+    import torch
+
+    for t in threads:
+        out[t] = torch_latency_ms({"m": model}, torch.from_numpy(x1), t, rounds=rounds)["m"]
+    return out
+
+
+def _write_recommended(folder: Path, point: dict, met: bool) -> None:
+    """A bundle with the recommended artifact and the PyTorch reference, marked recommended."""
+    from edgemed.export.bundle import load_bundle
+
+    src = load_bundle(point["bundle"])
+    keep = {point["artifact"], "torch-fp32"}
+    folder.mkdir(parents=True)
+    manifest = dict(src.manifest)
+    manifest["artifacts"] = [a.to_dict() for a in src.artifacts if a.id in keep]
+    for a in src.artifacts:
+        if a.id in keep:
+            for f in a.files:
+                (folder / f["path"]).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src.root / f["path"], folder / f["path"])
+    manifest["recommended"] = point["artifact"]
+    manifest["deployment"] = {"runtime": point["runtime"], "threads": point["threads"], "device": "cpu",
+                              "bound_met": met, "label": None if met else "BOUND NOT MET: best model found",
+                              "validation_metric": point["metric"], "p50_ms": point["p50_ms"]}
+    atomic_write_json(folder / "edgemed.json", manifest)
+    load_bundle(folder)  # verify
+
+
+def _plot(path: Path, points, front, best, ref, metric, max_drop) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for prec, marker in (("fp32", "o"), ("int8", "^")):
+        sel = [p for p in points if p["precision"] == prec]
+        ax.scatter([p["p50_ms"] for p in sel], [p["metric"] for p in sel], marker=marker, alpha=0.6, label=prec)
+    ax.plot([p["p50_ms"] for p in front], [p["metric"] for p in front], "k--", lw=1, label="Pareto front")
+    ax.axhline(ref["value"] - max_drop / 100, color="red", lw=0.8, label=f"bound (−{max_drop} pt)")
+    ax.scatter([best["p50_ms"]], [best["metric"]], s=160, facecolors="none", edgecolors="green", label="recommended")
+    ax.set_xscale("log")
+    ax.set_xlabel("batch-1 latency p50 (ms, log scale)")
+    ax.set_ylabel(f"validation {metric}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _markdown(s: dict) -> str:
+    ref = s["reference"]
+    best = s["recommended"]
+    lines = [f"# edgemed optimize: {s['checkpoint']}", "",
+             f"Bound: validation {s['metric']} drop ≤ {s['max_drop_points']} pt vs PyTorch FP32 "
+             f"({ref['value']:.4f}, n={ref['n']}). Budget {s['budget_minutes']} min, {s['workers']} workers.", "",
+             f"**Recommended**: `{best['artifact']}` of `{best['candidate']}` on {best['runtime']} with {best['threads']} "
+             f"thread(s): p50 {best['p50_ms']:.3f} ms ({best['speedup_vs_torch_fp32']:.1f}× PyTorch FP32 eager), "
+             f"{s['metric']} {best['metric']:.4f} (drop {best['drop_points']:+.2f} pt)"
+             + ("" if s["bound_met"] else " — **BOUND NOT MET: best model found**"), "",
+             "| point | precision | runtime | threads | p50 ms | speed-up vs torch | metric | drop pt | bound | Pareto |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+    front = set(s["pareto"])
+    for p in sorted(s["points"], key=lambda q: q["p50_ms"]):
+        lines.append(f"| {p['candidate']}:{p['artifact']} | {p['precision']} | {p['runtime']} | {p['threads']} | "
+                     f"{p['p50_ms']:.3f} | {p['speedup_vs_torch_fp32']:.1f}× | {p['metric']:.4f} | "
+                     f"{p['drop_points']:+.2f} | {'yes' if p['meets_bound'] else 'no'} | {'★' if p['id'] in front else ''} |")
+    if s["notes"]:
+        lines += ["", "Notes: " + "; ".join(s["notes"])]
+    lines += ["", "Latency: batch 1, median of interleaved rounds in one process after all candidates were built. "
+              "Metrics on the validation split (never test)."]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["CandidateSpec", "OptimizeResult", "evaluate_candidate", "optimize", "pareto_front"]

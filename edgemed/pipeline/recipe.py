@@ -1,0 +1,171 @@
+"""Recipes: one YAML file naming the model, the data, the stages and their options, the targets
+and the accuracy bound. Validated against a schema before any work starts; an error names the
+file, line and key.
+
+```yaml
+name: mednext-pneumonia
+model: {zoo: mednext_small}            # or {checkpoint: m.safetensors} or {factory: net.py:build, weights: w.safetensors}
+dataset: pneumoniamnist
+stages:
+  train: {epochs: 20}
+  prune: {target_macs: 0.5, finetune_epochs: 4, distill: true}
+  export: {formats: [onnx, openvino, tflite], precision: [fp32, fp16]}
+  quantize: {formats: [openvino, onnx, tflite], max_drop: 0.5}
+  bench: {threads: 2, duration: 5}
+  report: {}
+targets: [cpu]
+accuracy_bound: {metric: accuracy, max_drop: 0.5}
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from edgemed.errors import EdgemedError
+
+STAGES = ("train", "prune", "export", "quantize", "bench", "report")  # execution order
+
+# option → (type(s), description); types: int, float, bool, str, list, dict
+STAGE_OPTIONS: dict[str, dict[str, tuple]] = {
+    "train": {"epochs": (int,), "batch_size": (int,), "lr": (float, int), "weight_decay": (float, int),
+              "image_size": (int,), "seed": (int,), "augment": (str,), "patience": (int,),
+              "monitor": (str,), "precision": (str,), "class_weights": (bool,), "feature_smoothing": (float, int),
+              "label_smoothing": (float, int), "limit_train": (int,), "limit_eval": (int,), "threads": (int,)},
+    "prune": {"ratio": (float,), "target_macs": (float,), "importance": (str,), "round_to": (int,),
+              "finetune_epochs": (int,), "distill": (bool,), "lr": (float,), "batch_size": (int,),
+              "limit_train": (int,)},
+    "export": {"formats": (list,), "precision": (list,), "parity_images": (int,), "static_batch": (bool,),
+               "tflite_layout": (str,)},
+    "quantize": {"formats": (list,), "calib": (str,), "preset": (str,), "ignore": (list,), "max_drop": (float, int),
+                 "metric": (str,), "routes": (dict,), "model_type": (str,), "sensitivity": (bool,),
+                 "calib_limit": (int,), "val_limit": (int,)},
+    "bench": {"threads": (int, list), "batch": (int,), "duration": (float, int), "iterations": (int,),
+              "warmup": (int,), "split": (str,), "limit": (int,), "large_batch": (int,), "memory": (bool,),
+              "artifacts": (list,), "runtimes": (list,)},
+    "report": {"max_drop": (float, int), "metric": (str,)},
+}
+TOP_LEVEL = {"name": (str,), "model": (dict,), "dataset": (str,), "data_dir": (str,), "stages": (dict,),
+             "targets": (list,), "accuracy_bound": (dict,), "threads": (int,)}
+MODEL_KEYS = {"zoo": (str,), "kwargs": (dict,), "checkpoint": (str,), "factory": (str,), "weights": (str,)}
+BOUND_KEYS = {"metric": (str,), "max_drop": (float, int)}
+TARGETS = ("cpu", "gpu", "cuda", "tensorrt", "npu")
+
+
+class RecipeError(EdgemedError):
+    pass
+
+
+@dataclass
+class Recipe:
+    path: Path
+    name: str
+    model: dict
+    dataset: str
+    stages: dict[str, dict]
+    targets: list[str] = field(default_factory=lambda: ["cpu"])
+    accuracy_bound: dict = field(default_factory=lambda: {"metric": "accuracy", "max_drop": 0.5})
+    data_dir: str | None = None
+    threads: int | None = None
+
+    @property
+    def stage_order(self) -> list[str]:
+        return [s for s in STAGES if s in self.stages]
+
+
+def _where(path: Path, node) -> str:
+    return f"{path}:{node.start_mark.line + 1}"
+
+
+def _type_ok(value, types) -> bool:
+    if bool in types:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False  # YAML true/false is not a number
+    return isinstance(value, tuple(types))
+
+
+def _check_mapping(path: Path, node, schema: dict, context: str) -> dict:
+    if not isinstance(node, yaml.MappingNode):
+        raise RecipeError(f"{_where(path, node)}: {context} must be a mapping of keys to values")
+    out = {}
+    for key_node, value_node in node.value:
+        key = key_node.value
+        if key not in schema:
+            raise RecipeError(f"{_where(path, key_node)}: unknown key {key!r} in {context} "
+                              f"(known: {', '.join(sorted(schema))})")
+        value = yaml.safe_load(yaml.serialize(value_node))
+        if not _type_ok(value, schema[key]):
+            wanted = " or ".join(t.__name__ for t in schema[key])
+            raise RecipeError(f"{_where(path, value_node)}: {context}.{key} must be {wanted}, got {value!r}")
+        out[key] = value
+    return out
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Parse and validate a recipe; every problem names the file, line and key."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe not found: {path}")
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise RecipeError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if root is None:
+        raise RecipeError(f"{path}: the recipe is empty")
+    top = _check_mapping(path, root, TOP_LEVEL, "the recipe")
+    nodes = {k.value: v for k, v in root.value}
+    for required in ("model", "dataset", "stages"):
+        if required not in top:
+            raise RecipeError(f"{path}: missing required key {required!r}")
+    model = _check_mapping(path, nodes["model"], MODEL_KEYS, "model")
+    sources = [k for k in ("zoo", "checkpoint", "factory") if k in model]
+    if len(sources) != 1:
+        raise RecipeError(f"{_where(path, nodes['model'])}: model needs exactly one of zoo, checkpoint or factory")
+    if "factory" in model and "weights" not in model and "train" not in top["stages"]:
+        raise RecipeError(f"{_where(path, nodes['model'])}: a factory model needs weights: or a train stage")
+    if "zoo" in model:
+        from edgemed.models import REGISTRY
+
+        if model["zoo"] not in REGISTRY:
+            raise RecipeError(f"{_where(path, nodes['model'])}: unknown zoo model {model['zoo']!r} "
+                              f"(known: {', '.join(REGISTRY)})")
+    stage_nodes = nodes["stages"]
+    if not isinstance(stage_nodes, yaml.MappingNode) or not stage_nodes.value:
+        raise RecipeError(f"{_where(path, stage_nodes)}: stages must name at least one stage ({', '.join(STAGES)})")
+    stages = {}
+    for key_node, value_node in stage_nodes.value:
+        name = key_node.value
+        if name not in STAGE_OPTIONS:
+            raise RecipeError(f"{_where(path, key_node)}: unknown stage {name!r} (known: {', '.join(STAGES)})")
+        if isinstance(value_node, yaml.ScalarNode) and value_node.value in ("", "null", "~"):
+            stages[name] = {}
+        else:
+            stages[name] = _check_mapping(path, value_node, STAGE_OPTIONS[name], f"stages.{name}")
+    if "zoo" in model and "train" not in stages:
+        raise RecipeError(f"{_where(path, nodes['stages'])}: a zoo model needs a train stage (or give model.checkpoint)")
+    if "train" in stages and "checkpoint" in model:
+        raise RecipeError(f"{_where(path, nodes['stages'])}: model.checkpoint is already trained: remove the train stage")
+    if "prune" in stages and ("ratio" in stages["prune"]) == ("target_macs" in stages["prune"]):
+        raise RecipeError(f"{_where(path, nodes['stages'])}: stages.prune needs exactly one of ratio or target_macs")
+    if "bench" in stages and not any(s in stages for s in ("export", "quantize")):
+        raise RecipeError(f"{_where(path, nodes['stages'])}: the bench stage needs an export or quantize stage to bench")
+    if "report" in stages and "bench" not in stages:
+        raise RecipeError(f"{_where(path, nodes['stages'])}: the report stage needs a bench stage")
+    targets = top.get("targets", ["cpu"])
+    for t in targets:
+        if t not in TARGETS:
+            raise RecipeError(f"{_where(path, nodes['targets'])}: unknown target {t!r} (known: {', '.join(TARGETS)})")
+    bound = {"metric": "accuracy", "max_drop": 0.5}
+    if "accuracy_bound" in nodes:
+        bound.update(_check_mapping(path, nodes["accuracy_bound"], BOUND_KEYS, "accuracy_bound"))
+        if bound["max_drop"] < 0:
+            raise RecipeError(f"{_where(path, nodes['accuracy_bound'])}: accuracy_bound.max_drop must be ≥ 0")
+    return Recipe(path=path, name=top.get("name", path.stem), model=model, dataset=top["dataset"],
+                  stages=stages, targets=list(targets), accuracy_bound=bound, data_dir=top.get("data_dir"),
+                  threads=top.get("threads"))

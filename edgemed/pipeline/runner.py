@@ -1,0 +1,245 @@
+"""`edgemed run RECIPE.yaml`: the stages of a recipe, each writing to its own folder of the run
+folder with a `stage.json` recorded only when it finished. A rerun skips every stage whose inputs
+(options, upstream outputs, data, edgemed version) hash the same, so an interrupted run resumes
+after its last finished stage and an edited recipe redoes only what changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgemed.errors import EdgemedError, RuntimeUnavailable
+from edgemed.fileio import atomic_write_json, sha256_file
+from edgemed.pipeline.recipe import Recipe, RecipeError, load_recipe
+from edgemed.progress import console
+
+STAGE_FILE = "stage.json"
+
+
+@dataclass
+class StageOutcome:
+    stage: str
+    status: str  # "done" | "skipped (cached)"
+    outputs: dict
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    stages: list[StageOutcome] = field(default_factory=list)
+
+    def output(self, stage: str, key: str):
+        for s in self.stages:
+            if s.stage == stage:
+                return s.outputs.get(key)
+        return None
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_hash(path: str | Path) -> str:
+    p = Path(path)
+    if p.is_dir():
+        return sha256_file(p / "edgemed.json") if (p / "edgemed.json").exists() else _hash(sorted(map(str, p.rglob("*"))))
+    return sha256_file(p)
+
+
+def check_targets(recipe: Recipe) -> None:
+    """Every target must be available here before any work starts."""
+    from edgemed.runtime import RUNTIMES, available_devices
+
+    offered = {r: available_devices(r) for r in RUNTIMES}
+    for target in recipe.targets:
+        aliases = {"gpu": ("gpu", "cuda"), "cuda": ("cuda", "gpu")}.get(target, (target,))
+        if not any(a in devs for devs in offered.values() for a in aliases):
+            here = sorted({d for devs in offered.values() for d in devs})
+            raise RuntimeUnavailable(f"target {target!r} is not available on this machine: available are {', '.join(here)}")
+
+
+def check_inputs(recipe: Recipe, root: Path) -> None:
+    """Inputs named by the recipe must exist before any work starts."""
+    base = recipe.path.parent
+    for key in ("checkpoint", "weights"):
+        if key in recipe.model and not (base / recipe.model[key]).exists():
+            raise RecipeError(f"{recipe.path}: model.{key} {recipe.model[key]!r} does not exist")
+    if "factory" in recipe.model:
+        target = recipe.model["factory"].rpartition(":")[0]
+        if target.endswith(".py") and not (base / target).exists():
+            raise RecipeError(f"{recipe.path}: model.factory file {target!r} does not exist")
+    calib = recipe.stages.get("quantize", {}).get("calib")
+    if calib and not (base / calib).exists() and not Path(calib).exists():
+        raise RecipeError(f"{recipe.path}: stages.quantize.calib {calib!r} does not exist")
+
+
+def _resolve(recipe: Recipe, value: str) -> str:
+    """Paths in a recipe are relative to the recipe's folder (absolute ones stay)."""
+    p = Path(value)
+    if p.is_absolute():
+        return str(p)
+    near = recipe.path.parent / p
+    return str(near) if near.exists() or not p.exists() else str(p)
+
+
+def run_recipe(path: str | Path, run_dir: str | Path | None = None, *, data_dir: str | None = None,
+               force: bool = False, progress: bool = True) -> RunResult:
+    """Run (or resume) a recipe. `force` redoes every stage.
+
+    Example: `run_recipe("benchmarks/recipes/mednext_small-pneumoniamnist.yaml")`.
+    """
+    from edgemed.data.datasets import load_dataset
+
+    recipe = load_recipe(path)
+    root = Path(run_dir) if run_dir else Path("runs") / recipe.name
+    check_inputs(recipe, root)
+    check_targets(recipe)
+    data_dir = data_dir or recipe.data_dir
+    dataset = load_dataset(recipe.dataset, data_dir)  # fails here, before work, if the data is missing
+    root.mkdir(parents=True, exist_ok=True)
+    from edgemed import __version__
+
+    result = RunResult(root)
+    upstream: dict[str, str] = {}  # what each later stage consumes: checkpoint, bundles, results
+    if "checkpoint" in recipe.model:
+        upstream["checkpoint"] = _resolve(recipe, recipe.model["checkpoint"])
+    elif "factory" in recipe.model and "weights" in recipe.model:
+        upstream["checkpoint"] = _resolve(recipe, recipe.model["weights"])
+    for stage in recipe.stage_order:
+        options = recipe.stages[stage]
+        folder = root / stage
+        inputs = {"stage": stage, "options": options, "edgemed": __version__, "data": dataset.sha256,
+                  "bound": recipe.accuracy_bound, "targets": recipe.targets,
+                  "upstream": {k: _file_hash(v) for k, v in upstream.items() if Path(v).exists()}}
+        if stage == "train":
+            inputs["model"] = recipe.model
+        key = _hash(inputs)
+        record = folder / STAGE_FILE
+        if not force and record.exists():
+            done = json.loads(record.read_text())
+            if done.get("input_hash") == key and all(Path(p).exists() for p in _paths(done["outputs"])):
+                console.log(f"[green]{stage}[/]: inputs unchanged, reusing {folder}")
+                upstream.update(done["outputs"])
+                result.stages.append(StageOutcome(stage, "skipped (cached)", done["outputs"]))
+                continue
+        console.rule(f"[bold]{stage}")
+        t0 = time.perf_counter()
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if record.exists():
+            record.unlink()  # the stage is being redone: it is unfinished until recorded again
+        outputs = STAGE_RUNNERS[stage](recipe, dict(options), folder, upstream, data_dir, progress)
+        seconds = time.perf_counter() - t0
+        atomic_write_json(record, {"stage": stage, "input_hash": key, "inputs": inputs, "outputs": outputs,
+                                   "started": started, "seconds": round(seconds, 1), "status": "done"})
+        upstream.update(outputs)
+        result.stages.append(StageOutcome(stage, "done", outputs, seconds))
+    return result
+
+
+def _paths(outputs: dict) -> list[str]:
+    out = []
+    for v in outputs.values():
+        out += v if isinstance(v, list) else [v]
+    return out
+
+
+# ---- stages: each returns {name: path} of what it produced --------------------------------
+
+def _train(recipe, opts, folder, upstream, data_dir, progress):
+    from edgemed.train import train
+
+    model = recipe.model.get("zoo") or _resolve(recipe, recipe.model["factory"].rpartition(":")[0]) + ":" + \
+        recipe.model["factory"].rpartition(":")[2]
+    out = folder / "model.safetensors"
+    threads = opts.pop("threads", recipe.threads)
+    train(model, recipe.dataset, out=out, data_dir=data_dir, model_kwargs=recipe.model.get("kwargs"),
+          threads=threads, force=True, progress=progress, **opts)
+    return {"checkpoint": str(out)}
+
+
+def _prune(recipe, opts, folder, upstream, data_dir, progress):
+    from edgemed.compress.prune import prune
+
+    out = folder / "model.safetensors"
+    prune(upstream["checkpoint"], out=out, data_dir=data_dir, threads=recipe.threads, force=True,
+          progress=progress, **opts)
+    return {"checkpoint": str(out)}
+
+
+def _export(recipe, opts, folder, upstream, data_dir, progress):
+    from edgemed.export.exporter import export
+
+    out = folder / "bundle"
+    export(upstream["checkpoint"], opts.pop("formats", ["onnx", "openvino", "tflite"]),
+           opts.pop("precision", ["fp32", "fp16"]), out, force=True, data_dir=data_dir,
+           parity_count=opts.pop("parity_images", 128), dynamic_batch=not opts.pop("static_batch", False),
+           tflite_layout=opts.pop("tflite_layout", "NCHW"), threads=recipe.threads, progress=progress)
+    return {"export_bundle": str(out)}
+
+
+def _quantize(recipe, opts, folder, upstream, data_dir, progress):
+    from edgemed.checkpoint import read_checkpoint
+    from edgemed.compress.calibration import build_calibration
+    from edgemed.compress.quantize import quantize
+
+    calib = opts.pop("calib", None)
+    if calib:
+        calib = _resolve(recipe, calib)
+    else:
+        name = read_checkpoint(upstream["checkpoint"]).dataset["name"]
+        committed = Path("calibration") / f"{name}.json"
+        calib = str(committed) if committed.exists() else str(
+            build_calibration(recipe.dataset, size=300, data_dir=data_dir, out=folder / "calibration.json", force=True))
+    out = folder / "bundle"
+    opts.setdefault("max_drop", recipe.accuracy_bound["max_drop"])
+    opts.setdefault("metric", recipe.accuracy_bound["metric"])
+    quantize(upstream["checkpoint"], calib=calib, out=out, data_dir=data_dir, threads=recipe.threads,
+             base_bundle=upstream.get("export_bundle"), force=True, progress=progress, **opts)
+    return {"bundle": str(out)}
+
+
+def _bench(recipe, opts, folder, upstream, data_dir, progress):
+    from edgemed.bench.harness import bench
+
+    bundle = upstream.get("bundle") or upstream["export_bundle"]
+    threads_list = opts.pop("threads", recipe.threads or 2)
+    threads_list = threads_list if isinstance(threads_list, list) else [threads_list]
+    memory = opts.pop("memory", True)
+    results = []
+    for target in recipe.targets:
+        for threads in threads_list:
+            out = folder / f"results-{target}-t{threads}.json"
+            bench(bundle, device=target, threads=threads, data_dir=data_dir, memory=memory, out=out, force=True,
+                  progress=progress, **opts)
+            results.append(str(out))
+    return {"results": results}
+
+
+def _report(recipe, opts, folder, upstream, data_dir, progress):
+    from edgemed.report.build import report
+
+    out = folder / "report"
+    opts.setdefault("max_drop", recipe.accuracy_bound["max_drop"])
+    opts.setdefault("metric", recipe.accuracy_bound["metric"] if recipe.accuracy_bound["metric"] in ("accuracy", "auc") else "accuracy")
+    report(upstream["results"], out, force=True, **opts)
+    return {"report": str(out / "report.html")}
+
+
+STAGE_RUNNERS = {"train": _train, "prune": _prune, "export": _export, "quantize": _quantize,
+                 "bench": _bench, "report": _report}
+
+
+def ensure_ready(recipe_path: str | Path) -> Recipe:
+    """Validate a recipe and its inputs without running anything (`edgemed run --check`)."""
+    recipe = load_recipe(recipe_path)
+    check_inputs(recipe, Path("."))
+    check_targets(recipe)
+    return recipe
+
+
+__all__ = ["RunResult", "StageOutcome", "ensure_ready", "run_recipe", "EdgemedError"]

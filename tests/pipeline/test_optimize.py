@@ -1,0 +1,53 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from edgemed.cli import app
+from edgemed.errors import EdgemedError
+from edgemed.export import load_bundle
+from edgemed.pipeline.optimize import pareto_front
+from tests.cli.test_cli_foundation import assert_clean_error
+from tests.conftest import needs_data
+
+pytest.importorskip("nncf")
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    pts = [{"p50_ms": 1.0, "metric": 0.80}, {"p50_ms": 2.0, "metric": 0.90}, {"p50_ms": 3.0, "metric": 0.85},
+           {"p50_ms": 0.5, "metric": 0.70}, {"p50_ms": 2.5, "metric": 0.95}]
+    assert [(p["p50_ms"], p["metric"]) for p in pareto_front(pts)] == [(0.5, 0.7), (1.0, 0.8), (2.0, 0.9), (2.5, 0.95)]
+
+
+@needs_data
+def test_search_on_a_tiny_model(tiny_checkpoint, tmp_path):
+    from edgemed.compress.calibration import build_calibration
+    from edgemed.pipeline.optimize import optimize
+
+    calib = build_calibration("pneumoniamnist", size=32, out=tmp_path / "c.json")
+    r = optimize(tiny_checkpoint, max_drop=2.0, budget_minutes=8, out=tmp_path / "opt", calib=calib,
+                 formats=["onnx", "tflite"], prune_levels=(None, 0.6), presets=("performance",), threads=(1,),
+                 finetune_epochs=0, rounds=20, val_limit=64, workers=2, progress=False)
+    s = json.loads((r.out / "optimize.json").read_text())
+    names = {c["name"] for c in s["candidates"]}
+    assert {"full-onnx-performance", "full-tflite-performance"} <= names
+    assert any(p["runtime"] == "openvino" for p in r.points)  # ONNX artifacts also measured on OpenVINO
+    assert {p["precision"] for p in r.points} == {"fp32", "int8"}
+    assert all(p["p50_ms"] > 0 for p in r.points) and r.pareto
+    rec = load_bundle(r.out / "recommended")
+    assert rec.recommended == r.recommended["artifact"]
+    assert rec.manifest["deployment"]["bound_met"] == r.bound_met
+    assert (r.out / "pareto.png").stat().st_size > 1000 and "Recommended" in (r.out / "summary.md").read_text()
+
+
+@needs_data
+def test_bad_inputs_fail_before_any_work(tiny_checkpoint, tmp_path):
+    from edgemed.pipeline.optimize import optimize
+
+    with pytest.raises(EdgemedError, match="too small to evaluate one candidate"):
+        optimize(tiny_checkpoint, budget_minutes=0.05, out=tmp_path / "a", progress=False)
+    with pytest.raises(EdgemedError, match="target 'tensorrt' is not available"):
+        optimize(tiny_checkpoint, target="tensorrt", out=tmp_path / "b", progress=False)
+    assert_clean_error(CliRunner().invoke(app, ["optimize", str(tiny_checkpoint), "--max-drop", "-1",
+                                                "--out", str(tmp_path / "c")]), "--max-drop must be ≥ 0")
+    assert not any((tmp_path / n).exists() for n in "abc")

@@ -1,0 +1,66 @@
+import pytest
+
+from edgemed.pipeline.recipe import RecipeError, load_recipe
+
+GOOD = """\
+name: t
+model: {zoo: mednext_micro}
+dataset: breastmnist
+stages:
+  train: {epochs: 1}
+  export: {formats: [onnx]}
+  bench: {threads: 1, duration: 0.2}
+  report: {}
+"""
+
+
+def write(tmp_path, text, name="r.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_a_valid_recipe_parses(tmp_path):
+    r = load_recipe(write(tmp_path, GOOD))
+    assert r.stage_order == ["train", "export", "bench", "report"]
+    assert r.accuracy_bound == {"metric": "accuracy", "max_drop": 0.5} and r.targets == ["cpu"]
+
+
+@pytest.mark.parametrize("text, line, fragment", [
+    (GOOD.replace("  train: {epochs: 1}", "  train: {epochz: 1}"), 5, "unknown key 'epochz' in stages.train"),
+    (GOOD.replace("  report: {}", "  deploy: {}"), 8, "unknown stage 'deploy'"),
+    (GOOD.replace("  train: {epochs: 1}", "  train: {epochs: many}"), 5, "stages.train.epochs must be int"),
+    (GOOD.replace("dataset: breastmnist", "dataset: breastmnist\nmodle: x"), 4, "unknown key 'modle'"),
+    (GOOD.replace("{zoo: mednext_micro}", "{zoo: vgg}"), 2, "unknown zoo model 'vgg'"),
+    (GOOD.replace("{zoo: mednext_micro}", "{zoo: mednext_micro, checkpoint: a.safetensors}"), 2, "exactly one of zoo"),
+    (GOOD + "targets: [fpga]\n", 9, "unknown target 'fpga'"),
+    (GOOD + "accuracy_bound: {metric: accuracy, max_drop: -1}\n", 9, "max_drop must be ≥ 0"),
+    (GOOD.replace("  export: {formats: [onnx]}\n", ""), 5, "bench stage needs an export or quantize stage"),
+    (GOOD.replace("stages:", "stages: [train"), 5, "not valid YAML"),
+])
+def test_invalid_recipes_name_the_line_and_key(tmp_path, text, line, fragment):
+    p = write(tmp_path, text)
+    with pytest.raises(RecipeError) as e:
+        load_recipe(p)
+    msg = str(e.value)
+    assert fragment in msg
+    assert msg.startswith(f"{p}:{line}:"), msg
+
+
+def test_missing_required_and_empty(tmp_path):
+    with pytest.raises(RecipeError, match="missing required key 'dataset'"):
+        load_recipe(write(tmp_path, "model: {zoo: mednext_micro}\nstages: {train: {}}\n"))
+    with pytest.raises(RecipeError, match="empty"):
+        load_recipe(write(tmp_path, ""))
+    with pytest.raises(RecipeError, match="not found"):
+        load_recipe(tmp_path / "none.yaml")
+
+
+def test_shipped_recipes_are_valid():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    recipes = sorted((root / "benchmarks" / "recipes").glob("*.yaml")) + [root / "edgemed" / "recipes" / "demo.yaml"]
+    assert len(recipes) >= 5
+    for p in recipes:
+        load_recipe(p)

@@ -1,0 +1,97 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from edgemed.cli import app
+from edgemed.pipeline.runner import run_recipe
+from tests.cli.test_cli_foundation import assert_clean_error
+from tests.conftest import needs_data
+
+pytestmark = needs_data
+
+RECIPE = """\
+name: tiny
+model: {zoo: resnet18_micro}
+dataset: breastmnist
+threads: 2
+stages:
+  train: {epochs: 1, batch_size: 32, limit_train: 96, limit_eval: 48}
+  export: {formats: [onnx, tflite], precision: [fp32], parity_images: 32}
+  bench: {threads: 1, iterations: 20, limit: 48, memory: false, large_batch: 0}
+  report: {}
+"""
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    recipe = folder / "tiny.yaml"
+    recipe.write_text(RECIPE)
+    result = run_recipe(recipe, folder / "out", progress=False)
+    return recipe, folder / "out", result
+
+
+def test_every_stage_writes_its_folder_and_record(first_run):
+    _, out, result = first_run
+    assert [s.stage for s in result.stages] == ["train", "export", "bench", "report"]
+    assert all(s.status == "done" for s in result.stages)
+    for stage in ("train", "export", "bench", "report"):
+        assert json.loads((out / stage / "stage.json").read_text())["status"] == "done"
+    assert (out / "report" / "report" / "report.html").exists()
+
+
+def test_rerun_skips_unchanged_stages(first_run):
+    recipe, out, _ = first_run
+    again = run_recipe(recipe, out, progress=False)
+    assert [s.status for s in again.stages] == ["skipped (cached)"] * 4
+
+
+def test_changed_options_redo_only_downstream(first_run):
+    recipe, out, _ = first_run
+    recipe.write_text(RECIPE.replace("iterations: 20", "iterations: 25"))
+    r = run_recipe(recipe, out, progress=False)
+    assert [s.status for s in r.stages] == ["skipped (cached)", "skipped (cached)", "done", "done"]
+    recipe.write_text(RECIPE)
+
+
+def test_an_interrupted_stage_is_redone_and_finished_ones_kept(first_run, monkeypatch):
+    import edgemed.pipeline.runner as runner
+
+    recipe, out, _ = first_run
+    (out / "bench" / "stage.json").unlink()  # as after Ctrl-C during bench
+
+    calls = []
+    real = runner.STAGE_RUNNERS["report"]
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(runner.STAGE_RUNNERS, "report", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe, out, progress=False)
+    assert (out / "bench" / "stage.json").exists()  # finished before the interruption
+    assert not (out / "report" / "stage.json").exists()
+    monkeypatch.setitem(runner.STAGE_RUNNERS, "report", real)
+    r = run_recipe(recipe, out, progress=False)
+    assert [s.status for s in r.stages] == ["skipped (cached)"] * 3 + ["done"]
+
+
+def test_cli_run_check_and_bad_inputs(tmp_path):
+    runner = CliRunner()
+    good = tmp_path / "good.yaml"
+    good.write_text(RECIPE)
+    r = runner.invoke(app, ["run", str(good), "--check"])
+    assert r.exit_code == 0 and "valid" in r.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RECIPE.replace("iterations: 20", "iteration: 20"))
+    assert_clean_error(runner.invoke(app, ["run", str(bad)]), "bad.yaml:8", "unknown key 'iteration'")
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(RECIPE.replace("{zoo: resnet18_micro}", "{checkpoint: nowhere.safetensors}").replace(
+        "  train: {epochs: 1, batch_size: 32, limit_train: 96, limit_eval: 48}\n", ""))
+    assert_clean_error(runner.invoke(app, ["run", str(missing)]), "model.checkpoint 'nowhere.safetensors' does not exist")
+    gpu = tmp_path / "gpu.yaml"
+    gpu.write_text(RECIPE + "targets: [tensorrt]\n")
+    assert_clean_error(runner.invoke(app, ["run", str(gpu)]), "target 'tensorrt' is not available")
+    assert not (tmp_path / "runs").exists()
