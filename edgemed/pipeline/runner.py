@@ -51,6 +51,13 @@ def _file_hash(path: str | Path) -> str:
     return sha256_file(p)
 
 
+def _output_hash(value) -> str | list | None:
+    """Content hash of an upstream output (a path, or a list of paths); None if it is gone."""
+    if isinstance(value, list):
+        return [_output_hash(v) for v in value]
+    return _file_hash(value) if Path(value).exists() else None
+
+
 def check_targets(recipe: Recipe) -> None:
     """Every target must be available here before any work starts."""
     from edgemed.runtime import RUNTIMES, available_devices
@@ -115,7 +122,7 @@ def run_recipe(path: str | Path, run_dir: str | Path | None = None, *, data_dir:
         folder = root / stage
         inputs = {"stage": stage, "options": options, "edgemed": __version__, "data": dataset.sha256,
                   "bound": recipe.accuracy_bound, "targets": recipe.targets,
-                  "upstream": {k: _file_hash(v) for k, v in upstream.items() if Path(v).exists()}}
+                  "upstream": {k: _output_hash(v) for k, v in upstream.items()}}
         if stage == "train":
             inputs["model"] = recipe.model
         key = _hash(inputs)
