@@ -11,7 +11,6 @@ Needs the checkpoints of benchmarks/train_seeds.py. Work files go to benchmarks/
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -55,7 +54,6 @@ def prepare(key: str, ckpt_path: Path) -> dict:
 
 
 def measure(key: str, folder: Path, threads_list=(1, 2), rounds: int = 200) -> dict:
-    import numpy as np
 
     from edgemed.bench.accuracy import accuracy_report, artifact_probs, load_split
     from edgemed.bench.latency import LatencyStats, interleaved
@@ -117,7 +115,7 @@ def markdown(runs: list[dict], prep: dict, sysline: str, command: str) -> str:
         for row in r["rows"]:
             ret = row["retention"]
 
-            def d(m, scale, digits):
+            def d(m, scale, digits, ret=ret, row=row):
                 if not ret or ret[m]["difference"] is None:
                     return "ref" if row["artifact"] == "torch-fp32" else "–"
                 lo, hi = ret[m]["ci"]

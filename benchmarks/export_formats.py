@@ -25,8 +25,7 @@ GOAL = 0.999  # top-1 agreement with PyTorch for FP32 and FP16 artifacts
 
 def test_split(ckpt):
     from edgemed.data.catalog import CATALOG
-    from edgemed.data.datasets import load_dataset
-    from edgemed.data.datasets import prepare_split
+    from edgemed.data.datasets import load_dataset, prepare_split
 
     name = ckpt.dataset["name"]
     ds = load_dataset(name if name in CATALOG else ckpt.dataset["source"])

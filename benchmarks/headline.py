@@ -35,7 +35,6 @@ def run_optimize(key: str, ckpt: Path, budget: float) -> Path:
 
 
 def measure(key: str, ckpt_path: Path, opt: Path, rounds: int) -> dict:
-    import numpy as np
     import torch
 
     from edgemed.bench.accuracy import accuracy_report, artifact_probs

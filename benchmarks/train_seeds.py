@@ -82,7 +82,10 @@ def markdown(rows: list[dict], sysinfo_line: str, command: str) -> str:
         met_acc = acc["value"] >= ref_acc
         met_auc = ref_auc is None or (auc["value"] or 0) >= ref_auc
         met = "yes" if met_acc and met_auc else ("acc only" if met_acc else ("AUC only" if met_auc else "no"))
-        fmt = lambda m: f"{m['value']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]" if m["value"] is not None else "n/a"
+
+        def fmt(m):
+            return f"{m['value']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]" if m["value"] is not None else "n/a"
+
         lines.append(
             f"| {r['model']} | {r['dataset']} | {r['image_size']}² | {r['params'] / 1e6:.2f} M | "
             f"{r['macs'] / 1e6:.0f} M | {fmt(acc)} | {fmt(auc)} | {ref_acc:.3f} / {ref_auc if ref_auc else '–'} | "
@@ -109,9 +112,8 @@ def main() -> None:
         print(f"=== {cfg['key']}", flush=True)
         previous[cfg["key"]] = run_one(cfg, args.retrain)
         rows = [previous[c["key"]] for c in RUNS if c["key"] in previous]
-        from edgemed.bench.system import system_info
-
         from benchmarks.common import command_line
+        from edgemed.bench.system import system_info
 
         save_results("seed_models", {"runs": rows}, markdown(rows, system_line(system_info()), command_line()))
     print(f"results in {RESULTS / 'seed_models.md'}")

@@ -12,7 +12,6 @@ from edgemed.metrics import classification_metrics, paired_difference, softmax
 def load_split(bundle, dataset: str | None, split: str, data_dir=None, limit: int | None = None,
                seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
     """(uint8 images fitted to the spec, labels, info) of a split; no torch needed."""
-    from edgemed.data.catalog import CATALOG
     from edgemed.data.datasets import load_dataset
 
     name = dataset or (bundle.manifest.get("provenance", {}).get("dataset", {}) or {}).get("name")

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.compress.scope import module_of_backend_node, onnx_module_of, onnx_node_names, openvino_patterns
+from edgemed.compress.scope import (
+    module_of_backend_node,
+    onnx_module_of,
+    onnx_node_names,
+    openvino_patterns,
+)
 from edgemed.errors import EdgemedError, missing_extra
 from edgemed.metrics import classification_metrics, metric_value, softmax
 

@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from edgemed.errors import EdgemedError, missing_extra
 from edgemed.fileio import check_output
 from edgemed.progress import console

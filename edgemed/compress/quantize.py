@@ -17,8 +17,7 @@ from edgemed.compress.nncf_quant import PRESETS, AccuracyTarget
 from edgemed.errors import DataError, EdgemedError, ExportError
 from edgemed.export.base import describe_failure
 from edgemed.fileio import atomic_dir, quiet_native
-from edgemed.metrics import METRICS
-from edgemed.progress import console, progress_bar
+from edgemed.progress import progress_bar
 
 FORMATS = ("openvino", "onnx", "tflite")
 CONTROL_METRICS = ("accuracy", "auc", "sensitivity", "balanced_accuracy")
@@ -147,8 +146,14 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
 
     from edgemed.checkpoint import load_checkpoint
     from edgemed.compress.calibration import load_calibration
-    from edgemed.compress.scope import layer_sensitivity, quantizable_layers, resolve, suggest_ignore
-    from edgemed.export.exporter import FORMATS as EXPORTERS, check_parity, parse_list, remove_unreferenced, start_bundle
+    from edgemed.compress.scope import (
+        layer_sensitivity,
+        quantizable_layers,
+        resolve,
+        suggest_ignore,
+    )
+    from edgemed.export.exporter import FORMATS as EXPORTERS
+    from edgemed.export.exporter import check_parity, parse_list, remove_unreferenced, start_bundle
     from edgemed.export.parity import compare, within_tolerance
     from edgemed.train.loop import predict_logits
 
@@ -251,7 +256,7 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
                         fp32, ranking, threads, x_val, (files, details, score, logits))
                     tried += more
                     drop = target.reference - score
-                reverted = details.get("reverted_layers") or [l for l in details.get("ignored_layers", []) if l not in keep]
+                reverted = details.get("reverted_layers") or [n for n in details.get("ignored_layers", []) if n not in keep]
                 met = None if max_drop is None else bool(drop <= target.max_drop + 1e-12)
                 parity = compare(ref_logits, logits)
                 ok, why = within_tolerance(parity, "int8")

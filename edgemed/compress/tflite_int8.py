@@ -67,6 +67,7 @@ ROUTES = ("conv", "conv_fc", "all")
 DEFAULT_ROUTE = ROUTES[0]
 MIN_CALIBRATION = 32  # fewer images give unstable activation ranges
 from edgemed.export.tflite import XNNPACK_DW_MAX_TAPS, split_large_depthwise  # noqa: E402,F401
+
 PARITY_IMAGES = 32  # calibration images run through the result as a smoke check
 
 _ROUTE_OPS = {"conv": ("CONV_2D",), "conv_fc": ("CONV_2D", "FULLY_CONNECTED"), "all": ("*",)}

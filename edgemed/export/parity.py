@@ -21,8 +21,7 @@ def parity_images(ckpt, data_dir=None, n: int = 128, split: str = "val", seed: i
     """A stratified slice of real images from the checkpoint's data set (val split by default),
     preprocessed by its PreprocessSpec: (float32 NCHW, labels)."""
     from edgemed.data.catalog import CATALOG
-    from edgemed.data.datasets import load_dataset
-    from edgemed.data.datasets import prepare_split
+    from edgemed.data.datasets import load_dataset, prepare_split
 
     name = ckpt.dataset.get("name", "")
     source = name if name in CATALOG else ckpt.dataset.get("source", name)

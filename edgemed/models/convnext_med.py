@@ -20,7 +20,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgemed.models.layers import ClassifierModel, DropPath, DualPool, LayerNorm2d, LayerScale, SEVector
+from edgemed.models.layers import (
+    ClassifierModel,
+    DropPath,
+    DualPool,
+    LayerNorm2d,
+    LayerScale,
+    SEVector,
+)
 
 
 class ConvNeXtBlock(nn.Module):

@@ -12,7 +12,6 @@ process, all candidates interleaved, so parallel builds never disturb the timing
 from __future__ import annotations
 
 import concurrent.futures as futures
-import json
 import multiprocessing
 import os
 import shutil
@@ -25,7 +24,7 @@ import numpy as np
 
 from edgemed.errors import EdgemedError
 from edgemed.fileio import atomic_dir, atomic_write_json, quiet_native
-from edgemed.progress import console, progress_bar
+from edgemed.progress import progress_bar
 
 PRUNE_LEVELS = (None, 0.6, 0.4)  # share of MACs kept; None = unpruned
 PRESETS = ("performance", "mixed")

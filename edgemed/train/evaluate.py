@@ -6,13 +6,11 @@ import os
 import warnings
 from pathlib import Path
 
-from edgemed.errors import DataError
-
 from edgemed.checkpoint import load_checkpoint
 from edgemed.data.catalog import CATALOG
-from edgemed.data.datasets import load_dataset
+from edgemed.data.datasets import load_dataset, prepare_split
+from edgemed.errors import DataError
 from edgemed.metrics import classification_metrics, softmax
-from edgemed.data.datasets import prepare_split
 from edgemed.train.loop import predict_logits
 
 

@@ -1,9 +1,7 @@
 import json
 import shutil
 
-import numpy as np
 import pytest
-import torch
 
 from edgemed.errors import BundleError, EdgemedError, ExportError
 from edgemed.export import load_bundle, verify_bundle
@@ -119,7 +117,6 @@ def test_existing_output_needs_force(tiny_checkpoint, tiny_bundle):
 
 def test_unsupported_op_fails_that_format_alone(tmp_path, data_dir):
     """A model with a 2-D FFT: ONNX exports it, TFLite cannot take it (op named)."""
-    from edgemed.checkpoint import load_checkpoint
     from edgemed.export.exporter import export
     from edgemed.train import train
 

@@ -12,8 +12,8 @@ pytestmark = needs_data
 
 @pytest.fixture(scope="module")
 def batch(tiny_bundle):
-    from edgemed.export.parity import parity_images
     from edgemed.checkpoint import read_checkpoint
+    from edgemed.export.parity import parity_images
 
     b = load_bundle(tiny_bundle)
     ckpt = read_checkpoint(b.artifact("torch-fp32").path)
