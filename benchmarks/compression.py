@@ -17,7 +17,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import WORK, command_line, load_results, save_results, system_line  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    WORK,
+    command_line,
+    in_seed_order,
+    load_results,
+    save_results,
+    seed_checkpoints,
+    system_line,
+)
 
 # fine-tuning epochs after pruning (distilled from the unpruned model), per data set
 FINETUNE = {"pneumoniamnist": 6, "breastmnist": 15, "bloodmnist": 4, "sarscov2_ct_224": 6}
@@ -144,7 +152,6 @@ def markdown(runs: list[dict], prep: dict, sysline: str, command: str) -> str:
 
 
 def main() -> None:
-    from benchmarks.train_seeds import RUNS, checkpoint_path
     from edgemed.bench.system import system_info
 
     ap = argparse.ArgumentParser()
@@ -154,19 +161,12 @@ def main() -> None:
     previous = load_results("compression")
     done = {r["key"]: r for r in previous.get("runs", [])}
     prep = previous.get("prepare", {})
-    for cfg in RUNS:
-        key = cfg["key"]
-        if args.only and not any(s in key for s in args.only):
-            continue
-        if not checkpoint_path(key).exists():
-            print(f"skip {key}: no checkpoint")
-            continue
-        print(f"=== {key}", flush=True)
-        info = prepare(key, checkpoint_path(key))
+    for key, ckpt in seed_checkpoints(args.only):
+        info = prepare(key, ckpt)
         folder = info.pop("folder")
         prep[key] = {**prep.get(key, {}), **info}
         done[key] = measure(key, folder, rounds=args.rounds)
-        runs = [done[c["key"]] for c in RUNS if c["key"] in done]
+        runs = in_seed_order(done)
         save_results("compression", {"runs": runs, "prepare": prep},
                      markdown(runs, prep, system_line(system_info()), command_line()))
 

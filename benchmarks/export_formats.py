@@ -18,7 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import WORK, command_line, load_results, save_results, system_line  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    WORK,
+    command_line,
+    in_seed_order,
+    load_results,
+    save_results,
+    seed_checkpoints,
+    system_line,
+)
 
 GOAL = 0.999  # top-1 agreement with PyTorch for FP32 and FP16 artifacts
 
@@ -121,23 +129,15 @@ def markdown(runs: list[dict], sysline: str, command: str) -> str:
 
 
 def main() -> None:
-    from benchmarks.train_seeds import RUNS, checkpoint_path
     from edgemed.bench.system import system_info
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*")
     args = ap.parse_args()
     done = {r["key"]: r for r in load_results("export_formats").get("runs", [])}
-    for cfg in RUNS:
-        key = cfg["key"]
-        if args.only and not any(s in key for s in args.only):
-            continue
-        if not checkpoint_path(key).exists():
-            print(f"skip {key}: no checkpoint (run benchmarks/train_seeds.py)")
-            continue
-        print(f"=== {key}", flush=True)
-        done[key] = run_one(key, checkpoint_path(key))
-        runs = [done[c["key"]] for c in RUNS if c["key"] in done]
+    for key, ckpt in seed_checkpoints(args.only):
+        done[key] = run_one(key, ckpt)
+        runs = in_seed_order(done)
         save_results("export_formats", {"runs": runs}, markdown(runs, system_line(system_info()), command_line()))
 
 

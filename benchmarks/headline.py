@@ -18,7 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import WORK, command_line, load_results, save_results, system_line  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    WORK,
+    command_line,
+    in_seed_order,
+    load_results,
+    save_results,
+    seed_checkpoints,
+    system_line,
+)
 
 MAX_DROP = 0.5
 BUDGET = {"convnext_med-sarscov2_ct_224": 45, "mednext_small-sarscov2_ct_224": 20}  # minutes; others: --budget
@@ -128,7 +136,6 @@ def markdown(runs, sysline, command) -> str:
 
 
 def main() -> None:
-    from benchmarks.train_seeds import RUNS, checkpoint_path
     from edgemed.bench.system import system_info
 
     ap = argparse.ArgumentParser()
@@ -137,17 +144,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=200)
     args = ap.parse_args()
     done = {r["key"]: r for r in load_results("headline").get("runs", [])}
-    for cfg in RUNS:
-        key = cfg["key"]
-        if args.only and not any(s in key for s in args.only):
-            continue
-        if not checkpoint_path(key).exists():
-            print(f"skip {key}: no checkpoint")
-            continue
-        print(f"=== {key}", flush=True)
-        opt = run_optimize(key, checkpoint_path(key), BUDGET.get(key, args.budget))
-        done[key] = measure(key, checkpoint_path(key), opt, args.rounds)
-        runs = [done[c["key"]] for c in RUNS if c["key"] in done]
+    for key, ckpt in seed_checkpoints(args.only):
+        opt = run_optimize(key, ckpt, BUDGET.get(key, args.budget))
+        done[key] = measure(key, ckpt, opt, args.rounds)
+        runs = in_seed_order(done)
         save_results("headline", {"runs": runs}, markdown(runs, system_line(system_info()), command_line()))
 
 

@@ -110,3 +110,13 @@ def run_without_torch(args: list[str], check_modules: bool = True):
         "    assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+
+
+def assert_clean_error(result, *fragments):
+    """A CLI result that failed the way users are promised: exit 2, one `error:` line, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, result.output
+    for f in fragments:
+        assert f in lines[0], lines[0]

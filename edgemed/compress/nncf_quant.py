@@ -40,6 +40,14 @@ class AccuracyTarget:
         v = metric_value(classification_metrics(y, softmax(logits), self.class_names, n_boot=0), self.metric)
         return float(v) if v is not None else 0.0  # undefined on a one-class slice (NNCF probes one item)
 
+    def evaluate(self, run, items) -> tuple[float, None]:
+        """NNCF's validation_fn contract: (metric over the items, no per-item values)."""
+        logits, ys = [], []
+        for x, y in items:
+            logits.append(run(x))
+            ys.append(y)
+        return self.score(np.concatenate(logits), np.concatenate(ys)), None
+
     def batches(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(self.x[i:i + self.batch], self.y[i:i + self.batch]) for i in range(0, len(self.y), self.batch)]
 
@@ -114,11 +122,7 @@ def quantize_openvino(model, example, calibration: np.ndarray, folder: Path, *, 
         q = nncf.quantize(ov_model, calib, subset_size=len(calibration), ignored_scope=ignored, **opts)
     else:
         def validate(compiled, items):
-            logits, ys = [], []
-            for x, y in items:
-                logits.append(compiled(x)[0])
-                ys.append(y)
-            return accuracy.score(np.concatenate(logits), np.concatenate(ys)), None
+            return accuracy.evaluate(lambda x: compiled(x)[0], items)
 
         with _capture_reverted() as reverted:
             q = nncf.quantize_with_accuracy_control(
@@ -154,11 +158,7 @@ def quantize_onnx(fp32_path: Path, calibration: np.ndarray, out_path: Path, *, p
 
         def validate(model_proto, items):
             session = ort.InferenceSession(model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
-            logits, ys = [], []
-            for x, y in items:
-                logits.append(session.run(None, {input_name: x})[0])
-                ys.append(y)
-            return accuracy.score(np.concatenate(logits), np.concatenate(ys)), None
+            return accuracy.evaluate(lambda x: session.run(None, {input_name: x})[0], items)
 
         by_name = {n.name: onnx_module_of(n) for n in proto.graph.node}
         with _capture_reverted() as reverted:

@@ -7,8 +7,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from edgemed.cli import app
-from tests.cli.test_cli_foundation import assert_clean_error
-from tests.conftest import needs_data
+from tests.conftest import assert_clean_error, needs_data
 
 pytestmark = needs_data
 runner = CliRunner()

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgemed.cli import app
-from tests.conftest import needs_data, write_npz
+from tests.conftest import assert_clean_error, needs_data, write_npz
 
 runner = CliRunner()
 
@@ -15,13 +15,6 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def assert_clean_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.output.strip().splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1, result.output
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 @needs_data

@@ -7,8 +7,7 @@ from edgemed.cli import app
 from edgemed.errors import EdgemedError
 from edgemed.export import load_bundle
 from edgemed.pipeline.optimize import pareto_front
-from tests.cli.test_cli_foundation import assert_clean_error
-from tests.conftest import needs_data
+from tests.conftest import assert_clean_error, needs_data
 
 pytest.importorskip("nncf")
 

@@ -5,8 +5,7 @@ from typer.testing import CliRunner
 
 from edgemed.cli import app
 from edgemed.pipeline.runner import run_recipe
-from tests.cli.test_cli_foundation import assert_clean_error
-from tests.conftest import needs_data
+from tests.conftest import assert_clean_error, needs_data
 
 pytestmark = needs_data
 

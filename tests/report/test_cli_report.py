@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from edgemed.cli import app
 from edgemed.report.schema import SCHEMA_VERSION
-from tests.conftest import run_without_torch
+from tests.conftest import assert_clean_error, run_without_torch
 from tests.report.factory import real_results, write
 
 runner = CliRunner()
@@ -16,13 +16,6 @@ def run(*args):
     return runner.invoke(app, ["report", *map(str, args)])
 
 
-def assert_clean_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.output.strip().splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1, result.output
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 @pytest.fixture
