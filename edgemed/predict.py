@@ -101,3 +101,9 @@ def predict(bundle: str | Path | Bundle, images: list[str | Path], *, artifact: 
             results[i].top = [(b.class_names[j], float(row[j])) for j in best]
     session.close()
     return chosen, results
+
+
+# `edgemed.predict(...)` must stay the verb even after `import edgemed.predict` binds the module.
+from edgemed._verbs import callable_package  # noqa: E402
+
+callable_package(__name__, "edgemed.predict:predict")
