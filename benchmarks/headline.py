@@ -29,7 +29,7 @@ from benchmarks.common import (  # noqa: E402
 )
 
 MAX_DROP = 0.5
-BUDGET = {"convnext_med-sarscov2_ct_224": 45, "mednext_small-sarscov2_ct_224": 20}  # minutes; others: --budget
+BUDGET = {"convnext_med-sarscov2_ct_224": 15, "mednext_small-sarscov2_ct_224": 8}  # minutes (2-core CPU budget); others: --budget
 
 
 def run_optimize(key: str, ckpt: Path, budget: float) -> Path:
@@ -38,7 +38,7 @@ def run_optimize(key: str, ckpt: Path, budget: float) -> Path:
     out = WORK / "headline" / key
     if not (out / "optimize.json").exists():
         optimize(ckpt, max_drop=MAX_DROP, metric="accuracy", budget_minutes=budget, out=out, force=True,
-                 finetune_epochs=3 if "sarscov2" in key else 4)
+                 finetune_epochs=1 if "sarscov2" in key else 3)
     return out
 
 
@@ -140,7 +140,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*")
-    ap.add_argument("--budget", type=float, default=12.0)
+    ap.add_argument("--budget", type=float, default=6.0)
     ap.add_argument("--rounds", type=int, default=200)
     args = ap.parse_args()
     done = {r["key"]: r for r in load_results("headline").get("runs", [])}
