@@ -73,7 +73,7 @@ def measure(key: str, ckpt_path: Path, opt: Path, rounds: int) -> dict:
                 sessions[k] = open_session(ckpt_path, threads=2)
                 sizes[k] = ckpt_path.stat().st_size
             else:
-                a = load_bundle(p["bundle"], verify=False).artifact(p["artifact"])
+                a = load_bundle(opt / p["bundle"], verify=False).artifact(p["artifact"])  # relative to opt/
                 sessions[k] = open_session(a, threads=p["threads"], runtime=p["runtime"])
                 sizes[k] = a.size
     x1 = x[:1]

@@ -83,7 +83,7 @@ def markdown(rows: list[dict], sysinfo_line: str, command: str) -> str:
         ref_acc, ref_auc = REFERENCE[r["dataset"]]
         met_acc = acc["value"] >= ref_acc
         met_auc = ref_auc is None or (auc["value"] or 0) >= ref_auc
-        met = "yes" if met_acc and met_auc else ("acc only" if met_acc else ("AUC only" if met_auc else "no"))
+        met = "yes" if met_acc and met_auc else ("acc only" if met_acc else ("AUC only" if met_auc and ref_auc else "no"))
 
         def fmt(m):
             return f"{m['value']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]" if m["value"] is not None else "n/a"

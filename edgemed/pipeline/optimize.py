@@ -265,6 +265,10 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         ok = [p for p in points if p["meets_bound"]]
         best = min(ok, key=lambda p: p["p50_ms"]) if ok else max(points, key=lambda p: (p["metric"], -p["p50_ms"]))
         _write_recommended(tmp / "recommended", best, ok != [])
+        # the folder is renamed into place when done: record candidate paths relative to it
+        for item in [*results, *points]:
+            if item.get("bundle"):
+                item["bundle"] = os.path.relpath(item["bundle"], tmp)
         summary = {"checkpoint": str(checkpoint), "metric": metric, "max_drop_points": max_drop, "target": target,
                    "budget_minutes": budget_minutes, "reference": ref, "torch_fp32_ms": torch_lat,
                    "candidates": results, "points": points, "pareto": [p["id"] for p in front],

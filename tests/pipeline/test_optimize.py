@@ -33,6 +33,8 @@ def test_search_on_a_tiny_model(tiny_checkpoint, tmp_path):
     assert any(p["runtime"] == "openvino" for p in r.points)  # ONNX artifacts also measured on OpenVINO
     assert {p["precision"] for p in r.points} == {"fp32", "int8"}
     assert all(p["p50_ms"] > 0 for p in r.points) and r.pareto
+    for p in s["points"]:  # candidate bundles stay inspectable after the folder is moved into place
+        assert load_bundle(r.out / p["bundle"]).artifact(p["artifact"])
     rec = load_bundle(r.out / "recommended")
     assert rec.recommended == r.recommended["artifact"]
     assert rec.manifest["deployment"]["bound_met"] == r.bound_met
