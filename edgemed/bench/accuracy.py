@@ -11,13 +11,9 @@ from edgemed.metrics import classification_metrics, paired_difference, softmax
 
 def load_split(bundle, dataset: str | None, split: str, data_dir=None, limit: int | None = None,
                seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(uint8 images fitted to the spec, labels, info) of a split; no torch needed."""
-    from edgemed.data.datasets import load_dataset
-
-    name = dataset or (bundle.manifest.get("provenance", {}).get("dataset", {}) or {}).get("name")
-    if not name:
-        raise DataError("the bundle does not name its data set: pass --dataset")
-    ds = load_dataset(name, data_dir)
+    """(uint8 images fitted to the spec, labels, info) of a split; no torch needed.
+    `dataset`: a name, a loaded data set (see `open_dataset`), or None for the bundle's own."""
+    ds = dataset if hasattr(dataset, "split") else open_dataset(bundle, dataset, data_dir)
     if ds.num_classes != len(bundle.class_names):
         raise DataError(f"{ds.name} has {ds.num_classes} classes but the bundle predicts {len(bundle.class_names)}")
     images, labels = ds.split(split)
@@ -31,6 +27,16 @@ def load_split(bundle, dataset: str | None, split: str, data_dir=None, limit: in
     info = {"name": ds.name, "split": split, "n": int(len(labels)), "sha256": ds.sha256,
             "matches_training_data": expected == ds.sha256 if expected else None, "limit": limit}
     return bundle.preprocess.fit(images), labels, info
+
+
+def open_dataset(bundle, dataset: str | None = None, data_dir=None):
+    """The named data set, or the one the bundle was trained on."""
+    from edgemed.data.datasets import load_dataset
+
+    name = dataset or (bundle.manifest.get("provenance", {}).get("dataset", {}) or {}).get("name")
+    if not name:
+        raise DataError("the bundle does not name its data set: pass --dataset")
+    return load_dataset(name, data_dir)
 
 
 def artifact_probs(session, spec, fitted: np.ndarray, batch: int = 64) -> np.ndarray:

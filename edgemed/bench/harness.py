@@ -157,15 +157,18 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
             sessions[t.name] = open_session(t.artifact, device=device, threads=threads, runtime=t.runtime)
     labels = fitted = split_info = None
     if accuracy:
-        from edgemed.bench.accuracy import load_split
+        from edgemed.bench.accuracy import load_split, open_dataset
 
         try:
-            fitted, labels, split_info = load_split(bundle, dataset, split, data_dir, limit)
+            ds = open_dataset(bundle, dataset, data_dir)
         except EdgemedError:
-            if dataset:  # asked for explicitly: a missing data set or split is an error
+            if dataset:  # asked for explicitly: a missing data set is an error
                 raise
+            ds = None
             console.print("[yellow]warning: the bundle's data set is not available here; accuracy skipped "
                           "(pass --dataset and --data-dir to measure it)")
+        if ds is not None:  # a split the data set lacks is always an error
+            fitted, labels, split_info = load_split(bundle, ds, split, limit=limit)
     rng = np.random.default_rng(0)
     sample = fitted[rng.integers(0, len(fitted), batch)] if fitted is not None else \
         np.full((batch, *spec.size, spec.channels), 128, np.uint8)
