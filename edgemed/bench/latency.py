@@ -45,10 +45,21 @@ class LatencyStats:
 def interleaved(calls: dict[str, Callable[[], object]], *, warmup: int = 10,
                 iterations: int | None = None, duration: float | None = None,
                 min_iterations: int = 10, on_round: Callable[[int], None] | None = None,
-                clock=time.perf_counter) -> dict[str, list[float]]:
-    """Time each call round-robin. Stops after `iterations` rounds, or when every call has
-    spent `duration` seconds in measured runs (at least `min_iterations` rounds either way).
-    Warm-up rounds are run first and excluded."""
+                clock=time.perf_counter, turn_seconds: float = 0.05,
+                settle_seconds: float = 0.01) -> dict[str, list[float]]:
+    """Time the calls in turns, round-robin: A×k B×k A×k … Each turn first runs unmeasured calls
+    for `settle_seconds` (at least one), then measured calls for about `turn_seconds`.
+
+    Why turns rather than A B A B: runtimes keep their own worker threads spinning for a while
+    after a call, and on a small machine those spinning threads steal the cores from the next
+    runtime; settling after each switch measures every runtime in its steady state, while the
+    alternation still gives all of them the same background load. With one call there are no
+    switches, so no turns. `turn_seconds=0` gives strict A B A B.
+
+    Stops when every call has `iterations` measured samples, or has spent `duration` seconds in
+    measured calls (and has at least `min_iterations` samples). Warm-up calls are excluded.
+    `on_round` gets the smallest sample count so far after every round.
+    """
     if iterations is None and duration is None:
         raise EdgemedError("give a duration or a number of iterations")
     if duration is not None and duration <= 0:
@@ -57,24 +68,38 @@ def interleaved(calls: dict[str, Callable[[], object]], *, warmup: int = 10,
         raise EdgemedError(f"--iterations must be ≥ 1, got {iterations}")
     if warmup < 0:
         raise EdgemedError("--warmup cannot be negative")
+    estimate = dict.fromkeys(calls, 0.0)
     for _ in range(warmup):
-        for call in calls.values():
+        for key, call in calls.items():
+            t = clock()
             call()
+            estimate[key] = clock() - t
+    turns = len(calls) > 1 and turn_seconds > 0
+    block = {k: max(1, min(10_000, int(turn_seconds / e))) if turns and e > 0 else 1 for k, e in estimate.items()}
     samples: dict[str, list[float]] = {k: [] for k in calls}
     spent = dict.fromkeys(calls, 0.0)
     rounds = 0
     while True:
         for key, call in calls.items():
-            t = clock()
-            call()
-            dt = clock() - t
-            samples[key].append(dt)
-            spent[key] += dt
+            if turns:  # let the previous runtime's threads go quiet; not measured
+                t0 = clock()
+                call()
+                while clock() - t0 < settle_seconds:
+                    call()
+            for _ in range(block[key]):
+                if iterations is not None and len(samples[key]) >= iterations:
+                    break
+                t = clock()
+                call()
+                dt = clock() - t
+                samples[key].append(dt)
+                spent[key] += dt
         rounds += 1
+        counts = min(len(v) for v in samples.values())
         if on_round:
-            on_round(rounds)
-        if iterations is not None and rounds >= iterations:
+            on_round(counts)
+        if iterations is not None and counts >= iterations:
             break
-        if duration is not None and rounds >= min_iterations and min(spent.values()) >= duration:
+        if duration is not None and counts >= min_iterations and min(spent.values()) >= duration:
             break
     return samples

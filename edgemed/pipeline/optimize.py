@@ -118,7 +118,7 @@ def _measure(points: list[dict], spec_x: np.ndarray, rounds: int, progress) -> N
     from edgemed.export.bundle import load_bundle
     from edgemed.runtime import open_session
 
-    for threads in sorted({p["threads"] for p in points}):
+    for i, threads in enumerate(sorted({p["threads"] for p in points})):
         group = [p for p in points if p["threads"] == threads]
         sessions = {}
         with quiet_native():
@@ -126,7 +126,7 @@ def _measure(points: list[dict], spec_x: np.ndarray, rounds: int, progress) -> N
                 art = load_bundle(p["bundle"], verify=False).artifact(p["artifact"])
                 sessions[p["id"]] = open_session(art, threads=threads, runtime=p["runtime"])
         calls = {k: (lambda s=s, x=s.prepare(spec_x): s.infer(x)) for k, s in sessions.items()}
-        samples = interleaved(calls, warmup=5, iterations=rounds, on_round=progress)
+        samples = interleaved(calls, warmup=5, iterations=rounds, on_round=lambda n, done=i * rounds: progress(done + n))
         for p in group:
             v = samples[p["id"]]
             p["p50_ms"] = statistics.median(v) * 1e3
@@ -255,7 +255,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         points = _points(results, runtimes_for, threads)
         total = rounds * len(set(p["threads"] for p in points))
         mtask = bar.add_task("latency (interleaved)", total=total, info="")
-        _measure(points, x_val[:1], rounds, lambda r: bar.advance(mtask))
+        _measure(points, x_val[:1], rounds, lambda n: bar.update(mtask, completed=n))
         torch_lat = _torch_latency(model, x_val[:1], threads, rounds)
         for p in points:
             p["speedup_vs_torch_fp32"] = torch_lat[p["threads"]] / p["p50_ms"]

@@ -28,8 +28,8 @@ def test_latency_stats_are_numpy_percentiles_in_ms():
 def test_interleaved_alternates_and_excludes_warmup():
     order = []
     calls = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
-    samples = interleaved(calls, warmup=3, iterations=5)
-    assert order == ["a", "b"] * 8  # 3 warm-up rounds, then 5 measured, A B A B …
+    samples = interleaved(calls, warmup=3, iterations=5, turn_seconds=0)
+    assert order == ["a", "b"] * 8  # 3 warm-up rounds, then 5 measured, strictly A B A B …
     assert {k: len(v) for k, v in samples.items()} == {"a": 5, "b": 5}
 
 
@@ -45,10 +45,31 @@ def test_interleaved_duration_counts_only_measured_time():
     def fast():
         now[0] += 0.015625
 
-    samples = interleaved({"slow": slow, "fast": fast}, warmup=2, duration=0.5, min_iterations=10, clock=clock)
+    samples = interleaved({"slow": slow, "fast": fast}, warmup=2, duration=0.5, min_iterations=10, clock=clock,
+                          turn_seconds=0)
     # stops once BOTH have spent the duration: the fast one needs 32 rounds; the slow one runs as many
     assert len(samples["fast"]) == len(samples["slow"]) == 32
     assert samples["slow"][0] == 0.125 and samples["fast"][0] == 0.015625
+
+
+def test_interleaved_turns_settle_after_each_switch_unmeasured():
+    now, log = [0.0], []
+
+    def make(name, dt):  # binary-exact steps: no rounding at the boundaries
+        def call():
+            log.append(name)
+            now[0] += dt
+        return call
+
+    samples = interleaved({"a": make("a", 1 / 64), "b": make("b", 1 / 32)}, warmup=1, iterations=8,
+                          clock=lambda: now[0], turn_seconds=1 / 16, settle_seconds=0.02)
+    # a turn: settle until 0.02 s passed (a: 2 calls, b: 1), then 1/16 s of measured calls (a: 4, b: 2)
+    assert log[:2 + 6 + 3] == ["a", "b"] + ["a"] * 6 + ["b"] * 3
+    assert samples == {"a": [1 / 64] * 8, "b": [1 / 32] * 8}
+    # one call alone has no switches: no settling, every call after warm-up is measured
+    log.clear()
+    assert len(interleaved({"a": make("a", 1 / 64)}, warmup=0, iterations=5, clock=lambda: now[0])["a"]) == 5
+    assert log == ["a"] * 5
 
 
 @pytest.mark.parametrize("kwargs, message", [
