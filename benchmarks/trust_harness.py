@@ -77,6 +77,35 @@ def overhead(bundle: Path, artifact: str, threads: int = 1, calls: int = 3000, r
             "overhead_us_per_call": (h_med - b_med) * 1e6, "overhead_pct": 100 * (h_med - b_med) / b_med}
 
 
+def cross_runtime(bundle: Path, threads: int = 2, iterations: int = 300, repeats: int = 3) -> dict:
+    """Each FP32 artifact timed alone, then all of them strictly A B A B, then in settled turns
+    (the harness default); the three modes alternate `repeats` times, medians of their p50s."""
+    import numpy as np
+
+    from edgemed.bench.latency import interleaved
+    from edgemed.export import load_bundle
+    from edgemed.fileio import quiet_native
+    from edgemed.runtime import open_session
+
+    b = load_bundle(bundle)
+    ids = [a.id for a in b.artifacts if a.precision == "fp32"]
+    with quiet_native():
+        sessions = {i: open_session(b.artifact(i), threads=threads) for i in ids}
+    x = np.zeros(b.preprocess.input_shape, np.float32)
+    calls = {i: (lambda s=s, p=s.prepare(x): s.infer(p)) for i, s in sessions.items()}
+    runs = {"alone": {i: [] for i in ids}, "strict": {i: [] for i in ids}, "turns": {i: [] for i in ids}}
+    for _ in range(repeats):
+        for i in ids:
+            runs["alone"][i].append(statistics.median(interleaved({i: calls[i]}, warmup=20, iterations=iterations)[i]))
+        for mode, turn in (("strict", 0.0), ("turns", 0.05)):
+            r = interleaved(calls, warmup=20, iterations=iterations, turn_seconds=turn)
+            for i in ids:
+                runs[mode][i].append(statistics.median(r[i]))
+    med = {m: {i: 1e3 * statistics.median(v) for i, v in d.items()} for m, d in runs.items()}
+    return {"bundle": str(bundle), "threads": threads, "iterations": iterations, "repeats": repeats,
+            "p50_ms": med, "ratio_to_alone": {m: {i: med[m][i] / med["alone"][i] for i in ids} for m in ("strict", "turns")}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bundle", default=str(WORK / "bundles" / "mednext_small-pneumoniamnist"),
@@ -133,7 +162,19 @@ def main() -> None:
     for o in over:
         lines.append(f"| {o['artifact']} | {o['bare_us_per_call']:.1f} | {o['harness_us_per_call']:.1f} | "
                      f"{o['overhead_us_per_call']:+.2f} | {o['overhead_pct']:+.2f} % | {'yes' if o['overhead_pct'] <= 2 else 'NO'} |")
-    save_results("trust_harness", {"benchmark_app": comparisons, "overhead": over}, "\n".join(lines) + "\n")
+    cross = cross_runtime(Path(args.bundle))
+    print(cross, flush=True)
+    lines += ["", f"## Several runtimes in one process ({Path(args.bundle).name}, FP32, batch 1, {cross['threads']} threads)", "",
+              "Each artifact timed alone; then all together strictly A B A B; then in the harness's settled turns "
+              "(A×k B×k …, ~50 ms each after 10 ms of unmeasured calls). The three modes alternate "
+              f"{cross['repeats']} times, {cross['iterations']} calls per artifact each; medians of p50. A ratio "
+              "above 1 is time a runtime lost to the previous runtime's still-spinning worker threads.", "",
+              "| artifact | alone p50 | strict A B p50 | ratio | turns p50 | ratio |", "|---|---:|---:|---:|---:|---:|"]
+    for i, alone in cross["p50_ms"]["alone"].items():
+        lines.append(f"| {i} | {alone:.3f} ms | {cross['p50_ms']['strict'][i]:.3f} ms | {cross['ratio_to_alone']['strict'][i]:.2f} | "
+                     f"{cross['p50_ms']['turns'][i]:.3f} ms | {cross['ratio_to_alone']['turns'][i]:.2f} |")
+    save_results("trust_harness", {"benchmark_app": comparisons, "overhead": over, "cross_runtime": cross},
+                 "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
