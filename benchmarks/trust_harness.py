@@ -26,18 +26,29 @@ from benchmarks.common import WORK, command_line, save_results, system_line  # n
 
 
 def benchmark_app_p50(xml: Path, threads: int, seconds: float) -> float:
-    exe = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
-    cmd = [exe, "-m", str(xml), "-d", "CPU", "-hint", "latency", "-nthreads", str(threads), "-api", "sync",
-           "-t", str(seconds), "-infer_precision", "f32", "-shape", "[1,{c},{h},{w}]"]
-    # the IR has a dynamic batch: fix it to 1 as the harness does
+    """OpenVINO's benchmark_app on the IR with the harness's CPU settings: latency hint, the
+    thread count and FP32 inference precision (given through -load_config: benchmark_app's CLI
+    only takes -nthreads with -hint none), sync API, batch 1."""
+    import json
+    import tempfile
+
     from edgemed.export.bundle import load_bundle
 
+    exe = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
     spec = load_bundle(xml.parent.parent, verify=False).preprocess
-    cmd[-1] = f"[1,{spec.channels},{spec.size[0]},{spec.size[1]}]"
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    m = re.search(r"Median:\s+([\d.]+)\s*ms", out)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "cpu.json"
+        config.write_text(json.dumps({"CPU": {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": str(threads),
+                                              "INFERENCE_PRECISION_HINT": "f32"}}))
+        # the IR has a dynamic batch: fix it to 1 as the harness does
+        cmd = [exe, "-m", str(xml), "-d", "CPU", "-api", "sync", "-t", str(max(1, round(seconds))),
+               "-load_config", str(config), "-shape", f"[1,{spec.channels},{spec.size[0]},{spec.size[1]}]"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"benchmark_app failed ({' '.join(cmd)}):\n{(r.stdout + r.stderr)[-2000:]}")
+    m = re.search(r"Median:\s+([\d.]+)\s*ms", r.stdout)
     if not m:
-        raise RuntimeError("benchmark_app printed no median:\n" + out[-2000:])
+        raise RuntimeError("benchmark_app printed no median:\n" + r.stdout[-2000:])
     return float(m.group(1))
 
 
