@@ -29,7 +29,7 @@ from benchmarks.common import (  # noqa: E402
 )
 
 MAX_DROP = 0.5
-BUDGET = {"convnext_med-sarscov2_ct_224": 15, "mednext_small-sarscov2_ct_224": 8}  # minutes (2-core CPU budget); others: --budget
+BUDGET = {"convnext_med-sarscov2_ct_224": 10, "mednext_small-sarscov2_ct_224": 6}  # minutes (2-core CPU budget); others: --budget
 
 
 def run_optimize(key: str, ckpt: Path, budget: float) -> Path:
