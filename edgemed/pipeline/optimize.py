@@ -197,7 +197,9 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         # sensitivity once, on the unpruned model: it proposes the float-layer variant to try
         cal = load_calibration(calib, ckpt, data_dir=data_dir)
         task = bar.add_task("sensitivity", total=None, info="")
-        ranking = layer_sensitivity(model, cal.x[:64], x_val[:64])
+        # one quantized copy per layer: keep it to a few images on large models (minutes otherwise)
+        n_sens = 64 if estimate < 120 else 16
+        ranking = layer_sensitivity(model, cal.x[:n_sens], x_val[:n_sens])
         bar.update(task, completed=1, total=1)
         suggested = tuple(suggest_ignore(ranking, top=2))
         variants: list[tuple[float | None, str]] = [(None, str(checkpoint))]
@@ -225,7 +227,9 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
             avg = estimate
             while queue or pending or levels:
                 while queue and len(pending) < workers:
-                    if time.monotonic() + avg > deadline - measure_reserve:
+                    # the first candidate always runs: a search that passed the budget check
+                    # must leave a model, even when the sensitivity pass ate into the budget
+                    if (results or pending) and time.monotonic() + avg > deadline - measure_reserve:
                         notes.append(f"time budget reached: {len(queue)} queued candidates not evaluated")
                         queue.clear()
                         break
@@ -253,6 +257,9 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
                                (f"{metric} {r['metric_int8']:.4f}" if r["ok"] else "failed"))
         # points: each artifact on each runtime it can run on, at each thread count
         points = _points(results, runtimes_for, threads)
+        if not points:
+            errors = "; ".join(f"{r['name']}: {r.get('error')}" for r in results) or "none was evaluated"
+            raise EdgemedError(f"no candidate produced a model ({errors})")
         total = rounds * len(set(p["threads"] for p in points))
         mtask = bar.add_task("latency (interleaved)", total=total, info="")
         _measure(points, x_val[:1], rounds, lambda n: bar.update(mtask, completed=n))
