@@ -46,10 +46,10 @@ def benchmark_app_p50(xml: Path, threads: int, seconds: float) -> float:
         r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"benchmark_app failed ({' '.join(cmd)}):\n{(r.stdout + r.stderr)[-2000:]}")
-    m = re.search(r"Median:\s+([\d.]+)\s*ms", r.stdout)
+    m = re.search(r"Median:\s+([\d.]+)\s*(ms|us)", r.stdout)  # it switches to µs below 1 ms
     if not m:
         raise RuntimeError("benchmark_app printed no median:\n" + r.stdout[-2000:])
-    return float(m.group(1))
+    return float(m.group(1)) / (1000.0 if m.group(2) == "us" else 1.0)
 
 
 def harness_p50(bundle: Path, artifact: str, threads: int, seconds: float) -> float:
