@@ -9,11 +9,11 @@ from edgemed.errors import DataError
 from edgemed.metrics import classification_metrics, paired_difference, softmax
 
 
-def load_split(bundle, dataset: str | None, split: str, data_dir=None, limit: int | None = None,
+def load_split(bundle, dataset, split: str, data_dir=None, limit: int | None = None,
                seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
     """(uint8 images fitted to the spec, labels, info) of a split; no torch needed.
     `dataset`: a name, a loaded data set (see `open_dataset`), or None for the bundle's own."""
-    ds = dataset if hasattr(dataset, "split") else open_dataset(bundle, dataset, data_dir)
+    ds = open_dataset(bundle, dataset, data_dir) if dataset is None or isinstance(dataset, str) else dataset
     if ds.num_classes != len(bundle.class_names):
         raise DataError(f"{ds.name} has {ds.num_classes} classes but the bundle predicts {len(bundle.class_names)}")
     images, labels = ds.split(split)

@@ -107,6 +107,16 @@ def test_bench_measures_latency_memory_and_retention(tiny_bundle, tmp_path):
 
 
 @needs_data
+def test_bench_takes_a_data_set_by_name(tiny_bundle):
+    from edgemed.bench.harness import bench
+
+    r = bench(tiny_bundle, artifacts=["onnx-fp32"], iterations=3, dataset="pneumoniamnist", split="val", limit=16,
+              memory=False, n_boot=50, progress=False)
+    assert r["settings"]["split"]["name"] == "pneumoniamnist" and r["settings"]["split"]["n"] == 16
+    assert r["rows"][0]["accuracy"]["metrics"]["n"] == 16
+
+
+@needs_data
 def test_bench_bad_inputs_are_one_clean_line(tiny_bundle, tmp_path):
     runner = CliRunner()
     base = ["bench", str(tiny_bundle), "--artifacts", "onnx-fp32", "--iterations", "3", "--no-memory"]
