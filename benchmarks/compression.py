@@ -33,8 +33,10 @@ TARGET_MACS = 0.5
 MAX_DROP = 0.5  # points of validation accuracy for accuracy control
 
 
-def prepare(key: str, ckpt_path: Path) -> dict:
+def prepare(key: str, ckpt_path: Path, prune_only: bool = False) -> dict:
     """Prune (+ distilled fine-tune) and quantize both models; returns paths and timings."""
+    import json
+
     from edgemed.checkpoint import read_checkpoint
     from edgemed.compress.prune import prune
     from edgemed.compress.quantize import quantize
@@ -51,6 +53,11 @@ def prepare(key: str, ckpt_path: Path) -> dict:
                   distill=True, batch_size=32 if ckpt.image_size > 64 else 128, threads=2)
         info["prune"] = {"before": r.before, "after": r.after, "settings": r.settings,
                          "seconds": round(time.perf_counter() - t, 1)}
+        (folder / "prune.json").write_text(json.dumps(info["prune"], indent=1))
+    elif (folder / "prune.json").exists():  # pruned in an earlier (possibly prune-only) run
+        info["prune"] = json.loads((folder / "prune.json").read_text())
+    if prune_only:
+        return {"folder": folder, **info}
     for name, source in (("int8", ckpt_path), ("pruned_int8", pruned)):
         out = folder / name
         if not out.exists():
@@ -157,13 +164,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--prune-only", action="store_true", help="only prune (+ fine-tune); measure nothing")
     args = ap.parse_args()
     previous = load_results("compression")
     done = {r["key"]: r for r in previous.get("runs", [])}
     prep = previous.get("prepare", {})
     for key, ckpt in seed_checkpoints(args.only):
-        info = prepare(key, ckpt)
+        info = prepare(key, ckpt, args.prune_only)
         folder = info.pop("folder")
+        if args.prune_only:
+            continue
         prep[key] = {**prep.get(key, {}), **info}
         done[key] = measure(key, folder, rounds=args.rounds)
         runs = in_seed_order(done)

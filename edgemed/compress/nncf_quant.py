@@ -138,15 +138,16 @@ def quantize_openvino(model, example, calibration: np.ndarray, folder: Path, *, 
 
 def quantize_onnx(fp32_path: Path, calibration: np.ndarray, out_path: Path, *, preset: str = "performance",
                   model_type: str = "cnn", ignore_layers: list[str] | None = None,
-                  accuracy: AccuracyTarget | None = None) -> NNCFOutcome:
-    """Quantize an FP32 ONNX model with NNCF (QDQ INT8, run by onnxruntime's integer kernels)."""
+                  accuracy: AccuracyTarget | None = None, fused: dict[str, str] | None = None) -> NNCFOutcome:
+    """Quantize an FP32 ONNX model with NNCF (QDQ INT8). `fused` maps BatchNorms folded into convs
+    back to the convs (`scope.conv_bn_pairs`)."""
     nncf = _nncf()
     import onnx
 
     proto = onnx.load(str(fp32_path))
     input_name = proto.graph.input[0].name
     calib = nncf.Dataset(list(calibration), lambda a: {input_name: a[None]})
-    names = onnx_node_names(proto, ignore_layers or [])
+    names = onnx_node_names(proto, ignore_layers or [], fused)
     ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
     opts = _options(nncf, preset, model_type)
     details = {"route": "nncf", "preset": preset, "model_type": model_type, "bias_correction": "fast",
@@ -160,7 +161,7 @@ def quantize_onnx(fp32_path: Path, calibration: np.ndarray, out_path: Path, *, p
             session = ort.InferenceSession(model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
             return accuracy.evaluate(lambda x: session.run(None, {input_name: x})[0], items)
 
-        by_name = {n.name: onnx_module_of(n) for n in proto.graph.node}
+        by_name = {n.name: onnx_module_of(n, fused) for n in proto.graph.node}
         with _capture_reverted() as reverted:
             q = nncf.quantize_with_accuracy_control(
                 proto, calib, nncf.Dataset(accuracy.batches()), validate, max_drop=accuracy.max_drop,

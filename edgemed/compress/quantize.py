@@ -22,7 +22,7 @@ from edgemed.progress import progress_bar
 FORMATS = ("openvino", "onnx", "tflite")
 CONTROL_METRICS = ("accuracy", "auc", "sensitivity", "balanced_accuracy")
 # format → routes; the first is the default (chosen by benchmarks/quantize_routes.py)
-ROUTES = {"openvino": ("nncf",), "onnx": ("nncf", "pt2e"), "tflite": None}
+ROUTES = {"openvino": ("nncf",), "onnx": ("ort", "nncf", "pt2e"), "tflite": None}
 MAX_REVERT_FRACTION = 0.25  # our accuracy-control loop keeps at most this share of layers float
 
 
@@ -85,14 +85,20 @@ def _int8(fmt, route, model, example, calib, tmp: Path, fp32_file: Path, opts: d
           accuracy: AccuracyTarget | None = None):
     """Quantize one format; returns (files, details)."""
     from edgemed.compress import nncf_quant, pt2e
+    from edgemed.compress.scope import conv_bn_pairs
 
     if fmt == "openvino":
         r = nncf_quant.quantize_openvino(model, example, calib, tmp, ignore_layers=keep_float, accuracy=accuracy, **opts)
         return r.files, r.details
     if fmt == "onnx" and route == "nncf":
         r = nncf_quant.quantize_onnx(fp32_file, calib, tmp / "model_int8.onnx", ignore_layers=keep_float,
-                                     accuracy=accuracy, **opts)
+                                     accuracy=accuracy, fused=conv_bn_pairs(model, example), **opts)
         return r.files, r.details
+    if fmt == "onnx" and route == "ort":
+        from edgemed.compress import ort_quant
+
+        return [tmp / "model_int8.onnx"], ort_quant.quantize_onnx(fp32_file, calib, tmp / "model_int8.onnx", keep_float,
+                                                                  conv_bn_pairs(model, example))
     if fmt == "onnx":
         return [tmp / "model_int8.onnx"], pt2e.export_onnx(model, calib, tmp / "model_int8.onnx", keep_float)
     from edgemed.compress import tflite_int8

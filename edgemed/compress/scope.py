@@ -43,18 +43,47 @@ def openvino_patterns(layers: list[str]) -> list[str]:
     return [re.escape(f"__module.{name}/") + ".*" for name in layers]
 
 
-def onnx_module_of(node) -> str | None:
+def onnx_module_of(node, fused: dict[str, str] | None = None) -> str | None:
+    """The torch module an ONNX node came from. The exporter's optimizer folds BatchNorm into the
+    conv before it and the fused Conv keeps the BatchNorm's scope; `fused` ({bn: conv}, from
+    `conv_bn_pairs`) maps it back to the conv."""
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
             scopes = [s.strip().strip("'\"") for s in prop.value.strip("[]").split(",")]
-            return scopes[-2] if len(scopes) >= 2 else None
+            module = scopes[-2] if len(scopes) >= 2 else None
+            if fused and node.op_type == "Conv" and module in fused:
+                return fused[module]
+            return module
     return None
 
 
-def onnx_node_names(model_proto, layers: list[str]) -> list[str]:
+def onnx_node_names(model_proto, layers: list[str], fused: dict[str, str] | None = None) -> list[str]:
     """Names of the ONNX nodes produced by these torch modules."""
     wanted = set(layers)
-    return [n.name for n in model_proto.graph.node if onnx_module_of(n) in wanted]
+    return [n.name for n in model_proto.graph.node if onnx_module_of(n, fused) in wanted]
+
+
+def conv_bn_pairs(model, example) -> dict[str, str]:
+    """{BatchNorm module: the conv module whose output it normalizes}, found by running `example`."""
+    import torch
+
+    outputs: dict[int, str] = {}
+    pairs: dict[str, str] = {}
+    handles = []
+    for name, m in model.named_modules():
+        kind = type(m).__name__
+        if kind == "Conv2d":
+            handles.append(m.register_forward_hook(lambda _, __, out, n=name: outputs.__setitem__(id(out), n)))
+        elif kind.startswith("BatchNorm"):
+            handles.append(m.register_forward_pre_hook(
+                lambda _, inp, n=name: pairs.__setitem__(n, outputs[id(inp[0])]) if id(inp[0]) in outputs else None))
+    try:
+        with torch.inference_mode():
+            model.eval()(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return pairs
 
 
 def module_of_backend_node(name: str) -> str:

@@ -35,7 +35,7 @@ def test_every_format_int8_with_fp32_references(int8_bundle):
     assert {a.format for a in int8} == {"openvino", "onnx", "tflite"}
     for a in int8:
         q = a.details
-        assert q["route"] in ("nncf", "pt2e", "conv") and q["calibration_images"] == 32
+        assert q["route"] in ("nncf", "ort", "conv") and q["calibration_images"] == 32
         assert q["bound_met"] is True and a.parity["top1_agreement"] > 0.8
     assert b.recommended in {a.id for a in int8}
     quant = b.manifest["quantization"]
@@ -67,13 +67,30 @@ def test_sensitivity_report_ranks_every_layer(int8_bundle, tiny_checkpoint):
     assert keys == sorted(keys, reverse=True)
 
 
-def test_pt2e_route_and_ignored_layers(tiny_checkpoint, calib, tmp_path):
-    from edgemed.compress.quantize import quantize
+@pytest.mark.parametrize("route", ["ort", "nncf", "pt2e"])
+def test_onnx_routes_keep_ignored_layers_float(tiny_checkpoint, calib, tmp_path, route):
+    import onnx
+    import torch
 
-    r = quantize(tiny_checkpoint, calib=calib, formats=["onnx"], routes="onnx=pt2e", ignore=["stem.*"],
+    from edgemed.checkpoint import load_checkpoint
+    from edgemed.compress.quantize import quantize
+    from edgemed.compress.scope import conv_bn_pairs, onnx_module_of
+
+    r = quantize(tiny_checkpoint, calib=calib, formats=["onnx"], routes=f"onnx={route}", ignore=["stem.*"],
                  out=tmp_path / "b", val_limit=64, threads=2, progress=False)
     a = load_bundle(r.bundle).artifact("onnx-mixed")
-    assert a.details["route"] == "pt2e" and a.details["ignored_layers"] == ["stem.0"]
+    assert a.details["route"] == route and a.details["ignored_layers"] == ["stem.0"]
+    graph = onnx.load(str(a.path)).graph
+    made_by = {o: n for n in graph.node for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    weight_is_int8 = {n.name: made_by.get(n.input[1]) is not None and made_by[n.input[1]].op_type == "DequantizeLinear"
+                      for n in convs}
+    assert any(weight_is_int8.values())  # the rest of the model is INT8
+    if route != "pt2e":  # the torch exporter's module scopes name the stem's conv (BatchNorm folded in)
+        ckpt, model = load_checkpoint(tiny_checkpoint)
+        fused = conv_bn_pairs(model, torch.zeros(1, ckpt.in_channels, ckpt.image_size, ckpt.image_size))
+        stem = [n.name for n in convs if onnx_module_of(n, fused) == "stem.0"]
+        assert stem and not any(weight_is_int8[n] for n in stem)
 
 
 @pytest.mark.parametrize("kw, error, msg", [

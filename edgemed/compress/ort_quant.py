@@ -1,0 +1,72 @@
+"""onnxruntime's own static quantization (`onnxruntime.quantization.quantize_static`) of an FP32
+ONNX model: QDQ format, INT8 per-channel weights and UINT8 activations, convolutions and
+matrix products only.
+
+Why this is the default ONNX route: onnxruntime runs a QDQ graph fast only where it can fuse
+DQ → Conv → Q into an integer kernel, which needs a Q on the conv's *output*. NNCF and PT2E
+quantize op inputs only, so behind every conv sits a float GELU/norm, nothing fuses, and the
+weights are dequantized again on every call (0.3–0.5× FP32 speed here). quantize_static quantizes
+outputs too (benchmarks/quantize_routes.py measures the three routes side by side). Other op
+types (Mul, Add, …) stay float: quantizing them costs more in Q/DQ than it saves on small models.
+No `quant_pre_process`: its symbolic shape inference crashed on dynamo-exported ConvNeXts.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edgemed.compress.scope import onnx_node_names
+from edgemed.errors import missing_extra
+
+OP_TYPES = ("Conv", "Gemm", "MatMul")
+
+
+def quantize_onnx(fp32_path: Path, calibration: np.ndarray, out_path: Path,
+                  ignore_layers: list[str] | None = None, fused: dict[str, str] | None = None) -> dict:
+    """Write the INT8 (QDQ) model to out_path; returns details for the manifest. `fused` maps
+    BatchNorms folded into convs back to the convs (`scope.conv_bn_pairs`)."""
+    try:
+        import onnx
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+    except ImportError:
+        raise missing_extra("onnxruntime", "onnx") from None
+
+    proto = onnx.load(str(fp32_path))
+    input_name = proto.graph.input[0].name
+    first_dim = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    batch = 1 if first_dim.HasField("dim_value") else 16  # batches only where the batch is dynamic
+    excluded = onnx_node_names(proto, ignore_layers or [], fused)
+    del proto
+
+    class Images(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(range(0, len(calibration), batch))
+
+        def get_next(self):
+            i = next(self.items, None)
+            return None if i is None else {input_name: calibration[i:i + batch].astype(np.float32)}
+
+    # quantize_static keeps its augmented calibration copy of the model in its own temp folder;
+    # it logs advice on the root logger (pre-processing, rank-1 weights) that does not apply here
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_static(str(fp32_path), str(out_path), Images(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=list(OP_TYPES), nodes_to_exclude=excluded)
+    finally:
+        root.setLevel(level)
+    onnx.checker.check_model(str(out_path))
+    return {"route": "ort", "quantizer": "onnxruntime.quantization.quantize_static (QDQ, MinMax)",
+            "weights": "int8 per-channel", "activations": "uint8 per-tensor", "op_types": list(OP_TYPES),
+            "ignored_layers": list(ignore_layers or []), "excluded_nodes": len(excluded),
+            "calibration_images": int(len(calibration))}
