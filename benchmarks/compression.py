@@ -153,7 +153,7 @@ def markdown(runs: list[dict], prep: dict, sysline: str, command: str) -> str:
             b, a = p["prune"]["before"], p["prune"]["after"]
             lines += [f"Pruning: params {b['params'] / 1e6:.2f} → {a['params'] / 1e6:.2f} M, MACs {b['macs'] / 1e6:.0f} → "
                       f"{a['macs'] / 1e6:.0f} M, val accuracy {b['val_accuracy']:.4f} → {a['val_accuracy']:.4f} "
-                      f"({p['prune']['seconds']:.0f} s with fine-tuning)"]
+                      + (f"({p['prune']['seconds']:.0f} s with fine-tuning)" if p["prune"].get("seconds") else "(wall time not recorded)")]
         lines.append("")
     return "\n".join(lines)
 

@@ -21,7 +21,8 @@ from edgemed.progress import progress_bar
 
 FORMATS = ("openvino", "onnx", "tflite")
 CONTROL_METRICS = ("accuracy", "auc", "sensitivity", "balanced_accuracy")
-# format → routes; the first is the default (chosen by benchmarks/quantize_routes.py)
+# format → routes; the first is the default (ONNX: `ort`, measured fastest on onnxruntime and as
+# accurate in benchmarks/quantize_routes.py)
 ROUTES = {"openvino": ("nncf",), "onnx": ("ort", "nncf", "pt2e"), "tflite": None}
 MAX_REVERT_FRACTION = 0.25  # our accuracy-control loop keeps at most this share of layers float
 
@@ -66,8 +67,9 @@ def parse_routes(routes: dict | str | None, formats: list[str]) -> dict[str, str
 
 
 def auto_model_type(model_name: str) -> str:
-    """NNCF's transformer model type keeps LayerNorm/GELU-heavy ConvNeXt blocks accurate
-    (benchmarks/quantize_routes.py compares both); CNNs with BatchNorm use the default."""
+    """NNCF's transformer model type for LayerNorm/GELU-heavy ConvNeXt blocks (NNCF's advice);
+    CNNs with BatchNorm use the default. On convnext_med_28 both gave the same accuracy and speed
+    (benchmarks/quantize_routes.py)."""
     return "transformer" if model_name.startswith("convnext_med") else "cnn"
 
 
