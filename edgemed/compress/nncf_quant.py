@@ -51,6 +51,17 @@ class AccuracyTarget:
     def batches(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(self.x[i:i + self.batch], self.y[i:i + self.batch]) for i in range(0, len(self.y), self.batch)]
 
+    def restorer_options(self, nncf) -> dict:
+        """NNCF ranks every quantizer group by re-running the ranking subset with it reverted; by
+        default that subset is the whole validation split, which at 224² took minutes per model
+        here. Large inputs rank on 64 images (two batches); the final check still uses them all."""
+        if self.x.shape[-1] * self.x.shape[-2] <= 64 * 64:
+            return {}
+        from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+        items = max(1, -(-64 // self.batch))
+        return {"advanced_accuracy_restorer_parameters": AdvancedAccuracyRestorerParameters(ranking_subset_size=items)}
+
 
 @dataclass
 class NNCFOutcome:
@@ -127,7 +138,8 @@ def quantize_openvino(model, example, calibration: np.ndarray, folder: Path, *, 
         with _capture_reverted() as reverted:
             q = nncf.quantize_with_accuracy_control(
                 ov_model, calib, nncf.Dataset(accuracy.batches()), validate, max_drop=accuracy.max_drop,
-                drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calibration), ignored_scope=ignored, **opts)
+                drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calibration), ignored_scope=ignored, **opts,
+                **accuracy.restorer_options(nncf))
         details["accuracy_control"] = "nncf.quantize_with_accuracy_control"
         details["reverted_layers"] = sorted({module_of_backend_node(n) for n in reverted})
     sub = folder / "openvino_int8"
@@ -165,7 +177,8 @@ def quantize_onnx(fp32_path: Path, calibration: np.ndarray, out_path: Path, *, p
         with _capture_reverted() as reverted:
             q = nncf.quantize_with_accuracy_control(
                 proto, calib, nncf.Dataset(accuracy.batches()), validate, max_drop=accuracy.max_drop,
-                drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calibration), ignored_scope=ignored, **opts)
+                drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calibration), ignored_scope=ignored, **opts,
+                **accuracy.restorer_options(nncf))
         details["accuracy_control"] = "nncf.quantize_with_accuracy_control"
         details["reverted_layers"] = sorted({by_name.get(n) or n for n in reverted})
     onnx.save(q, str(out_path))

@@ -121,8 +121,12 @@ def layer_sensitivity(model, calibration: np.ndarray, evaluation: np.ndarray, la
     for h in handles:
         h.remove()
     xe = torch.from_numpy(evaluation)
-    with torch.inference_mode():
-        ref = model(xe)
+
+    def logits():  # in chunks: all images at 224² in one batch took gigabytes
+        with torch.inference_mode():
+            return torch.cat([model(xe[i:i + 32]) for i in range(0, len(xe), 32)])
+
+    ref = logits()
     ref_logp = F.log_softmax(ref, 1)
     out = []
     for name in layers:
@@ -139,8 +143,7 @@ def layer_sensitivity(model, calibration: np.ndarray, evaluation: np.ndarray, la
         original = m.weight.data
         m.weight.data = wq
         try:
-            with torch.inference_mode():
-                q = model(xe)
+            q = logits()
         finally:
             m.weight.data = original
             hook.remove()

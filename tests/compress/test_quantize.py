@@ -173,3 +173,18 @@ def test_own_accuracy_control_reverts_the_most_sensitive_layers(monkeypatch):
     assert score == pytest.approx(0.90) and details["reverted_layers"] == ["b", "a"]
     assert [a["float_layers"] for a in attempts] == [["b"], ["b", "a"]]  # 25 % of 8 layers = 2 at most
     assert builds[-1] == ["b", "a"]
+
+
+def test_large_inputs_rank_on_fewer_images():
+    """At 224² the per-layer passes (NNCF's ranking, our sensitivity) use a subset; small inputs all."""
+    import nncf
+
+    from edgemed.compress.nncf_quant import AccuracyTarget
+    from edgemed.compress.quantize import sensitivity_images
+
+    small = AccuracyTarget(np.zeros((200, 1, 28, 28), np.float32), np.zeros(200, int), "accuracy", 0.005, ["a", "b"])
+    large = AccuracyTarget(np.zeros((200, 3, 224, 224), np.float32), np.zeros(200, int), "accuracy", 0.005, ["a", "b"])
+    assert small.restorer_options(nncf) == {}
+    params = large.restorer_options(nncf)["advanced_accuracy_restorer_parameters"]
+    assert params.ranking_subset_size * large.batch == 64
+    assert sensitivity_images(small.x) == 128 and sensitivity_images(large.x) == 24
