@@ -231,6 +231,8 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
                     shutil.copy2(base.root / f["path"], tmp / f["path"])
                 writer.manifest["artifacts"].append({**a.to_dict()})
         task = bar.add_task("quantize", total=len(formats), info="")
+        quantizable = set(quantizable_layers(model))
+        learned_float: list[str] = []  # layers NNCF's accuracy control reverted: tried first elsewhere
         for fmt in formats:
             route = chosen_routes[fmt]
             bar.update(task, description=f"{fmt}: FP32 reference")
@@ -256,21 +258,32 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
                                      static_batch=fp32.static_batch, parity=p32, details=fp32.details)
                 bar.update(task, description=f"{fmt}: INT8 ({route})")
                 t0 = time.perf_counter()
-                with quiet_native():
-                    files, details = _int8(fmt, route, model, example, cal.x, tmp, fp32.files[0], opts, keep)
-                a8 = writer.add(f"{fmt}-int8", fmt, "int8", files, input_layout=fp32.input_layout,
-                                static_batch=fp32.static_batch, details=details)
-                score, logits = _score(a8, x_val, target, threads)
-                drop = target.reference - score
-                tried = [{"float_layers": list(keep), "metric": score, "drop": drop}]
-                if max_drop is not None and drop > target.max_drop:
-                    bar.update(task, description=f"{fmt}: accuracy control")
-                    files, details, score, logits, more, ranking = _control(
+                if max_drop is not None and route == "nncf":
+                    # NNCF's accuracy control quantizes by itself and keeps plain INT8 when that
+                    # is within the bound: a separate plain pass first would be done twice
+                    bar.update(task, description=f"{fmt}: INT8 with accuracy control")
+                    files, details, score, logits, tried, ranking = _control(
                         fmt, route, model, example, cal, tmp, fp32.files[0], opts, keep, target, writer,
-                        fp32, ranking, threads, x_val, (files, details, score, logits))
-                    tried += more
+                        fp32, ranking, threads, x_val, None)
                     drop = target.reference - score
+                else:
+                    with quiet_native():
+                        files, details = _int8(fmt, route, model, example, cal.x, tmp, fp32.files[0], opts, keep)
+                    a8 = writer.add(f"{fmt}-int8", fmt, "int8", files, input_layout=fp32.input_layout,
+                                    static_batch=fp32.static_batch, details=details)
+                    score, logits = _score(a8, x_val, target, threads)
+                    drop = target.reference - score
+                    tried = [{"float_layers": list(keep), "metric": score, "drop": drop}]
+                    if max_drop is not None and drop > target.max_drop:
+                        bar.update(task, description=f"{fmt}: accuracy control")
+                        files, details, score, logits, more, ranking = _control(
+                            fmt, route, model, example, cal, tmp, fp32.files[0], opts, keep, target, writer,
+                            fp32, ranking, threads, x_val, (files, details, score, logits), learned_float)
+                        tried += more
+                        drop = target.reference - score
                 reverted = details.get("reverted_layers") or [n for n in details.get("ignored_layers", []) if n not in keep]
+                if route == "nncf" and max_drop is not None and drop <= target.max_drop + 1e-12:
+                    learned_float = [n for n in reverted if n in quantizable]
                 met = None if max_drop is None else bool(drop <= target.max_drop + 1e-12)
                 parity = compare(ref_logits, logits)
                 ok, why = within_tolerance(parity, "int8")
@@ -326,9 +339,10 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
 
 
 def _control(fmt, route, model, example, cal, tmp, fp32_file, opts, keep, target, writer, fp32,
-             ranking, threads, x_val, first):
+             ranking, threads, x_val, first, learned: list[str] | None = None):
     """Bring the drop within the bound: NNCF's accuracy control for the NNCF routes; otherwise
-    revert the most sensitive layers to float, 1, 2, 4, … at a time, keeping the best model.
+    first the layers NNCF's accuracy control reverted for another format (`learned`), then the
+    most sensitive layers in float, 1, 2, 4, … at a time, keeping the best model.
     Returns (files, details, score, logits, attempts, ranking)."""
     from edgemed.compress.scope import layer_sensitivity, quantizable_layers
 
@@ -345,6 +359,20 @@ def _control(fmt, route, model, example, cal, tmp, fp32_file, opts, keep, target
         attempt = {"float_layers": details.get("reverted_layers", []), "metric": score,
                    "drop": target.reference - score, "by": "nncf.quantize_with_accuracy_control"}
         return files, details, score, logits, [attempt], ranking
+    attempts = []
+    best_layers, best = list(keep), first
+    on_disk = list(keep)  # which float layers the INT8 file written last has
+    learned = [layer for layer in learned or [] if layer not in keep]
+    if learned:  # one build instead of a sensitivity pass and several builds, when it suffices
+        result, on_disk = build(keep + learned), keep + learned
+        attempts.append({"float_layers": keep + learned, "metric": result[2], "drop": target.reference - result[2],
+                         "by": "layers NNCF's accuracy control reverted for another format"})
+        if result[2] > best[2]:
+            best, best_layers = result, keep + learned
+        if target.reference - result[2] <= target.max_drop:
+            files, details, score, logits = result
+            details = {**details, "reverted_layers": learned}
+            return files, details, score, logits, attempts, ranking
     if ranking is None:
         n = sensitivity_images(x_val)
         ranking = layer_sensitivity(model, cal.x[:n], x_val[:n])
@@ -355,12 +383,10 @@ def _control(fmt, route, model, example, cal, tmp, fp32_file, opts, keep, target
         quantized = route_layers(model, route)
     order = [r["layer"] for r in ranking if r["layer"] not in keep and r["layer"] in set(quantized)]
     limit = min(len(order), max(1, int(MAX_REVERT_FRACTION * len(quantized))))
-    best_layers, (files, details, score, logits) = list(keep), first
-    best = (files, details, score, logits)
-    attempts, last_layers, k = [], list(keep), 1
+    k = 1
     while k <= limit:
         last_layers = keep + order[:k]
-        result = build(last_layers)
+        result, on_disk = build(last_layers), last_layers
         attempts.append({"float_layers": last_layers, "metric": result[2], "drop": target.reference - result[2],
                          "by": "sensitivity-ranked revert"})
         if result[2] > best[2]:
@@ -368,7 +394,7 @@ def _control(fmt, route, model, example, cal, tmp, fp32_file, opts, keep, target
         if target.reference - result[2] <= target.max_drop:
             break
         k *= 2
-    if last_layers != best_layers:  # later attempts overwrote the file: rebuild the best one
+    if on_disk != best_layers:  # later attempts overwrote the file: rebuild the best one
         best = build(best_layers)
     files, details, score, logits = best
     details = {**details, "reverted_layers": [layer for layer in best_layers if layer not in keep]}

@@ -173,6 +173,19 @@ def test_own_accuracy_control_reverts_the_most_sensitive_layers(monkeypatch):
     assert score == pytest.approx(0.90) and details["reverted_layers"] == ["b", "a"]
     assert [a["float_layers"] for a in attempts] == [["b"], ["b", "a"]]  # 25 % of 8 layers = 2 at most
     assert builds[-1] == ["b", "a"]
+    # layers NNCF reverted for OpenVINO are tried first: one build when they suffice …
+    target.max_drop = 0.005
+    builds.clear()
+    files, details, score, _, attempts, _ = q._control(
+        "onnx", "ort", None, None, Cal(), __import__("pathlib").Path("/tmp"), None, {}, [], target, Writer(),
+        FP32(), ranking, 1, None, first, learned=["b"])
+    assert builds == [["b"]] and details["reverted_layers"] == ["b"] and len(attempts) == 1
+    # … and when they do not, the ranked loop goes on, and the best file is what is left on disk
+    builds.clear()
+    files, details, score, _, attempts, _ = q._control(
+        "onnx", "ort", None, None, Cal(), __import__("pathlib").Path("/tmp"), None, {}, [], target, Writer(),
+        FP32(), ranking, 1, None, first, learned=["c"])
+    assert builds == [["c"], ["b"]] and details["reverted_layers"] == ["b"]
 
 
 def test_large_inputs_rank_on_fewer_images():

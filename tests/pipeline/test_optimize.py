@@ -30,6 +30,8 @@ def test_search_on_a_tiny_model(tiny_checkpoint, tmp_path):
     s = json.loads((r.out / "optimize.json").read_text())
     names = {c["name"] for c in s["candidates"]}
     assert {"full-onnx-performance", "full-tflite-performance"} <= names
+    # a variant with the two most sensitive layers in float is always tried on the unpruned model
+    assert len(s["suggested_float_layers"]) == 2 and "full-onnx-performance-float2" in names
     assert any(p["runtime"] == "openvino" for p in r.points)  # ONNX artifacts also measured on OpenVINO
     assert {p["precision"] for p in r.points} == {"fp32", "int8"}
     assert all(p["p50_ms"] > 0 for p in r.points) and r.pareto

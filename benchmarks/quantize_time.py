@@ -1,0 +1,80 @@
+"""Wall time of the whole `edgemed quantize` for a ConvNeXt-Tiny-size model: convnext_med at 224²
+(28 M parameters, 4.4 GMACs) trained on SARS-CoV-2 CT, three formats (OpenVINO, ONNX, TFLite),
+FP32 references exported and parity-checked, accuracy control `--max-drop 0.5` on validation
+accuracy, 2 threads. Target: ≤ 5 minutes on this 2-core machine.
+
+    EDGEMED_DATA_DIR=../shared/data python benchmarks/quantize_time.py [--key convnext_med-sarscov2_ct_224]
+
+Runs the CLI in a fresh process (imports and model loading included), as a user would.
+Results: benchmarks/results/quantize_time.{json,md}; the bundle goes to benchmarks/work/quantize_time/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import WORK, command_line, save_results, system_line  # noqa: E402
+
+TARGET_SECONDS = 300
+
+
+def main() -> None:
+    from benchmarks.train_seeds import checkpoint_path
+    from edgemed.bench.system import system_info
+    from edgemed.checkpoint import read_checkpoint
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--key", default="convnext_med-sarscov2_ct_224")
+    args = ap.parse_args()
+    ckpt = checkpoint_path(args.key)
+    dataset = read_checkpoint(ckpt).dataset["name"]
+    out = WORK / "quantize_time" / args.key
+    shutil.rmtree(out, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = ["edgemed", "quantize", str(ckpt), "--calib", f"calibration/{dataset}.json",
+           "--formats", "openvino,onnx,tflite", "--max-drop", "0.5", "--metric", "accuracy", "--threads", "2",
+           "--out", str(out), "--json"]
+    t = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    seconds = time.perf_counter() - t
+    if done.returncode != 0:
+        sys.exit(f"edgemed quantize failed ({done.returncode}): {done.stderr[-2000:]}")
+    manifest = json.loads((out / "edgemed.json").read_text())
+    rows = []
+    for a in manifest["artifacts"]:
+        d = a.get("details", {})
+        if "quantize_seconds" in d:
+            rows.append({"artifact": a["id"], "route": d.get("route"), "quantize_seconds": d["quantize_seconds"],
+                         "val_drop_points": d["val_drop_points"], "bound_met": d["bound_met"],
+                         "reverted_layers": d.get("reverted_layers"),
+                         "attempts": [{"float_layers": x["float_layers"], "drop_points": 100 * x["drop"],
+                                       "by": x.get("by")} for x in d.get("attempts", [])]})
+    result = {"key": args.key, "cli": " ".join(cmd), "wall_seconds": round(seconds, 1), "target_seconds": TARGET_SECONDS,
+              "met": seconds <= TARGET_SECONDS, "formats": rows, "recommended": manifest.get("recommended")}
+    lines = ["# `edgemed quantize` wall time, ConvNeXt-Tiny size", "", f"Command: `{command_line()}`  ",
+             f"Machine: {system_line(system_info())}", "",
+             f"`{' '.join(cmd)}` (fresh process; FP32 export + parity, INT8, accuracy control on the validation split, "
+             "latency pick of the recommended artifact).", "",
+             f"**Wall time: {seconds:.0f} s** (target ≤ {TARGET_SECONDS} s: {'met' if seconds <= TARGET_SECONDS else 'MISSED'}); "
+             f"recommended `{manifest.get('recommended')}`.", "",
+             "| artifact | route | INT8 + control time | val drop (pt) | bound met | float layers | attempts |",
+             "|---|---|---:|---:|---|---|---|"]
+    for r in rows:
+        tried = "; ".join(f"{', '.join(x['float_layers']) or 'none'} → {x['drop_points']:+.2f}"
+                          + (f" ({x['by']})" if x["by"] else "") for x in r["attempts"])
+        lines.append(f"| {r['artifact']} | {r['route']} | {r['quantize_seconds']:.0f} s | {r['val_drop_points']:+.2f} | "
+                     f"{r['bound_met']} | {', '.join(r['reverted_layers'] or []) or '–'} | {tried} |")
+    save_results("quantize_time", result, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
