@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,19 +36,21 @@ def main() -> None:
     ap.add_argument("--key", default="convnext_med-sarscov2_ct_224")
     args = ap.parse_args()
     ckpt = checkpoint_path(args.key)
-    dataset = read_checkpoint(ckpt).dataset["name"]
     out = WORK / "quantize_time" / args.key
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
+    dataset = read_checkpoint(ckpt).dataset["name"]
+    root = Path(__file__).resolve().parent.parent
+    ckpt, out = Path(os.path.relpath(ckpt, root)), Path(os.path.relpath(out, root))  # readable in the results
     cmd = ["edgemed", "quantize", str(ckpt), "--calib", f"calibration/{dataset}.json",
            "--formats", "openvino,onnx,tflite", "--max-drop", "0.5", "--metric", "accuracy", "--threads", "2",
            "--out", str(out), "--json"]
     t = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
     seconds = time.perf_counter() - t
     if done.returncode != 0:
         sys.exit(f"edgemed quantize failed ({done.returncode}): {done.stderr[-2000:]}")
-    manifest = json.loads((out / "edgemed.json").read_text())
+    manifest = json.loads((root / out / "edgemed.json").read_text())
     rows = []
     for a in manifest["artifacts"]:
         d = a.get("details", {})
