@@ -19,14 +19,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import (  # noqa: E402
+    RESULTS,
     WORK,
-    command_line,
     in_seed_order,
     load_results,
     save_results,
     seed_checkpoints,
     system_line,
 )
+from edgemed.fileio import atomic_write_text  # noqa: E402
 
 MAX_DROP = 0.5
 BUDGET = {"convnext_med-sarscov2_ct_224": 25, "mednext_small-sarscov2_ct_224": 4}  # minutes (2-core CPU budget); others: --budget
@@ -104,8 +105,15 @@ def measure(key: str, ckpt_path: Path, opt: Path, rounds: int) -> dict:
                                                         "budget_minutes": summary["budget_minutes"]}}
 
 
-def markdown(runs, sysline, command) -> str:
-    lines = ["# Headline: PyTorch FP32 vs the best deployment per runtime", "", f"Command: `{command}`  ",
+def run_command(key: str, budget: float) -> str:
+    """The command that reproduces one model's run (models are run one at a time)."""
+    return f"python benchmarks/headline.py --only {key}" + ("" if key in BUDGET else f" --budget {budget:g}")
+
+
+def markdown(runs, sysline) -> str:
+    lines = ["# Headline: PyTorch FP32 vs the best deployment per runtime", "",
+             "Command: `python benchmarks/headline.py --only KEY [--budget MINUTES]`, one model per run "
+             "(each section names its own)  ",
              f"Machine: {sysline}", "",
              "Each model went through `edgemed optimize --max-drop 0.5 --metric accuracy` (search on the validation "
              "split). Per runtime, the fastest point within the bound is measured here against PyTorch FP32 eager: "
@@ -113,7 +121,9 @@ def markdown(runs, sysline, command) -> str:
              "at 2 threads), size, and TEST-split accuracy/AUC with 95 % bootstrap CIs; Δ is the paired difference "
              "to PyTorch FP32. Target: ≥ 6× faster with accuracy drop ≤ 0.5 pt.", ""]
     for r in runs:
+        command = r.get("command") or run_command(r["key"], r["optimize"]["budget_minutes"])
         lines += [f"## {r['model']} ({r['image_size']}²) on {r['dataset']} (test n={r['n_test']})", "",
+                  f"Command: `{command}`", "",
                   "| deployment | artifact | threads | p50 ms | speed-up | size ratio | accuracy [95% CI] | Δacc pt [95% CI] | AUC [95% CI] | ΔAUC | ≥ 6× & ≤ 0.5 pt |",
                   "|---|---|---:|---:|---:|---:|---|---|---|---|---|"]
         for row in r["rows"]:
@@ -144,13 +154,19 @@ def main() -> None:
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--budget", type=float, default=6.0)
     ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--render", action="store_true", help="only rewrite headline.md from headline.json")
     args = ap.parse_args()
-    done = {r["key"]: r for r in load_results("headline").get("runs", [])}
+    saved = load_results("headline")
+    if args.render:
+        atomic_write_text(RESULTS / "headline.md", markdown(saved["runs"], system_line(saved["system"])))
+        return
+    done = {r["key"]: r for r in saved.get("runs", [])}
     for key, ckpt in seed_checkpoints(args.only):
-        opt = run_optimize(key, ckpt, BUDGET.get(key, args.budget))
-        done[key] = measure(key, ckpt, opt, args.rounds)
+        opt = run_optimize(key, ckpt, BUDGET.get(key, args.budget))  # reuses an existing search
+        budget = BUDGET.get(key, args.budget)
+        done[key] = {**measure(key, ckpt, opt, args.rounds), "command": run_command(key, budget)}
         runs = in_seed_order(done)
-        save_results("headline", {"runs": runs}, markdown(runs, system_line(system_info()), command_line()))
+        save_results("headline", {"runs": runs}, markdown(runs, system_line(system_info())))
 
 
 if __name__ == "__main__":
