@@ -69,6 +69,8 @@ def register(app: typer.Typer) -> None:
         finetune_epochs: int = typer.Option(2, help="Distilled fine-tuning epochs per pruning level."),
         rounds: int = typer.Option(100, help="Interleaved latency rounds per point."),
         val_limit: int = typer.Option(None, help="Stratified subset of validation images."),
+        pruned: list[Path] = typer.Option(None, "--pruned", help="A checkpoint made by `edgemed prune` from CHECKPOINT, "
+                                          "searched as a variant (repeatable)."),
         data_dir: str = typer.Option(None, "--data-dir"),
         force: bool = typer.Option(False, "--force"),
     ):
@@ -78,7 +80,7 @@ def register(app: typer.Typer) -> None:
         r = optimize_api(checkpoint, max_drop=max_drop, metric=metric, target=target, budget_minutes=budget_minutes,
                          out=out_path, calib=calib, workers=workers, formats=[f for f in formats.split(",") if f],
                          finetune_epochs=finetune_epochs, rounds=rounds, val_limit=val_limit, data_dir=data_dir,
-                         force=force)
+                         pruned=pruned or (), force=force)
         out.print((r.out / "summary.md").read_text())
         best = r.recommended
         label = "" if r.bound_met else "  [red]BOUND NOT MET: best model found"

@@ -13,6 +13,7 @@ No `quant_pre_process`: its symbolic shape inference crashed on dynamo-exported 
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
@@ -25,9 +26,13 @@ OP_TYPES = ("Conv", "Gemm", "MatMul")
 
 
 def quantize_onnx(fp32_path: Path, calibration: np.ndarray, out_path: Path,
-                  ignore_layers: list[str] | None = None, fused: dict[str, str] | None = None) -> dict:
+                  ignore_layers: list[str] | None = None, fused: dict[str, str] | None = None,
+                  ranges_cache: Path | None = None) -> dict:
     """Write the INT8 (QDQ) model to out_path; returns details for the manifest. `fused` maps
-    BatchNorms folded into convs back to the convs (`scope.conv_bn_pairs`)."""
+    BatchNorms folded into convs back to the convs (`scope.conv_bn_pairs`). `ranges_cache`: a JSON
+    file of calibrated tensor ranges, written by the first call and read by later ones on the same
+    FP32 model and calibration set (accuracy control only changes which nodes stay float; the
+    calibration pass is most of the time at 224²)."""
     try:
         import onnx
         from onnxruntime.quantization import (
@@ -54,6 +59,9 @@ def quantize_onnx(fp32_path: Path, calibration: np.ndarray, out_path: Path,
             i = next(self.items, None)
             return None if i is None else {input_name: calibration[i:i + batch].astype(np.float32)}
 
+    # older onnxruntime releases have no calibration cache: they calibrate on every call
+    cache = ({"calibration_cache_path": ranges_cache}
+             if ranges_cache and "calibration_cache_path" in inspect.signature(quantize_static).parameters else {})
     # quantize_static keeps its augmented calibration copy of the model in its own temp folder;
     # it logs advice on the root logger (pre-processing, rank-1 weights) that does not apply here
     root = logging.getLogger()
@@ -62,7 +70,7 @@ def quantize_onnx(fp32_path: Path, calibration: np.ndarray, out_path: Path,
     try:
         quantize_static(str(fp32_path), str(out_path), Images(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=list(OP_TYPES), nodes_to_exclude=excluded)
+                        op_types_to_quantize=list(OP_TYPES), nodes_to_exclude=excluded, **cache)
     finally:
         root.setLevel(level)
     onnx.checker.check_model(str(out_path))

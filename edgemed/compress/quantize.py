@@ -105,8 +105,10 @@ def _int8(fmt, route, model, example, calib, tmp: Path, fp32_file: Path, opts: d
     if fmt == "onnx" and route == "ort":
         from edgemed.compress import ort_quant
 
+        # the bundle's staging folder holds the ranges for this FP32 file; unreferenced, so not kept
         return [tmp / "model_int8.onnx"], ort_quant.quantize_onnx(fp32_file, calib, tmp / "model_int8.onnx", keep_float,
-                                                                  conv_bn_pairs(model, example))
+                                                                  conv_bn_pairs(model, example),
+                                                                  ranges_cache=tmp / "ort_ranges.json")
     if fmt == "onnx":
         return [tmp / "model_int8.onnx"], pt2e.export_onnx(model, calib, tmp / "model_int8.onnx", keep_float)
     from edgemed.compress import tflite_int8

@@ -92,12 +92,65 @@ def module_of_backend_node(name: str) -> str:
     return m.group(1) if m else name
 
 
+def _execution_order(model, x) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """(start, end, calls) of every module in one forward of `x`: event counters of its pre- and
+    post-hooks, and how often it ran."""
+    import torch
+
+    start: dict[str, int] = {}
+    end: dict[str, int] = {}
+    calls: dict[str, int] = {}
+    step = [0]
+
+    def started(_, __, n):  # hooks must return None: a value would replace the module's input/output
+        step[0] += 1
+        start.setdefault(n, step[0])
+
+    def ended(_, __, ___, n):
+        step[0] += 1
+        end[n] = step[0]
+        calls[n] = calls.get(n, 0) + 1
+
+    handles = []
+    for name, m in model.named_modules():
+        if name:
+            handles.append(m.register_forward_pre_hook(lambda mod, inp, n=name: started(mod, inp, n)))
+            handles.append(m.register_forward_hook(lambda mod, inp, y, n=name: ended(mod, inp, y, n)))
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return start, end, calls
+
+
+def prefix_modules(model, x, layers: list[str]) -> dict[str, list[str]]:
+    """For each layer, the outermost modules that finish before it starts (run once per forward,
+    containers or top-level): their outputs do not depend on quantizing that layer, so a
+    one-layer-at-a-time pass can replay them from the FP32 forward instead of computing them."""
+    start, end, calls = _execution_order(model, x)
+    has_children = {name for name, m in model.named_modules() if name and any(True for _ in m.children())}
+    eligible = [n for n in end if calls[n] == 1 and (n in has_children or "." not in n)]
+    out = {}
+    for layer in layers:
+        if layer not in start:
+            out[layer] = []
+            continue
+        done = {n for n in eligible if end[n] < start[layer]}
+        out[layer] = [n for n in done if not any(n.startswith(p + ".") for p in done)]
+    return out
+
+
 def layer_sensitivity(model, calibration: np.ndarray, evaluation: np.ndarray, layers: list[str] | None = None,
-                      progress=None) -> list[dict]:
+                      progress=None, reuse_prefix: bool = True) -> list[dict]:
     """Quantize one layer at a time in PyTorch (INT8 per-channel symmetric weights, INT8 per-tensor
     input activations with ranges from the calibration set) and measure the error each adds to
     the logits on `evaluation` images: KL(FP32 ‖ one-layer-INT8), max |Δlogit| and top-1 flips.
-    Sorted worst first. Format-independent, so it ranks layers for every backend."""
+    Sorted worst first. Format-independent, so it ranks layers for every backend.
+
+    With `reuse_prefix`, the blocks that run before the quantized layer are replayed from the FP32
+    forward rather than recomputed (same numbers; about half the compute of the pass)."""
     import torch
     import torch.nn.functional as F
 
@@ -121,12 +174,41 @@ def layer_sensitivity(model, calibration: np.ndarray, evaluation: np.ndarray, la
     for h in handles:
         h.remove()
     xe = torch.from_numpy(evaluation)
+    chunks = [xe[i:i + 32] for i in range(0, len(xe), 32)]  # all images at 224² in one batch took gigabytes
+    prefixes = prefix_modules(model, chunks[0][:1], layers) if reuse_prefix else {n: [] for n in layers}
+    replayable = sorted({m for ms in prefixes.values() for m in ms})
+    saved: dict[str, list] = {n: [] for n in replayable}
 
-    def logits():  # in chunks: all images at 224² in one batch took gigabytes
-        with torch.inference_mode():
-            return torch.cat([model(xe[i:i + 32]) for i in range(0, len(xe), 32)])
+    def logits(replay=()):
+        current = [0]
+        for n in replay:  # an instance attribute shadows the class's forward for this module only
+            modules[n].forward = lambda *_, n=n, **__: saved[n][current[0]].clone()
+        try:
+            with torch.inference_mode():
+                out = []
+                for i, chunk in enumerate(chunks):
+                    current[0] = i
+                    out.append(model(chunk))
+                return torch.cat(out)
+        finally:
+            for n in replay:
+                del modules[n].forward
 
-    ref = logits()
+    not_tensor: set[str] = set()
+
+    def save(name, y):
+        if isinstance(y, torch.Tensor):
+            saved[name].append(y.detach().clone())
+        else:  # tuples/dicts out: computed as usual
+            not_tensor.add(name)
+
+    keep = [modules[n].register_forward_hook(lambda _, __, y, n=n: save(n, y)) for n in replayable]  # save → None
+    try:
+        ref = logits()
+    finally:
+        for h in keep:
+            h.remove()
+    prefixes = {layer: [m for m in ms if m not in not_tensor] for layer, ms in prefixes.items()}
     ref_logp = F.log_softmax(ref, 1)
     out = []
     for name in layers:
@@ -143,7 +225,7 @@ def layer_sensitivity(model, calibration: np.ndarray, evaluation: np.ndarray, la
         original = m.weight.data
         m.weight.data = wq
         try:
-            q = logits()
+            q = logits(prefixes[name])
         finally:
             m.weight.data = original
             hook.remove()

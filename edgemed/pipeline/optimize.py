@@ -48,10 +48,11 @@ class CandidateSpec:
     data_dir: str | None = None
     val_limit: int | None = None
     threads: int = 1
+    variant: str = ""  # a user's pruned checkpoint: named by it rather than by the search's level
 
     @property
     def name(self) -> str:
-        p = "full" if self.prune is None else f"macs{int(self.prune * 100)}"
+        p = self.variant or ("full" if self.prune is None else f"macs{int(self.prune * 100)}")
         ig = f"-float{len(self.ignore)}" if self.ignore else ""
         return f"{p}-{self.fmt}-{self.preset}{ig}"
 
@@ -112,6 +113,31 @@ def _prune_variant(checkpoint: str, level: float, work: Path, data_dir, finetune
     return str(out)
 
 
+def given_variants(checkpoint: str | Path, ckpt, pruned) -> list[tuple[float, str, str]]:
+    """(share of MACs kept, path, name) of users' pruned checkpoints, each checked to descend from
+    `checkpoint` by an `edgemed prune` step (its lineage)."""
+    from edgemed.checkpoint import read_checkpoint
+
+    out = []
+    for path in pruned or []:
+        child = read_checkpoint(path)
+        steps = [s for s in child.lineage if s.get("op") == "prune"]
+        if not any(s.get("parent_sha256") == ckpt.sha256 for s in steps):
+            raise EdgemedError(f"{path} was not pruned from {checkpoint} (no `edgemed prune` step from it in its "
+                               f"lineage): pass checkpoints made by `edgemed prune {checkpoint}`")
+        first = next(s for s in steps if s.get("parent_sha256") == ckpt.sha256)
+        kept = steps[-1]["after"]["macs"] / first["before"]["macs"]
+        name = f"given{len(out) + 1}-macs{round(100 * kept)}"
+        out.append((kept, str(path), name))
+    return out
+
+
+def _priority(spec: CandidateSpec) -> int:
+    """Breadth first across variants: plain INT8 of every variant, then other presets, then
+    float-layer variants, so a tight budget still sees each variant once."""
+    return 2 if spec.ignore else 0 if spec.preset == PRESETS[0] else 1
+
+
 def _measure(points: list[dict], spec_x: np.ndarray, rounds: int, progress) -> None:
     """Batch-1 latency of every (artifact, runtime, threads) point, interleaved per thread count."""
     from edgemed.bench.latency import interleaved
@@ -148,8 +174,12 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
              budget_minutes: float = 30.0, out: str | Path | None = None, calib: str | Path | None = None,
              workers: int | None = None, formats=FORMATS, prune_levels=PRUNE_LEVELS, presets=PRESETS,
              threads=THREADS, finetune_epochs: int = 2, rounds: int = 100, val_limit: int | None = None,
-             data_dir: str | None = None, force: bool = False, progress: bool = True) -> OptimizeResult:
+             data_dir: str | None = None, pruned=(), force: bool = False, progress: bool = True) -> OptimizeResult:
     """Search deployments of a checkpoint; write the Pareto front and the recommended bundle.
+
+    `pruned`: checkpoints already made by `edgemed prune` from this one (with a fine-tuning
+    schedule the search's budget could not afford), searched as variants next to the search's own
+    pruning levels.
 
     Example: `optimize("m.safetensors", max_drop=0.5, metric="auc", budget_minutes=20, out="opt/")`.
     """
@@ -170,6 +200,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
             raise EdgemedError(f"target {target!r} is not available here: available are {', '.join(offered)}")
     formats = parse_list(formats, FORMATS, "format")
     ckpt = read_checkpoint(checkpoint)
+    given = given_variants(checkpoint, ckpt, pruned)
     out = Path(out) if out else Path("optimize") / Path(checkpoint).stem
     if out.exists() and not force:
         raise EdgemedError(f"{out} already exists: choose another --out or pass --force to replace it")
@@ -207,18 +238,24 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         variants: list[tuple[float | None, str]] = [(None, str(checkpoint))]
         specs = []
 
-        def specs_for(level, path):
+        def specs_for(level, path, variant=""):
             out_specs = []
+            per_worker = max(1, (os.cpu_count() or 1) // workers)
             for fmt in formats:
                 for preset in presets:
                     out_specs.append(CandidateSpec(path, level, fmt, preset, (), str(work), str(calib), metric,
-                                                   data_dir, val_limit, threads=max(1, (os.cpu_count() or 1) // workers)))
-                if suggested and level is None:
+                                                   data_dir, val_limit, per_worker, variant))
+                # pruning keeps module names, so a given pruned model gets the float variant too
+                if suggested and (level is None or variant):
                     out_specs.append(CandidateSpec(path, level, fmt, "performance", suggested, str(work), str(calib),
-                                                   metric, data_dir, val_limit, max(1, (os.cpu_count() or 1) // workers)))
+                                                   metric, data_dir, val_limit, per_worker, variant))
             return out_specs
 
         specs += specs_for(None, str(checkpoint))
+        for kept, path, name in given:
+            variants.append((kept, path))
+            specs += specs_for(kept, path, name)
+        specs.sort(key=_priority)
         results: list[dict] = []
         task = bar.add_task("candidates", total=None, info="")
         ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch/OpenMP state
@@ -283,6 +320,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
                    "candidates": results, "points": points, "pareto": [p["id"] for p in front],
                    "recommended": best, "bound_met": bool(ok), "sensitivity": ranking[:10],
                    "suggested_float_layers": list(suggested), "notes": notes, "workers": workers,
+                   "given_pruned": [{"path": p, "name": n, "macs_kept": k} for k, p, n in given],
                    "latency_rounds": rounds}
         atomic_write_json(tmp / "optimize.json", summary)
         _plot(tmp / "pareto.png", points, front, best, ref, metric, max_drop)

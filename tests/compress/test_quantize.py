@@ -93,6 +93,35 @@ def test_onnx_routes_keep_ignored_layers_float(tiny_checkpoint, calib, tmp_path,
         assert stem and not any(weight_is_int8[n] for n in stem)
 
 
+def test_ort_route_calibrates_once_per_model(tiny_checkpoint, calib, tmp_path):
+    """Accuracy-control rebuilds read the ranges of the first calibration: same file as a fresh
+    calibration, and no calibration images needed."""
+    import inspect
+
+    import onnxruntime.quantization as oq
+    import torch
+
+    from edgemed.checkpoint import load_checkpoint
+    from edgemed.compress import ort_quant
+    from edgemed.compress.calibration import load_calibration
+    from edgemed.compress.scope import conv_bn_pairs
+    from edgemed.export import onnx as onnx_export
+
+    if "calibration_cache_path" not in inspect.signature(oq.quantize_static).parameters:
+        pytest.skip("this onnxruntime has no calibration cache")
+    ckpt, model = load_checkpoint(tiny_checkpoint)
+    x = load_calibration(calib, ckpt).x
+    fp32 = onnx_export.export(model, torch.from_numpy(x[:1]), tmp_path, "fp32", dynamic_batch=True).files[0]
+    fused = conv_bn_pairs(model, torch.from_numpy(x[:1]))
+    cache = tmp_path / "ranges.json"
+    ort_quant.quantize_onnx(fp32, x, tmp_path / "a.onnx", [], fused, ranges_cache=cache)
+    assert cache.is_file()
+    ort_quant.quantize_onnx(fp32, x[:0], tmp_path / "b.onnx", ["stem.0"], fused, ranges_cache=cache)  # no images
+    ort_quant.quantize_onnx(fp32, x, tmp_path / "c.onnx", ["stem.0"], fused)
+    assert (tmp_path / "b.onnx").read_bytes() == (tmp_path / "c.onnx").read_bytes()
+    assert (tmp_path / "a.onnx").read_bytes() != (tmp_path / "b.onnx").read_bytes()
+
+
 @pytest.mark.parametrize("kw, error, msg", [
     (dict(max_drop=-1), EdgemedError, "--max-drop must be ≥ 0"),
     (dict(metric="f1"), EdgemedError, "unknown --metric"),
@@ -201,3 +230,36 @@ def test_large_inputs_rank_on_fewer_images():
     params = large.restorer_options(nncf)["advanced_accuracy_restorer_parameters"]
     assert params.ranking_subset_size * large.batch == 64
     assert sensitivity_images(small.x) == 128 and sensitivity_images(large.x) == 24
+
+
+@pytest.mark.parametrize("name", ["convnext_med_micro", "mednext_micro", "resnet18_micro"])
+def test_sensitivity_replays_the_fp32_prefix_exactly(name):
+    """Replaying the blocks before each quantized layer gives the same numbers as recomputing
+    them, and the blocks before the classifier are replayed, not run."""
+    import torch
+
+    from edgemed.compress.scope import layer_sensitivity, prefix_modules, quantizable_layers
+    from edgemed.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3, in_channels=1, image_size=28).eval()
+    rng = np.random.default_rng(0)
+    cal, ev = (rng.standard_normal((n, 1, 28, 28)).astype(np.float32) for n in (16, 40))
+    fast = layer_sensitivity(model, cal, ev)
+    slow = layer_sensitivity(model, cal, ev, reuse_prefix=False)
+    assert [r["layer"] for r in fast] == [r["layer"] for r in slow]
+    assert [(r["kl"], r["max_abs_logit_diff"], r["flips"]) for r in fast] == \
+        [(r["kl"], r["max_abs_logit_diff"], r["flips"]) for r in slow]
+    layers = quantizable_layers(model)
+    prefix = prefix_modules(model, torch.from_numpy(ev[:1]), layers)
+    assert prefix[layers[0]] == [] and len(prefix[layers[-1]]) >= 2
+    # inside a replayed block nothing runs: count the conv calls while ranking only the last layer
+    ran = []
+    hooks = [model.get_submodule(n).register_forward_hook(lambda *_, n=n: ran.append(n)) for n in layers]
+    layer_sensitivity(model, cal, ev, layers=[layers[-1]])
+    for h in hooks:
+        h.remove()
+    inside = [n for n in layers[:-1] if any(n.startswith(m + ".") for m in prefix[layers[-1]])]
+    assert inside
+    chunks = 2  # 40 images in chunks of 32
+    assert all(ran.count(n) == 1 + 1 + chunks for n in inside)  # calibration, execution order, reference

@@ -21,15 +21,21 @@ def test_pareto_front_keeps_only_undominated_points():
 @needs_data
 def test_search_on_a_tiny_model(tiny_checkpoint, tmp_path):
     from edgemed.compress.calibration import build_calibration
+    from edgemed.compress.prune import prune
     from edgemed.pipeline.optimize import optimize
 
     calib = build_calibration("pneumoniamnist", size=32, out=tmp_path / "c.json")
+    given = prune(tiny_checkpoint, out=tmp_path / "p.safetensors", target_macs=0.5, progress=False,
+                  limit_eval=64).checkpoint  # a user's own pruned model, searched next to the search's levels
     r = optimize(tiny_checkpoint, max_drop=2.0, budget_minutes=8, out=tmp_path / "opt", calib=calib,
                  formats=["onnx", "tflite"], prune_levels=(None, 0.6), presets=("performance",), threads=(1,),
-                 finetune_epochs=0, rounds=20, val_limit=64, workers=2, progress=False)
+                 finetune_epochs=0, rounds=20, val_limit=64, workers=2, pruned=[given], progress=False)
     s = json.loads((r.out / "optimize.json").read_text())
     names = {c["name"] for c in s["candidates"]}
     assert {"full-onnx-performance", "full-tflite-performance"} <= names
+    kept = s["given_pruned"][0]["macs_kept"]
+    assert 0.3 < kept <= 0.55 and f"given1-macs{round(100 * kept)}-onnx-performance" in names
+    assert any(c["name"].startswith("macs60-") for c in s["candidates"])
     # a variant with the two most sensitive layers in float is always tried on the unpruned model
     assert len(s["suggested_float_layers"]) == 2 and "full-onnx-performance-float2" in names
     assert any(p["runtime"] == "openvino" for p in r.points)  # ONNX artifacts also measured on OpenVINO
@@ -51,6 +57,8 @@ def test_bad_inputs_fail_before_any_work(tiny_checkpoint, tmp_path):
         optimize(tiny_checkpoint, budget_minutes=0.05, out=tmp_path / "a", progress=False)
     with pytest.raises(EdgemedError, match="target 'tensorrt' is not available"):
         optimize(tiny_checkpoint, target="tensorrt", out=tmp_path / "b", progress=False)
+    with pytest.raises(EdgemedError, match="was not pruned from"):  # not a descendant of the checkpoint
+        optimize(tiny_checkpoint, pruned=[tiny_checkpoint], out=tmp_path / "b", progress=False)
     assert_clean_error(CliRunner().invoke(app, ["optimize", str(tiny_checkpoint), "--max-drop", "-1",
                                                 "--out", str(tmp_path / "c")]), "--max-drop must be ≥ 0")
     assert not any((tmp_path / n).exists() for n in "abc")
