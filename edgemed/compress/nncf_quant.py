@@ -116,14 +116,18 @@ def _capture_reverted():
 
 def quantize_openvino(model, example, calibration: np.ndarray, folder: Path, *, preset: str = "performance",
                       model_type: str = "cnn", ignore_layers: list[str] | None = None,
-                      accuracy: AccuracyTarget | None = None) -> NNCFOutcome:
-    """Convert to OpenVINO IR and quantize with NNCF; INT8 IR written to folder/openvino_int8/."""
+                      accuracy: AccuracyTarget | None = None, fp32_ir: Path | None = None) -> NNCFOutcome:
+    """Quantize with NNCF; INT8 IR written to folder/openvino_int8/. `fp32_ir`: the FP32 IR already
+    exported from this model (dynamic batch), read instead of converting the model again."""
     nncf = _nncf()
     import openvino as ov
 
-    shape = list(example.shape)
-    shape[0] = -1
-    ov_model = ov.convert_model(model, example_input=example[:1], input=[ov.PartialShape(shape)])
+    if fp32_ir is not None:
+        ov_model = ov.Core().read_model(str(fp32_ir))
+    else:
+        shape = list(example.shape)
+        shape[0] = -1
+        ov_model = ov.convert_model(model, example_input=example[:1], input=[ov.PartialShape(shape)])
     calib = nncf.Dataset(list(calibration), lambda a: a[None])
     ignored = nncf.IgnoredScope(patterns=openvino_patterns(ignore_layers), validate=False) if ignore_layers else None
     opts = _options(nncf, preset, model_type)

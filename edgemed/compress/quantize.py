@@ -96,7 +96,8 @@ def _int8(fmt, route, model, example, calib, tmp: Path, fp32_file: Path, opts: d
     from edgemed.compress.scope import conv_bn_pairs
 
     if fmt == "openvino":
-        r = nncf_quant.quantize_openvino(model, example, calib, tmp, ignore_layers=keep_float, accuracy=accuracy, **opts)
+        r = nncf_quant.quantize_openvino(model, example, calib, tmp, ignore_layers=keep_float, accuracy=accuracy,
+                                         fp32_ir=fp32_file if fp32_file.suffix == ".xml" else None, **opts)
         return r.files, r.details
     if fmt == "onnx" and route == "nncf":
         r = nncf_quant.quantize_onnx(fp32_file, calib, tmp / "model_int8.onnx", ignore_layers=keep_float,
