@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(None, help="Torch threads (default: all cores)."),
         limit_train: int = typer.Option(None, help="Use a stratified subset of this many training images."),
         limit_eval: int = typer.Option(None, help="Use a stratified subset of this many val/test images."),
+        init: Path = typer.Option(None, "--init", help="Start from this checkpoint's weights (same model and classes; may change --image-size)."),
         force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     ):
         """Train a model; save the best-on-validation checkpoint and print its test metrics."""
@@ -45,7 +46,7 @@ def register(app: typer.Typer) -> None:
             class_weights=class_weights, augment=augment, patience=patience, monitor=monitor,
             precision=precision, feature_smoothing=feature_smoothing, label_smoothing=label_smoothing,
             model_kwargs=parse_json_option(model_kwargs, "--model-kwargs"), threads=threads,
-            limit_train=limit_train, limit_eval=limit_eval, force=force,
+            limit_train=limit_train, limit_eval=limit_eval, init=init, force=force,
         )
         split = "test" if "test" in result.metrics else "val"
         for t in metrics_tables(result.metrics[split], f"{split} metrics of {result.checkpoint}"):

@@ -10,7 +10,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -220,9 +220,13 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
           precision: str = "auto", feature_smoothing: float | None = None,
           label_smoothing: float = 0.0, warmup_epochs: float = 1.0, model_kwargs: dict | None = None,
           threads: int | None = None, limit_train: int | None = None, limit_eval: int | None = None,
-          force: bool = False, progress: bool = True) -> TrainResult:
+          init: str | Path | None = None, force: bool = False, progress: bool = True) -> TrainResult:
     """Train a zoo model (or a user factory) on a data set and save the best-on-validation
     checkpoint; the test split is evaluated once at the end.
+
+    `init`: a checkpoint of the same model and classes to start from instead of random weights
+    (fine-tuning; also at another `image_size`, e.g. trained at 128² then refined at 224², which
+    costs a third of the compute per epoch for most of the run). Its input size is the default.
 
     Example: `train("mednext_small", "pneumoniamnist", out="pneu.safetensors", epochs=10)`.
     """
@@ -233,6 +237,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     out = check_output(out, force)
     if not is_user_factory(model):
         get_entry(model)  # fail on an unknown name before loading any data
+    start = _read_init(init, model, model_kwargs) if init is not None else None
     if feature_smoothing is None:
         feature_smoothing = 0.1 if model.startswith("convnext_med") else 0.0
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
@@ -250,20 +255,35 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         raise DataError(f"{ds.name} is a {ds.task} task; edgemed trains single-label classifiers")
     for s in ("train", "val"):
         ds.split(s)
-    size = image_size or ds.image_size[0]
+    size = image_size or (start.image_size if start else ds.image_size[0])
     channels = ds.channels
+    if start is not None and (start.in_channels != channels or start.class_names != ds.class_names):
+        raise ModelError(f"--init {start.path} was trained for {start.in_channels} channel(s) and classes "
+                         f"{start.class_names}; {ds.name} has {channels} and {ds.class_names}: "
+                         "start from a checkpoint of this data set's task")
     base = PreprocessSpec(size=(size, size), channels=channels, mean=(0.0,) * channels, std=(1.0,) * channels)
     x_train_u8, y_train = prepare_split(ds, "train", base, limit_train, seed)
-    spec = spec_for(x_train_u8, base.size, channels)
+    # fine-tuning keeps the normalisation the starting weights learned with
+    spec = replace(start.preprocess, size=base.size) if start is not None else spec_for(x_train_u8, base.size, channels)
     x_val_u8, y_val = prepare_split(ds, "val", spec, limit_eval, seed)
     x_train = torch.from_numpy(spec.normalize(x_train_u8))
     x_val = spec.normalize(x_val_u8)
     k = ds.num_classes
 
     kwargs = dict(model_kwargs or {})
-    net = create_model(model, k, channels, size, **kwargs)
-    if not is_user_factory(model):
-        kwargs = resolve_kwargs(model, size, kwargs)
+    if start is not None:
+        from edgemed.checkpoint import build_model
+
+        # the architecture (and any pruned shapes) comes from the checkpoint; its convolutions do
+        # not depend on the input size, so it runs at `size` too
+        kwargs = dict(start.model_kwargs)
+        net = build_model(start).train()
+        if size < getattr(net, "min_image_size", 1):
+            raise ModelError(f"image size {size} is too small for {model}: it needs at least {net.min_image_size} px")
+    else:
+        net = create_model(model, k, channels, size, **kwargs)
+        if not is_user_factory(model):
+            kwargs = resolve_kwargs(model, size, kwargs)
     best_epoch, history, wall = fit(net, x_train, y_train, x_val, y_val, ds.class_names, cfg,
                                     progress=progress)
     metrics = {"val": classification_metrics(y_val, softmax(predict_logits(net, x_val)), ds.class_names)}
@@ -277,6 +297,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         dataset={"name": ds.name, "sha256": ds.sha256, "source": ds.source,
                  "limit_train": limit_train, "limit_eval": limit_eval},
         metrics=metrics,
+        lineage=(start.lineage + [{"op": "train", "init": start.path.name, "init_sha256": start.sha256,
+                                   "init_image_size": start.image_size, "image_size": size}]) if start else [],
         training={"epochs_run": len(history), "epochs": epochs, "best_epoch": best_epoch,
                   "batch_size": cfg.batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
                   "augment": augment, "class_weights": class_weights, "monitor": monitor,
@@ -288,3 +310,17 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     save_checkpoint(out, net, ckpt, force=force)
     console.log(f"saved {out} (best epoch {best_epoch}, {wall / 60:.1f} min)")
     return TrainResult(out, metrics, history, wall)
+
+
+def _read_init(init, model: str, model_kwargs: dict | None):
+    """The checkpoint to start from: the same model, no conflicting constructor overrides."""
+    from edgemed.checkpoint import read_checkpoint
+
+    start = read_checkpoint(init)
+    if start.model_name != model:
+        raise ModelError(f"--init {init} holds a {start.model_name}, not a {model}: "
+                         f"train {start.model_name} or start from a {model} checkpoint")
+    if model_kwargs:
+        raise ModelError("--model-kwargs cannot change a model started from --init: its architecture "
+                         "comes from the checkpoint")
+    return start

@@ -82,3 +82,31 @@ def test_feature_smoothing_pulls_toward_class_centres():
     spread = torch.tensor([[1.0, 0, 0, 0], [0, 0, 1.0, 0]])
     assert loss(spread, torch.tensor([0, 0])).item() > 0.4
     assert np.isfinite(loss.centers.numpy()).all()
+
+
+@needs_data
+def test_init_starts_from_a_checkpoint_at_another_size(tiny_checkpoint, tmp_path):
+    start = read_checkpoint(tiny_checkpoint)
+    # lr so small the weights barely move: the result must sit next to the starting weights
+    r = train("mednext_micro", "pneumoniamnist", out=tmp_path / "ft.safetensors", init=tiny_checkpoint,
+              image_size=32, epochs=1, batch_size=32, lr=1e-9, limit_train=64, limit_eval=32, threads=1,
+              progress=False, precision="fp32")
+    ckpt, net = load_checkpoint(r.checkpoint)
+    assert ckpt.image_size == 32 and ckpt.preprocess.size == (32, 32)
+    assert ckpt.preprocess.mean == start.preprocess.mean  # the starting weights' normalisation
+    assert ckpt.lineage[-1]["op"] == "train" and ckpt.lineage[-1]["init_sha256"] == start.sha256
+    assert ckpt.lineage[-1]["init_image_size"] == 28
+    w0 = dict(load_checkpoint(tiny_checkpoint)[1].named_parameters())
+    for k, v in net.named_parameters():  # (BatchNorm statistics move with any forward pass)
+        torch.testing.assert_close(v, w0[k], atol=1e-5, rtol=0)
+
+
+@needs_data
+def test_init_refuses_another_model_or_task(tiny_checkpoint, tmp_path):
+    with pytest.raises(EdgemedError, match="holds a mednext_micro"):
+        train("resnet18_micro", "pneumoniamnist", out=tmp_path / "a.safetensors", init=tiny_checkpoint,
+              epochs=1, limit_train=32, progress=False)
+    with pytest.raises(EdgemedError, match="start from a checkpoint of this data set"):
+        train("mednext_micro", "bloodmnist", out=tmp_path / "b.safetensors", init=tiny_checkpoint,
+              epochs=1, limit_train=32, progress=False)
+    assert not list(tmp_path.iterdir())
