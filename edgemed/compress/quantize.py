@@ -186,7 +186,10 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
     chosen_routes = parse_routes(routes, formats)
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
+    from edgemed.models import deploy_form
+
     ckpt, model = load_checkpoint(checkpoint)
+    model = deploy_form(model)  # what the exporters export: layer names are this form's
     out = Path(out) if out else Path("bundles") / f"{Path(checkpoint).stem}_int8"
     if out.exists() and not force:
         raise EdgemedError(f"{out} already exists: choose another --out or pass --force to replace it")

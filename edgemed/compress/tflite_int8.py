@@ -173,7 +173,9 @@ def quantizable_layers(model_or_path, route: str = DEFAULT_ROUTE) -> list[str]:
     if isinstance(model_or_path, (str, Path)):
         from edgemed.checkpoint import load_checkpoint
 
-        _, model = load_checkpoint(model_or_path)
+        from edgemed.models import deploy_form
+
+        model = deploy_form(load_checkpoint(model_or_path)[1])
     names = []
     for name, m in model.named_modules():
         if not name:

@@ -4,6 +4,8 @@ ai-edge-quantizer's float-casting recipe (XNNPACK computes in FP32, or FP16 wher
 Depth-wise convolutions of more than 25 taps (ConvNeXt's and MedNeXt's 7×7) fall off XNNPACK's
 fast kernels; they are converted as sums of ≤ 25-tap depth-wise convs with the same weights
 (outputs equal up to float rounding), 1.6–1.9× faster end to end: benchmarks/results/tflite_int8.md.
+Before that, MedNeXt's three parallel depth-wise branches (3×3, 5×5, 7×7, summed) are fused into
+one 7×7 (`fused_for_deploy`), which saves XNNPACK two convs and two adds per block.
 
 Layout: torch models are NCHW; `layout="NHWC"` wraps the model with litert-torch's
 `to_channel_last_io` so the TFLite input is channel-last. benchmarks/export_formats.py measures
@@ -80,16 +82,21 @@ def export(model, example, folder: Path, precision: str, *, layout: str = DEFAUL
 
 XNNPACK_DW_MAX_TAPS = 25  # largest depth-wise kernel (kh·kw) XNNPACK runs on a fast path
 def split_large_depthwise(model):
-    """A copy of `model` whose depth-wise convs of more than 25 taps compute as sums of ≤ 25-tap
-    depth-wise convs (same parameters and names, same outputs up to float rounding), which
-    XNNPACK runs ~10× faster. Returns (copy, names of the convs split). Torch-only; the
-    original model is untouched. Applies to stride-1, 'same'-padded, odd square kernels."""
+    """A copy of `model` in the form XNNPACK runs fast: modules with a `fused_for_deploy()`
+    (MedNeXt's parallel depth-wise branches) replaced by their fused form, then every depth-wise
+    conv of more than 25 taps computed as a sum of ≤ 25-tap depth-wise convs (same parameters
+    and names), ~10× faster there. Outputs equal up to float rounding. Returns (copy, names of
+    the convs split). Torch-only; the original model is untouched. Splits stride-1,
+    'same'-padded, odd square kernels."""
     import copy
 
     from torch import nn
 
+    from edgemed.models import deploy_form
+
     split_cls = _split_conv_class()
-    model = copy.deepcopy(model)
+    fused = deploy_form(model)
+    model = fused if fused is not model else copy.deepcopy(model)
     names = []
     for name, m in model.named_modules():
         if type(m) is nn.Conv2d and _splittable(m):

@@ -214,3 +214,20 @@ def count_macs(model, input_shape: tuple[int, ...]) -> int:
         model(torch.zeros(input_shape))
     model.train(was_training)
     return counter.get_total_flops() // 2
+
+
+def deploy_form(model):
+    """The model as exporters and quantizers see it: a copy in which every module with a
+    `fused_for_deploy()` (MedNeXt's parallel depth-wise branches) is replaced by that fused form,
+    the same function in fewer ops. A model without such modules is returned as is. Layer names
+    in ignored scopes and sensitivity reports are those of this form."""
+    import copy
+
+    if not any(hasattr(m, "fused_for_deploy") for m in model.modules()):
+        return model
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if hasattr(child, "fused_for_deploy"):
+                setattr(parent, child_name, child.fused_for_deploy())
+    return model.eval()

@@ -8,7 +8,8 @@ DwConv FFN (depth-wise conv between the FFN's two 1×1 layers).
 Our choices (the paper's exact widths/depths are not available to us):
 - Block: x + SEM(BN(x)), then x + FFN(BN(x)); BatchNorm (folds into convs at export, fast and
   INT8-friendly on edge runtimes) and layer scale.
-- SpatialEncodingModule: depth-wise 3×3, 5×5, 7×7 in parallel, summed, GELU, 1×1 merge.
+- SpatialEncodingModule: depth-wise 3×3, 5×5, 7×7 in parallel, summed, GELU, 1×1 merge. For
+  deployment the three fuse into one 7×7 (`fused_for_deploy`; same outputs).
 - SmoothDwConvFFN: 1×1 expand (×4) → depth-wise 3×3 → GELU → 1×1 project.
 - LinearAttentionFFN: 1×1 expand → GELU → h · sigmoid(depth-wise 3×3 (h)) → 1×1 project: a
   gating path whose cost is linear in pixels and channels (no N² attention), emphasising
@@ -41,6 +42,35 @@ class SpatialEncodingModule(nn.Module):
         for branch in self.branches[1:]:
             y = y + branch(x)
         return self.merge(self.act(y))
+
+    def fused_for_deploy(self) -> nn.Module:
+        """The same function with one depth-wise conv: the branches are linear, stride 1,
+        'same'-padded and read the same input, so their kernels, centred in the largest, add up.
+        Exporters use it where ops cost more than MACs (TFLite/XNNPACK: 2 convs and 2 adds fewer
+        per block)."""
+        k = max(b.kernel_size[0] for b in self.branches)
+        first = self.branches[0]
+        dw = nn.Conv2d(first.in_channels, first.out_channels, k, padding=k // 2, groups=first.groups)
+        weight, bias = torch.zeros_like(dw.weight), torch.zeros_like(dw.bias)
+        for b in self.branches:
+            o = (k - b.kernel_size[0]) // 2
+            weight[:, :, o:o + b.kernel_size[0], o:o + b.kernel_size[1]] += b.weight.detach()
+            bias += b.bias.detach()
+        with torch.no_grad():
+            dw.weight.copy_(weight)
+            dw.bias.copy_(bias)
+        return FusedSpatialEncoding(dw, self.act, self.merge)
+
+
+class FusedSpatialEncoding(nn.Module):
+    """SpatialEncodingModule with its branches fused into `dwconv` (deployment form)."""
+
+    def __init__(self, dwconv: nn.Conv2d, act: nn.Module, merge: nn.Conv2d):
+        super().__init__()
+        self.dwconv, self.act, self.merge = dwconv, act, merge
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.merge(self.act(self.dwconv(x)))
 
 
 class SmoothDwConvFFN(nn.Module):

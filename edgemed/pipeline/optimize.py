@@ -223,7 +223,10 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         work.mkdir()
         if calib is None:
             calib = build_calibration(ckpt.dataset["name"], size=300, data_dir=data_dir, out=work / "calibration.json")
+        from edgemed.models import deploy_form
+
         _, model = load_checkpoint(checkpoint)
+        model = deploy_form(model)  # layer names as `quantize` sees them
         ref = _reference(model, x_val, y_val, ckpt, metric)
         # sensitivity once, on the unpruned model: it proposes the float-layer variant to try
         cal = load_calibration(calib, ckpt, data_dir=data_dir)

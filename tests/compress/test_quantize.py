@@ -60,9 +60,13 @@ def test_sensitivity_report_ranks_every_layer(int8_bundle, tiny_checkpoint):
     from edgemed.checkpoint import load_checkpoint
     from edgemed.compress.scope import quantizable_layers
 
+    from edgemed.models import deploy_form
+
     ranking = int8_bundle.sensitivity
     _, model = load_checkpoint(tiny_checkpoint)
-    assert sorted(r["layer"] for r in ranking) == sorted(quantizable_layers(model))
+    # layers of the exported form: MedNeXt's depth-wise branches fused into one conv
+    assert sorted(r["layer"] for r in ranking) == sorted(quantizable_layers(deploy_form(model)))
+    assert "stages.0.0.sem.dwconv" in {r["layer"] for r in ranking}
     keys = [(r["flips"], r["kl"]) for r in ranking]
     assert keys == sorted(keys, reverse=True)
 

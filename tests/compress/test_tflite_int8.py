@@ -62,6 +62,27 @@ def test_split_large_depthwise_keeps_outputs():
         assert torch.allclose(split(x), model(x), atol=1e-5)
 
 
+def test_mednext_branches_fuse_into_one_depthwise_conv():
+    from edgemed.models import create_model
+    from edgemed.models.mednext import FusedSpatialEncoding, SpatialEncodingModule
+
+    torch.manual_seed(0)
+    model = create_model("mednext_micro", 3, 1, 28).eval()
+    for m in model.modules():  # non-trivial BatchNorm statistics and biases
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    deploy, names = t.split_large_depthwise(model)
+    sems = [n for n, m in model.named_modules() if isinstance(m, SpatialEncodingModule)]
+    fused = [n for n, m in deploy.named_modules() if isinstance(m, FusedSpatialEncoding)]
+    assert sems and fused == sems
+    assert not any(isinstance(m, SpatialEncodingModule) for m in deploy.modules())
+    assert names == [f"{n}.dwconv" for n in sems]  # the fused 7×7 is then split for XNNPACK
+    x = torch.randn(2, 1, 28, 28)
+    with torch.inference_mode():
+        torch.testing.assert_close(deploy(x), model(x), atol=1e-5, rtol=1e-4)
+
+
 @needs_data
 def test_convnext_int8_is_delegated_and_agrees(convnext, tmp_path):
     ckpt, model, cal, fp32 = convnext
@@ -119,7 +140,7 @@ def test_mednext_from_an_unsplit_fp32_file(tiny_checkpoint, tmp_path):
     d = t.quantize_tflite(model, cal, out, fp32_path=plain)
     # its 7×7 depth-wise convs would run on XNNPACK's slow path: the model is converted again
     assert d["fp32_source"].startswith("converted again")
-    assert d["split_depthwise"] == [f"stages.{i}.0.sem.branches.2" for i in range(4)]
+    assert d["split_depthwise"] == [f"stages.{i}.0.sem.dwconv" for i in range(4)]  # branches fused, then split
     assert set(d["quantized_layers"]) == set(t.quantizable_layers(model))
     x, _ = _images(ckpt, "test", 96)
     assert _agreement(model, out, x) >= 0.9
