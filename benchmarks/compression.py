@@ -110,8 +110,24 @@ def measure(key: str, folder: Path, threads_list=(1, 2), rounds: int = 200) -> d
             "float_layers": a.details.get("reverted_layers") or a.details.get("ignored_layers"),
             "route": a.details.get("route"),
         })
+    from edgemed.bench.system import system_info
+
     return {"key": key, "model": full.manifest["model"]["name"], "dataset": info["name"], "n_test": info["n"],
-            "rounds": rounds, "threads": list(threads_list), "rows": rows}
+            "rounds": rounds, "threads": list(threads_list), "rows": rows,
+            "command": command_line(), "machine": system_line(system_info())}
+
+
+def int8_over_fp32(rows: list[dict], threads: str) -> dict[str, float]:
+    """FP32 p50 / INT8 p50 of the same format (unpruned and pruned apart): the speed INT8 buys."""
+    by = {r["artifact"]: r["latency_ms"][threads]["p50"] for r in rows}
+    out = {}
+    for r in rows:
+        if r["precision"] in ("int8", "mixed"):
+            prefix = "pruned/" if r["pruned"] else ""
+            fp32 = by.get(f"{prefix}{r['format']}-fp32")
+            if fp32:
+                out[r["artifact"]] = fp32 / by[r["artifact"]]
+    return out
 
 
 def markdown(runs: list[dict], prep: dict, sysline: str, command: str) -> str:
@@ -124,7 +140,10 @@ def markdown(runs: list[dict], prep: dict, sysline: str, command: str) -> str:
              "Targets: INT8 accuracy drop ≤ 0.5 pt and AUC drop ≤ 0.005; INT8 faster than FP32 on every runtime "
              "(≥ 2× on LiteRT); pruned+INT8 convnext_med at 224 ≥ 6× faster than PyTorch FP32 eager.", ""]
     for r in runs:
-        lines += [f"## {r['model']} on {r['dataset']} (test n={r['n_test']}, {r['rounds']} rounds)", "",
+        lines += [f"## {r['model']} on {r['dataset']} (test n={r['n_test']}, {r['rounds']} rounds)", ""]
+        if r.get("machine"):  # sections are measured one `--only` run at a time, possibly on another host
+            lines += [f"Command: `{r['command']}`  ", f"Machine: {r['machine']}", ""]
+        lines += [
                   "| artifact | size | p50 1 thr | speed-up 1 thr | p50 2 thr | speed-up 2 thr | accuracy [95% CI] | Δacc pt [95% CI] | AUC [95% CI] | ΔAUC [95% CI] | float layers |",
                   "|---|---:|---:|---:|---:|---:|---|---|---|---|---|"]
         for row in r["rows"]:
@@ -145,6 +164,9 @@ def markdown(runs: list[dict], prep: dict, sysline: str, command: str) -> str:
                 f"| {row['artifact']} | {row['size_bytes'] / 2**20:.2f} MiB | {lat['1']['p50']:.3f} ms | {sp['1']:.2f}× | "
                 f"{lat['2']['p50']:.3f} ms | {sp['2']:.2f}× | {ci(row['accuracy'])} | {d('accuracy', 100, 2)} | "
                 f"{ci(row['auc'])} | {d('auc', 1, 4)} | {', '.join(row['float_layers'] or []) or '–'} |")
+        ratios = {t: int8_over_fp32(r["rows"], t) for t in ("1", "2")}
+        lines += ["", "INT8 speed-up over the FP32 file of the same format and runtime (1 thread / 2 threads): "
+                  + "; ".join(f"{k} {v:.2f}× / {ratios['2'][k]:.2f}×" for k, v in ratios["1"].items())]
         p = prep.get(r["key"], {})
         times = [f"{n}: {p[f'quantize_{n}']['seconds']:.0f} s" for n in ("int8", "pruned_int8") if f"quantize_{n}" in p]
         if times:
