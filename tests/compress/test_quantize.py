@@ -48,8 +48,23 @@ def test_int8_graphs_really_are_integer(int8_bundle):
 
     b = load_bundle(int8_bundle.bundle)
     onnx_int8 = next(a for a in b.artifacts if a.format == "onnx" and a.precision != "fp32")
-    ops = {n.op_type for n in onnx.load(str(onnx_int8.path)).graph.node}
+    graph = onnx.load(str(onnx_int8.path)).graph
+    ops = {n.op_type for n in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # route `ort`: dense convs take INT8 weights (a DequantizeLinear of an INT8 initializer);
+    # depth-wise convs keep their float weights
+    made = {o: n for n in graph.node for o in n.output}
+    inits = {i.name for i in graph.initializer}
+
+    def int8_weight(conv) -> bool:
+        w = made.get(conv.input[1])
+        return w is not None and w.op_type == "DequantizeLinear" and w.input[0] in inits
+
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    grouped = [n for n in convs if any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    assert grouped and not any(int8_weight(n) for n in grouped)
+    assert any(int8_weight(n) for n in convs if n not in grouped)
+    assert onnx_int8.details["float_depthwise_convs"] == len(grouped)
     ov_int8 = next(a for a in b.artifacts if a.format == "openvino" and a.precision != "fp32")
     assert "FakeQuantize" in ov_int8.path.read_text()
     tfl = next(a for a in b.artifacts if a.format == "tflite" and a.precision != "fp32")
