@@ -244,6 +244,7 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
             bar.update(task, description=f"{fmt}: FP32 reference")
             exporter = importlib.import_module(EXPORTERS[fmt])
             reused = None
+            t_fp32 = time.perf_counter()
             try:
                 reused = next((a for a in writer.manifest["artifacts"] if a["id"] == f"{fmt}-fp32"), None)
                 if reused is not None:  # from the base bundle: same checkpoint, already parity-checked
@@ -264,6 +265,7 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
                                      static_batch=fp32.static_batch, parity=p32, details=fp32.details)
                 bar.update(task, description=f"{fmt}: INT8 ({route})")
                 t0 = time.perf_counter()
+                fp32_seconds = round(t0 - t_fp32, 1)
                 if max_drop is not None and route == "nncf":
                     # NNCF's accuracy control quantizes by itself and keeps plain INT8 when that
                     # is within the bound: a separate plain pass first would be done twice
@@ -306,7 +308,8 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
                                 static_batch=fp32.static_batch, parity=parity, details=details)
                 rows.append({"artifact": a8.id, "format": fmt, "route": route, "metric": score,
                              "drop_points": 100 * drop, "bound_met": met, "reverted_layers": reverted,
-                             "parity": parity, "size": a8.size, "fp32_size": a32.size})
+                             "parity": parity, "size": a8.size, "fp32_size": a32.size,
+                             "fp32_seconds": fp32_seconds, "int8_seconds": details["quantize_seconds"]})
                 bar.console.log(f"{a8.id}: val {metric} {score:.4f} (FP32 {target.reference:.4f}, drop "
                                 f"{100 * drop:+.2f} pt)" + ("" if met is None else "  bound met" if met else "  [red]BOUND NOT MET"))
             except EdgemedError:

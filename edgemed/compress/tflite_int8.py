@@ -172,7 +172,6 @@ def quantizable_layers(model_or_path, route: str = DEFAULT_ROUTE) -> list[str]:
     model = model_or_path
     if isinstance(model_or_path, (str, Path)):
         from edgemed.checkpoint import load_checkpoint
-
         from edgemed.models import deploy_form
 
         model = deploy_form(load_checkpoint(model_or_path)[1])

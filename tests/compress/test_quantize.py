@@ -74,7 +74,6 @@ def test_int8_graphs_really_are_integer(int8_bundle):
 def test_sensitivity_report_ranks_every_layer(int8_bundle, tiny_checkpoint):
     from edgemed.checkpoint import load_checkpoint
     from edgemed.compress.scope import quantizable_layers
-
     from edgemed.models import deploy_form
 
     ranking = int8_bundle.sensitivity
