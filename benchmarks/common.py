@@ -44,7 +44,7 @@ def seed_checkpoints(only: list[str] | None = None):
 
     for cfg in RUNS:
         key = cfg["key"]
-        if only and not any(s in key for s in only):
+        if cfg.get("intermediate") or (only and not any(s in key for s in only)):
             continue
         if not checkpoint_path(key).exists():
             print(f"skip {key}: no checkpoint (run benchmarks/train_seeds.py)")

@@ -37,7 +37,8 @@ RUNS = [
     # convnext_med at 224² costs ~3.5 min per epoch here; at 128² ~1.5 min. So most epochs run at
     # 128² and the model is then refined at 224² from those weights (`init`), the size it ships at.
     dict(key="convnext_med-sarscov2_ct_224-128px", model="convnext_med", dataset="sarscov2_ct_224",
-         image_size=128, epochs=50, batch_size=32, patience=0, augment="strong", lr=1e-3),
+         image_size=128, epochs=50, batch_size=32, patience=0, augment="strong", lr=1e-3,
+         intermediate=True),  # the start of the next run, not benchmarked itself
     dict(key="convnext_med-sarscov2_ct_224", model="convnext_med", dataset="sarscov2_ct_224",
          image_size=224, epochs=6, batch_size=32, patience=0, augment="strong", lr=2e-4, warmup_epochs=0.5,
          init="convnext_med-sarscov2_ct_224-128px", headline=True),
@@ -55,6 +56,7 @@ def run_one(cfg: dict, retrain: bool) -> dict:
     cfg = dict(cfg)
     key = cfg.pop("key")
     cfg.pop("headline", None)
+    cfg.pop("intermediate", None)
     out = checkpoint_path(key)
     model, dataset = cfg.pop("model"), cfg.pop("dataset")
     if "init" in cfg:
