@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
     def demo(run_dir: Path = typer.Option(Path("runs/demo"), "--run-dir"),
              data_dir: str = typer.Option(None, "--data-dir"),
              force: bool = typer.Option(False, "--force", help="Redo every stage.")):
-        """Train → prune → export → quantize → bench → report on PneumoniaMNIST (about 7 min on 2 cores)."""
+        """Train → prune → export → quantize → bench → report on PneumoniaMNIST (7–9 min on 2 cores)."""
         from edgemed.pipeline.demo import demo as demo_api
 
         print_run(demo_api(run_dir, data_dir=data_dir, force=force))
