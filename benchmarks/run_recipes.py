@@ -1,0 +1,147 @@
+"""Run shipped recipes end to end with `edgemed run` (a fresh process each, as a user would) and
+record what each stage took and what the run produced: the trained model's test accuracy, the
+pruned model's validation accuracy, how many benched artifacts keep the recipe's accuracy bound,
+and the fastest of them against the FP32 file of the same format.
+
+    EDGEMED_DATA_DIR=../shared/data python benchmarks/run_recipes.py [--only breastmnist ...]
+
+A rerun reuses finished stages (that is `edgemed run`'s caching); results of recipes not run this
+time are kept. Run folders go to benchmarks/work/recipes/<name>/ (not committed); the table to
+benchmarks/results/recipe_runs.{json,md}. The 1-minute load average before and after each run is
+recorded: latencies of a run that shared the cores with another job are contended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import ROOT, WORK, command_line, load_results, save_results, system_line  # noqa: E402
+
+RECIPES = ROOT / "recipes"
+
+
+def summarise(run_dir: Path) -> dict:
+    """Stage times and outcomes read back from a finished (or partly finished) run folder."""
+    from edgemed.checkpoint import read_checkpoint
+
+    out: dict = {"stages": {}}
+    for stage in ("train", "prune", "export", "quantize", "bench", "report"):
+        record = run_dir / stage / "stage.json"
+        if record.exists():
+            out["stages"][stage] = json.loads(record.read_text())["seconds"]
+    for stage, split in (("train", "test"), ("prune", "val")):
+        ckpt = run_dir / stage / "model.safetensors"
+        if ckpt.exists():
+            m = read_checkpoint(ckpt).metrics.get(split, {})
+            out[f"{stage}_{split}_accuracy"] = (m.get("accuracy") or {}).get("value")
+    table = run_dir / "report" / "report" / "results.csv"
+    if table.exists():
+        rows = list(csv.DictReader(table.open()))
+        out["artifacts_benched"] = len({r["artifact"] for r in rows})
+        out["rows_within_bound"] = sum(r["meets_bound"] == "yes" for r in rows)
+        out["rows_outside_bound"] = sum(r["meets_bound"] == "no" for r in rows)
+        within = [r for r in rows if r["meets_bound"] == "yes"]
+        if within:
+            best = min(within, key=lambda r: float(r["latency_p50_ms"]))
+            fp32 = [r for r in rows if r["format"] == best["format"] and r["runtime"] == best["runtime"]
+                    and r["precision"] == "fp32" and r["threads"] == best["threads"]]
+            out["best"] = {"artifact": best["artifact"], "runtime": best["runtime"], "threads": int(best["threads"]),
+                           "p50_ms": float(best["latency_p50_ms"]),
+                           "accuracy_drop_pt": -float(best["retention_accuracy_pt"] or 0.0),
+                           "speedup_vs_fp32_same_format": (float(fp32[0]["latency_p50_ms"]) / float(best["latency_p50_ms"])
+                                                           if fp32 else None)}
+    return out
+
+
+def run_one(recipe: Path, data_dir: str | None) -> dict:
+    import yaml
+
+    name = yaml.safe_load(recipe.read_text())["name"]
+    run_dir = WORK / "recipes" / name
+    cmd = ["edgemed", "run", str(recipe.relative_to(ROOT.parent)), "--run-dir", str(run_dir)]
+    if data_dir:
+        cmd += ["--data-dir", data_dir]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = run_dir / "run.log"  # `tail -f` it to follow the progress
+    load_before = os.getloadavg()[0]
+    t = time.perf_counter()
+    with log.open("w") as f:
+        done = subprocess.run(cmd, cwd=ROOT.parent, stdout=f, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t
+    info = {"recipe": str(recipe.relative_to(ROOT.parent)), "exit_code": done.returncode,
+            "wall_seconds": round(seconds, 1), "load_before": round(load_before, 2),
+            "load_after": round(os.getloadavg()[0], 2), **summarise(run_dir)}
+    if done.returncode:
+        info["error"] = (log.read_text().strip().splitlines() or ["(no message)"])[-1]
+    return info
+
+
+def markdown(done: dict, sysinfo: dict) -> str:
+    lines = ["# Shipped recipes run end to end with `edgemed run`", "",
+             "Command: `EDGEMED_DATA_DIR=../shared/data python benchmarks/run_recipes.py [--only NAME]`  ",
+             f"Machine: {system_line(sysinfo)}", "",
+             "Each recipe under `benchmarks/recipes/` in a fresh `edgemed run` process (train → prune → export → "
+             "quantize → bench → report). Stage times in seconds (a stage reused from an earlier run of the same "
+             "recipe shows its original time). Bench: p50 latency at batch 1 on the recipe's threads; accuracy "
+             "on the test split against the bundle's FP32 reference. Load = 1-minute load average before/after: "
+             "about 2 or more before the start means another job held the 2 cores, so the run's times and "
+             "latencies are contended (see the notes).", "",
+             "| recipe | exit | train | prune | export | quantize | bench | report | wall | load | "
+             "train test acc | pruned val acc | within bound | fastest within bound | Δacc | × FP32 same format |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---:|---:|"]
+    for name in sorted(done):
+        r = done[name]
+        st = r.get("stages", {})
+        best = r.get("best") or {}
+        cells = [name, str(r["exit_code"]) + (f" ({r['error']})" if r.get("error") else "")]
+        cells += [f"{st[s]:.0f}" if s in st else "–" for s in ("train", "prune", "export", "quantize", "bench", "report")]
+        cells += [f"{r['wall_seconds'] / 60:.1f} min", f"{r['load_before']}/{r['load_after']}"]
+        cells += [f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in ("train_test_accuracy", "prune_val_accuracy")]
+        cells.append(f"{r['rows_within_bound']} of {r['rows_within_bound'] + r['rows_outside_bound']}"
+                     if "rows_within_bound" in r else "–")
+        cells.append(f"{best['artifact']} ({best['runtime']}, {best['threads']} thr, {best['p50_ms']:.2f} ms)" if best else "–")
+        cells.append(f"{-best['accuracy_drop_pt']:+.2f} pt" if best else "–")
+        sp = best.get("speedup_vs_fp32_same_format")
+        cells.append(f"{sp:.2f}×" if sp else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"- {name}: {done[name]['note']}" for name in sorted(done) if done[name].get("note")]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    missing = sorted(p.stem for p in RECIPES.glob("*.yaml") if p.stem not in done)
+    if missing:
+        lines += ["", "Not run yet (each trains its model first; see the recipe's epochs): " + ", ".join(missing) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    from edgemed.bench.system import system_info
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", help="substrings of recipe names to run")
+    ap.add_argument("--note", help="a remark recorded with these runs (e.g. what else shared the cores)")
+    args = ap.parse_args()
+    data_dir = os.environ.get("EDGEMED_DATA_DIR")
+    previous = load_results("recipe_runs").get("runs", {})
+    recipes = [p for p in sorted(RECIPES.glob("*.yaml")) if not args.only or any(s in p.stem for s in args.only)]
+    if not recipes:
+        sys.exit(f"no recipe under {RECIPES} matches --only {' '.join(args.only or [])}")
+    sysinfo = system_info()
+    for recipe in recipes:
+        print(f"=== {recipe.stem}", flush=True)
+        previous[recipe.stem] = run_one(recipe, data_dir) | ({"note": args.note} if args.note else {})
+        print(json.dumps(previous[recipe.stem], indent=1), flush=True)
+        save_results("recipe_runs", {"runs": previous}, markdown(previous, sysinfo))
+    print(command_line())
+
+
+if __name__ == "__main__":
+    main()
