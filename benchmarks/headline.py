@@ -33,7 +33,7 @@ MAX_DROP = 0.5
 BUDGET = {"convnext_med-sarscov2_ct_224": 25, "mednext_small-sarscov2_ct_224": 4}  # minutes (2-core CPU budget); others: --budget
 # at 224² one candidate costs minutes here: search one preset, and instead of pruning inside the
 # search (1 fine-tuning epoch in budget: −3.2 pt) take the pruned checkpoint of compression.py
-# (50 % of the MACs, 2 distilled epochs) as a given variant
+# (50 % of the MACs, 6 distilled epochs; compression.FINETUNE) as a given variant
 SEARCH = {"convnext_med-sarscov2_ct_224": {"presets": ("performance",), "prune_levels": (None,)}}
 GIVEN_PRUNED = {"convnext_med-sarscov2_ct_224": WORK / "compression" / "convnext_med-sarscov2_ct_224" / "pruned.safetensors"}
 
