@@ -188,7 +188,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--prune-only", action="store_true", help="only prune (+ fine-tune); measure nothing")
-    ap.add_argument("--prune-note", help="a remark kept with this run's pruning record (e.g. what shared the cores)")
+    ap.add_argument("--prune-note", help="a remark shown with the pruning record of the models in --only (e.g. what shared the cores)")
     args = ap.parse_args()
     previous = load_results("compression")
     done = {r["key"]: r for r in previous.get("runs", [])}

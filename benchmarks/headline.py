@@ -45,7 +45,9 @@ def run_optimize(key: str, ckpt: Path, budget: float) -> Path:
     given = [GIVEN_PRUNED[key]] if key in GIVEN_PRUNED else []
     if any(not p.exists() for p in given):
         sys.exit(f"{given[0]} is missing: run `python benchmarks/compression.py --only {key} --prune-only` first")
-    if not (out / "optimize.json").exists():
+    search = out / "optimize.json"
+    # an earlier search is reused only if no input changed since (a re-pruned variant must be searched again)
+    if not search.exists() or any(p.stat().st_mtime > search.stat().st_mtime for p in [ckpt, *given]):
         optimize(ckpt, max_drop=MAX_DROP, metric="accuracy", budget_minutes=budget, out=out, force=True,
                  finetune_epochs=1 if "sarscov2" in key else 3, pruned=given, **SEARCH.get(key, {}))
     return out

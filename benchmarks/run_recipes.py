@@ -25,8 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import ROOT, WORK, command_line, load_results, save_results, system_line  # noqa: E402
+from edgemed.pipeline.recipe import load_recipe  # noqa: E402
+from edgemed.pipeline.runner import STAGE_FILE, STAGE_RUNNERS  # noqa: E402
 
 RECIPES = ROOT / "recipes"
+STAGES = tuple(STAGE_RUNNERS)  # train, prune, export, quantize, bench, report
 
 
 def summarise(run_dir: Path) -> dict:
@@ -34,8 +37,8 @@ def summarise(run_dir: Path) -> dict:
     from edgemed.checkpoint import read_checkpoint
 
     out: dict = {"stages": {}}
-    for stage in ("train", "prune", "export", "quantize", "bench", "report"):
-        record = run_dir / stage / "stage.json"
+    for stage in STAGES:
+        record = run_dir / stage / STAGE_FILE
         if record.exists():
             out["stages"][stage] = json.loads(record.read_text())["seconds"]
     for stage, split in (("train", "test"), ("prune", "val")):
@@ -63,10 +66,7 @@ def summarise(run_dir: Path) -> dict:
 
 
 def run_one(recipe: Path, data_dir: str | None) -> dict:
-    import yaml
-
-    name = yaml.safe_load(recipe.read_text())["name"]
-    run_dir = WORK / "recipes" / name
+    run_dir = WORK / "recipes" / load_recipe(recipe).name
     cmd = ["edgemed", "run", str(recipe.relative_to(ROOT.parent)), "--run-dir", str(run_dir)]
     if data_dir:
         cmd += ["--data-dir", data_dir]
@@ -103,7 +103,7 @@ def markdown(done: dict, sysinfo: dict) -> str:
         st = r.get("stages", {})
         best = r.get("best") or {}
         cells = [name, str(r["exit_code"]) + (f" ({r['error']})" if r.get("error") else "")]
-        cells += [f"{st[s]:.0f}" if s in st else "–" for s in ("train", "prune", "export", "quantize", "bench", "report")]
+        cells += [f"{st[s]:.0f}" if s in st else "–" for s in STAGES]
         cells += [f"{r['wall_seconds'] / 60:.1f} min", f"{r['load_before']}/{r['load_after']}"]
         cells += [f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in ("train_test_accuracy", "prune_val_accuracy")]
         cells.append(f"{r['rows_within_bound']} of {r['rows_within_bound'] + r['rows_outside_bound']}"
