@@ -94,7 +94,7 @@ def markdown(done: dict, sysinfo: dict) -> str:
              "recipe shows its original time). Bench: p50 latency at batch 1 on the recipe's threads; accuracy "
              "on the test split against the bundle's FP32 reference. Load = 1-minute load average before/after: "
              "about 2 or more before the start means another job held the 2 cores, so the run's times and "
-             "latencies are contended (see the notes).", "",
+             "latencies are contended, unless the previous recipe had just finished (see the notes).", "",
              "| recipe | exit | train | prune | export | quantize | bench | report | wall | load | "
              "train test acc | pruned val acc | within bound | fastest within bound | Δacc | × FP32 same format |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---:|---:|"]
