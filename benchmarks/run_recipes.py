@@ -67,7 +67,9 @@ def summarise(run_dir: Path) -> dict:
 
 def run_one(recipe: Path, data_dir: str | None) -> dict:
     run_dir = WORK / "recipes" / load_recipe(recipe).name
-    cmd = ["edgemed", "run", str(recipe.relative_to(ROOT.parent)), "--run-dir", str(run_dir)]
+    # the console script of this interpreter's environment, so a venv need not be activated
+    cli = Path(sys.executable).with_name("edgemed")
+    cmd = [str(cli) if cli.exists() else "edgemed", "run", str(recipe.relative_to(ROOT.parent)), "--run-dir", str(run_dir)]
     if data_dir:
         cmd += ["--data-dir", data_dir]
     run_dir.mkdir(parents=True, exist_ok=True)
