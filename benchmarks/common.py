@@ -20,6 +20,12 @@ def command_line() -> str:
     return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
 
 
+def edgemed_cli() -> str:
+    """The `edgemed` console script of this interpreter's environment, so a venv need not be activated."""
+    exe = Path(sys.executable).with_name("edgemed")
+    return str(exe) if exe.exists() else "edgemed"
+
+
 def load_results(name: str) -> dict:
     p = RESULTS / f"{name}.json"
     return json.loads(p.read_text()) if p.exists() else {}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import WORK, command_line, save_results, system_line  # noqa: E402
+from benchmarks.common import WORK, command_line, edgemed_cli, save_results, system_line  # noqa: E402
 
 TARGET_SECONDS = 300
 
@@ -46,7 +46,7 @@ def main() -> None:
            "--formats", "openvino,onnx,tflite", "--max-drop", "0.5", "--metric", "accuracy", "--threads", "2",
            "--out", str(out), "--json"]
     t = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    done = subprocess.run([edgemed_cli(), *cmd[1:]], capture_output=True, text=True, cwd=root)
     seconds = time.perf_counter() - t
     if done.returncode != 0:
         sys.exit(f"edgemed quantize failed ({done.returncode}): {done.stderr[-2000:]}")

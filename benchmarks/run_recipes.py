@@ -24,7 +24,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, WORK, command_line, load_results, save_results, system_line  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    ROOT,
+    WORK,
+    command_line,
+    edgemed_cli,
+    load_results,
+    save_results,
+    system_line,
+)
 from edgemed.pipeline.recipe import load_recipe  # noqa: E402
 from edgemed.pipeline.runner import STAGE_FILE, STAGE_RUNNERS  # noqa: E402
 
@@ -67,9 +75,7 @@ def summarise(run_dir: Path) -> dict:
 
 def run_one(recipe: Path, data_dir: str | None) -> dict:
     run_dir = WORK / "recipes" / load_recipe(recipe).name
-    # the console script of this interpreter's environment, so a venv need not be activated
-    cli = Path(sys.executable).with_name("edgemed")
-    cmd = [str(cli) if cli.exists() else "edgemed", "run", str(recipe.relative_to(ROOT.parent)), "--run-dir", str(run_dir)]
+    cmd = [edgemed_cli(), "run", str(recipe.relative_to(ROOT.parent)), "--run-dir", str(run_dir)]
     if data_dir:
         cmd += ["--data-dir", data_dir]
     run_dir.mkdir(parents=True, exist_ok=True)
