@@ -52,8 +52,11 @@ def summarise(run_dir: Path) -> dict:
     for stage, split in (("train", "test"), ("prune", "val")):
         ckpt = run_dir / stage / "model.safetensors"
         if ckpt.exists():
-            m = read_checkpoint(ckpt).metrics.get(split, {})
+            saved = read_checkpoint(ckpt)
+            m = saved.metrics.get(split, {})
             out[f"{stage}_{split}_accuracy"] = (m.get("accuracy") or {}).get("value")
+            if stage == "train":  # the whole training time, also when it was resumed in parts
+                out["train_fit_seconds"] = saved.training.get("wall_time_s")
     table = run_dir / "report" / "report" / "results.csv"
     if table.exists():
         rows = list(csv.DictReader(table.open()))
@@ -82,7 +85,9 @@ def run_one(recipe: Path, data_dir: str | None) -> dict:
     log = run_dir / "run.log"  # `tail -f` it to follow the progress
     load_before = os.getloadavg()[0]
     t = time.perf_counter()
-    with log.open("w") as f:
+    with log.open("a") as f:  # a resumed run (after Ctrl-C) adds to the log of its earlier parts
+        f.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
+        f.flush()
         done = subprocess.run(cmd, cwd=ROOT.parent, stdout=f, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - t
     info = {"recipe": str(recipe.relative_to(ROOT.parent)), "exit_code": done.returncode,
@@ -99,7 +104,8 @@ def markdown(done: dict, sysinfo: dict) -> str:
              f"Machine: {system_line(sysinfo)}", "",
              "Each recipe under `benchmarks/recipes/` in a fresh `edgemed run` process (train → prune → export → "
              "quantize → bench → report). Stage times in seconds (a stage reused from an earlier run of the same "
-             "recipe shows its original time). Bench: p50 latency at batch 1 on the recipe's threads; accuracy "
+             "recipe shows its original time; a stage resumed after Ctrl-C shows its last part's time). "
+             "A run interrupted with Ctrl-C (exit 130) and rerun is one run in parts: its wall adds them up. Bench: p50 latency at batch 1 on the recipe's threads; accuracy "
              "on the test split against the bundle's FP32 reference. Load = 1-minute load average before/after: "
              "about 2 or more before the start means another job held the 2 cores, so the run's times and "
              "latencies are contended, unless the previous recipe had just finished (see the notes).", "",
@@ -112,7 +118,9 @@ def markdown(done: dict, sysinfo: dict) -> str:
         best = r.get("best") or {}
         cells = [name, str(r["exit_code"]) + (f" ({r['error']})" if r.get("error") else "")]
         cells += [f"{st[s]:.0f}" if s in st else "–" for s in STAGES]
-        cells += [f"{r['wall_seconds'] / 60:.1f} min", f"{r['load_before']}/{r['load_after']}"]
+        parts = r.get("earlier_parts_seconds", [])
+        wall = f"{(r['wall_seconds'] + sum(parts)) / 60:.1f} min" + (f" in {len(parts) + 1} parts" if parts else "")
+        cells += [wall, f"{r['load_before']}/{r['load_after']}"]
         cells += [f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in ("train_test_accuracy", "prune_val_accuracy")]
         cells.append(f"{r['rows_within_bound']} of {r['rows_within_bound'] + r['rows_outside_bound']}"
                      if "rows_within_bound" in r else "–")
@@ -145,7 +153,11 @@ def main() -> None:
     sysinfo = system_info()
     for recipe in recipes:
         print(f"=== {recipe.stem}", flush=True)
-        previous[recipe.stem] = run_one(recipe, data_dir) | ({"note": args.note} if args.note else {})
+        earlier = previous.get(recipe.stem, {})
+        info = run_one(recipe, data_dir)
+        if earlier.get("exit_code") == 130:  # this run resumed an interrupted one: their walls add up
+            info["earlier_parts_seconds"] = earlier.get("earlier_parts_seconds", []) + [earlier["wall_seconds"]]
+        previous[recipe.stem] = info | ({"note": args.note} if args.note else {})
         print(json.dumps(previous[recipe.stem], indent=1), flush=True)
         save_results("recipe_runs", {"runs": previous}, markdown(previous, sysinfo))
     print(command_line())

@@ -41,7 +41,8 @@ class EdgemedGroup(TyperGroup):
                 raise
             fail(str(hint), hint.exit_code)
         except KeyboardInterrupt:
-            fail("interrupted; finished outputs are kept, unfinished ones were not written", 130)
+            fail("interrupted; finished outputs are kept, unfinished ones were not written "
+                 "(training resumes from its last finished epoch when the same command is rerun)", 130)
         except Exception as e:
             if getattr(e, "exit_code", None) is not None and e.__class__.__module__.startswith("typer"):
                 raise  # Typer's own usage errors render themselves

@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         data_dir: str = typer.Option(None, "--data-dir"),
         threads: int = typer.Option(None),
         limit_train: int = typer.Option(None, help="Stratified subset of training images for fine-tuning."),
+        resume: bool = typer.Option(True, "--resume/--no-resume", help="Keep fine-tuning state in OUT.train-state each epoch; continue it after an interruption."),
         force: bool = typer.Option(False, "--force"),
     ):
         """Structured pruning (Torch-Pruning): channels really removed; before/after table."""
@@ -55,7 +56,7 @@ def register(app: typer.Typer) -> None:
         r = prune_api(checkpoint, out=out_path, ratio=ratio, target_macs=target_macs, importance=importance,
                       round_to=round_to or None, finetune_epochs=finetune_epochs, distill=distill, lr=lr,
                       batch_size=batch_size, data_dir=data_dir, threads=threads, limit_train=limit_train,
-                      force=force)
+                      resume=resume, force=force)
         t = Table(title=f"pruned {checkpoint} → {r.checkpoint}")
         for c in ("", "params", "MACs", "PyTorch ms (batch 1)", "val accuracy", "val AUC"):
             t.add_column(c, justify="left" if not c else "right")

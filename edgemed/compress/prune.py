@@ -123,10 +123,12 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
           target_macs: float | None = None, importance: str = "l2", round_to: int | None = 8,
           finetune_epochs: int = 0, distill: bool = False, lr: float = 5e-4, batch_size: int = 128,
           data_dir: str | None = None, threads: int | None = None, limit_train: int | None = None,
-          limit_eval: int | None = None, force: bool = False, progress: bool = True) -> PruneResult:
+          limit_eval: int | None = None, resume: bool = True, force: bool = False,
+          progress: bool = True) -> PruneResult:
     """Prune a checkpoint, optionally fine-tune (with distillation from the unpruned model), and
     save it. The result holds a before/after record of params, MACs, measured PyTorch latency
-    and validation accuracy.
+    and validation accuracy. `resume`: fine-tuning keeps its per-epoch state in `OUT.train-state`, so
+    a rerun after an interruption continues it (see `edgemed.train.train`).
 
     Example: `prune("m.safetensors", out="m_pruned.safetensors", target_macs=0.5, finetune_epochs=5, distill=True)`.
     """
@@ -137,7 +139,7 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
     from edgemed.data.datasets import load_dataset, prepare_split
     from edgemed.metrics import classification_metrics, softmax
     from edgemed.models import count_macs, count_params
-    from edgemed.train.loop import FitConfig, fit, predict_logits
+    from edgemed.train.loop import FitConfig, fit, predict_logits, train_state_path
 
     out = check_output(out, force)
     if finetune_epochs < 0:
@@ -172,8 +174,11 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
         cfg = FitConfig(epochs=finetune_epochs, batch_size=batch_size, lr=lr, warmup_epochs=0.2,
                         patience=0, feature_smoothing=float(ckpt.training.get("feature_smoothing") or 0.0),
                         augment=ckpt.training.get("augment", "light"))
+        identity = {"parent": ckpt.sha256, "ratio": ratio, "target_macs": target_macs, "importance": importance,
+                    "round_to": round_to, "limits": [limit_train, limit_eval]}
         _, history, _ = fit(model, torch.from_numpy(x_train), y_train, x_val, y_val, ckpt.class_names, cfg,
-                            teacher=teacher if distill else None, progress=progress, label="fine-tune")
+                            teacher=teacher if distill else None, progress=progress, label="fine-tune",
+                            state_file=train_state_path(out) if resume else None, identity=identity)
     model.eval()
     val_after = classification_metrics(y_val, softmax(predict_logits(model, x_val)), ckpt.class_names)
     latency = torch_latency_ms({"before": teacher, "after": model}, example, threads)
@@ -199,4 +204,6 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
         lineage=ckpt.lineage + [{"op": "prune", "parent": ckpt.path.name, "parent_sha256": ckpt.sha256,
                                  **settings, "before": before, "after": after}])
     save_checkpoint(out, model, pruned, force=force)
+    if finetune_epochs:
+        train_state_path(out).unlink(missing_ok=True)
     return PruneResult(out, before, after, settings)

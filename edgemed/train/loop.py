@@ -10,7 +10,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from edgemed.errors import DataError, EdgemedError, ModelError, TrainingDiverged
 from edgemed.fileio import check_output
 from edgemed.metrics import classification_metrics, metric_value, softmax
 from edgemed.progress import console, progress_bar
+from edgemed.train.resume import FitState, fingerprint, load_fit_state, save_fit_state
 from edgemed.versions import library_versions
 
 MONITORS = ("accuracy", "balanced_accuracy", "auc", "loss")
@@ -91,11 +92,16 @@ def predict_logits(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 
 def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, class_names: list[str],
-        cfg: FitConfig, *, teacher=None, progress: bool = True, label: str = "epoch"):
+        cfg: FitConfig, *, teacher=None, progress: bool = True, label: str = "epoch",
+        state_file: str | Path | None = None, identity: dict | None = None):
     """Train `net` in place and leave it holding its best-on-validation weights (eval mode).
 
     x_train: torch float NCHW tensor; x_val: numpy float NCHW. With `teacher`, the loss adds
     knowledge distillation (KL between temperature-softened teacher and student outputs).
+    `state_file`: save the training state there after every epoch and, when it holds the state of
+    an interrupted fit of the same `identity` (what the caller knows shapes the result: model,
+    data, starting weights) and settings, continue after its last epoch. The caller deletes it
+    once the result is saved, so an interruption before that loses no training either.
     Returns (best_epoch, history, wall_time_s).
     """
     import torch
@@ -142,10 +148,31 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     best, best_state, best_epoch, stale = -math.inf, None, 0, 0
     history = []
     t0 = time.perf_counter()
-    step = 0
+    step, first_epoch = 0, 1
+    key = None
+    if state_file is not None:
+        state_file = Path(state_file)
+        key = _state_key(identity, cfg, net, fs_loss, teacher is not None, x_train, y_train, y_val)
+        saved = load_fit_state(state_file, key)
+        if saved is not None:
+            net.load_state_dict(saved.model)
+            best_state = saved.best_model
+            opt.load_state_dict(saved.optimizer)
+            gen.set_state(saved.rng["generator"])
+            torch.set_rng_state(saved.rng["torch"])
+            if fs_loss is not None:
+                fs_loss.load_state_dict(saved.extra)
+            best, best_epoch, stale, history = saved.best, saved.best_epoch, saved.stale, saved.history
+            step, first_epoch = saved.step, saved.epoch + 1
+            t0 -= saved.elapsed_s
+            console.log(f"resuming from {state_file}: {saved.epoch} of {cfg.epochs} {label}s done "
+                        f"(best {best_epoch}), {saved.elapsed_s / 60:.1f} min of training kept")
+        elif state_file.exists():
+            console.log(f"{state_file} holds another run's state (other settings or data): starting over")
+    stopped_early = history and cfg.patience and stale >= cfg.patience
     with progress_bar(progress) as bar:
-        task = bar.add_task("train", total=total, info="")
-        for epoch in range(1, cfg.epochs + 1):
+        task = bar.add_task("train", total=total, completed=step, info="")
+        for epoch in range(first_epoch, 0 if stopped_early else cfg.epochs + 1):
             net.train()
             order = torch.randperm(len(y_train), generator=gen)
             run_loss, run_correct, run_n = 0.0, 0, 0
@@ -205,12 +232,27 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
             auc = "n/a" if row["val_auc"] is None else f"{row['val_auc']:.4f}"
             bar.console.log(f"{label} {epoch:3d}  train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
                             f"val acc {row['val_accuracy']:.4f}  val auc {auc}" + ("  *best" if improved else ""))
+            if state_file is not None:
+                save_fit_state(state_file, key, FitState(
+                    epoch=epoch, step=step, best=best, best_epoch=best_epoch, stale=stale, history=history,
+                    elapsed_s=time.perf_counter() - t0, model=net.state_dict(), best_model=best_state,
+                    optimizer=opt.state_dict(), rng={"generator": gen.get_state(), "torch": torch.get_rng_state()},
+                    extra=fs_loss.state_dict() if fs_loss is not None else {}))
             if cfg.patience and stale >= cfg.patience:
                 bar.console.log(f"early stop: no {cfg.monitor} gain on val for {cfg.patience} epochs")
                 break
     net.load_state_dict(best_state)
     net.to(memory_format=torch.contiguous_format).eval()
     return best_epoch, history, time.perf_counter() - t0
+
+
+def _state_key(identity, cfg: FitConfig, net, fs_loss, distill: bool, x_train, y_train, y_val) -> str:
+    """What an interrupted fit must share with this one for its saved state to continue it."""
+    settings = {k: v for k, v in asdict(cfg).items() if k != "history"}
+    shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
+    return fingerprint({"identity": identity, "settings": settings, "shapes": shapes, "distill": distill,
+                        "feature_smoothing": fs_loss is not None, "train": list(x_train.shape),
+                        "labels": [int(y_train.sum()), int(y_val.sum()), len(y_val)]})
 
 
 def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_size: int = 128,
@@ -220,13 +262,17 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
           precision: str = "auto", feature_smoothing: float | None = None,
           label_smoothing: float = 0.0, warmup_epochs: float = 1.0, model_kwargs: dict | None = None,
           threads: int | None = None, limit_train: int | None = None, limit_eval: int | None = None,
-          init: str | Path | None = None, force: bool = False, progress: bool = True) -> TrainResult:
+          init: str | Path | None = None, resume: bool = True, force: bool = False,
+          progress: bool = True) -> TrainResult:
     """Train a zoo model (or a user factory) on a data set and save the best-on-validation
     checkpoint; the test split is evaluated once at the end.
 
     `init`: a checkpoint of the same model and classes to start from instead of random weights
     (fine-tuning; also at another `image_size`, e.g. trained at 128² then refined at 224², which
     costs a third of the compute per epoch for most of the run). Its input size is the default.
+    `resume`: keep the training state in `OUT.train-state` after every epoch; a rerun with the same
+    settings after an interruption continues from the last finished epoch (same result as an
+    uninterrupted run). The file goes once the checkpoint is saved.
 
     Example: `train("mednext_small", "pneumoniamnist", out="pneu.safetensors", epochs=10)`.
     """
@@ -284,8 +330,11 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         net = create_model(model, k, channels, size, **kwargs)
         if not is_user_factory(model):
             kwargs = resolve_kwargs(model, size, kwargs)
+    state_file = train_state_path(out) if resume else None
+    identity = {"model": model, "kwargs": kwargs, "data": ds.sha256, "size": size, "spec": spec,
+                "limits": [limit_train, limit_eval], "init": start.sha256 if start else None}
     best_epoch, history, wall = fit(net, x_train, y_train, x_val, y_val, ds.class_names, cfg,
-                                    progress=progress)
+                                    progress=progress, state_file=state_file, identity=identity)
     metrics = {"val": classification_metrics(y_val, softmax(predict_logits(net, x_val)), ds.class_names)}
     if "test" in ds.split_names:
         x_test_u8, y_test = prepare_split(ds, "test", spec, limit_eval, seed)
@@ -308,8 +357,16 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         versions=library_versions(),
     )
     save_checkpoint(out, net, ckpt, force=force)
+    if state_file is not None:
+        state_file.unlink(missing_ok=True)
     console.log(f"saved {out} (best epoch {best_epoch}, {wall / 60:.1f} min)")
     return TrainResult(out, metrics, history, wall)
+
+
+def train_state_path(out: str | Path) -> Path:
+    """Where a training run to `out` keeps its per-epoch state (safetensors)."""
+    out = Path(out)
+    return out.with_name(out.name + ".train-state")
 
 
 def _read_init(init, model: str, model_kwargs: dict | None):

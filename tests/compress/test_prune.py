@@ -66,3 +66,37 @@ def test_taylor_importance_and_distill_without_finetune(tiny_checkpoint, tmp_pat
     assert r.after["params"] < r.before["params"]
     with pytest.raises(EdgemedError, match="--distill needs --finetune-epochs"):
         prune(tiny_checkpoint, out=tmp_path / "d.safetensors", ratio=0.25, distill=True, progress=False)
+
+
+@needs_data
+def test_interrupted_fine_tuning_resumes_to_the_uninterrupted_result(tiny_checkpoint, tmp_path, monkeypatch):
+    import edgemed.train.loop as loop
+    from edgemed.compress.prune import prune
+    from edgemed.train.loop import train_state_path
+
+    kw = dict(ratio=0.3, finetune_epochs=2, distill=True, batch_size=32, limit_train=96, limit_eval=48,
+              threads=1, progress=False)
+    real, calls = loop.predict_logits, {"n": 0, "stop_at": None}
+
+    def counted(*a, **k):  # validation passes: before, pruned, one per epoch, after, test
+        calls["n"] += 1
+        if calls["n"] == calls["stop_at"]:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(loop, "predict_logits", counted)
+    whole = prune(tiny_checkpoint, out=tmp_path / "whole.safetensors", **kw)
+    whole_calls = calls["n"]
+    out = tmp_path / "resumed.safetensors"
+    calls.update(n=0, stop_at=4)  # Ctrl-C in the second epoch's validation
+    with pytest.raises(KeyboardInterrupt):
+        prune(tiny_checkpoint, out=out, **kw)
+    assert train_state_path(out).exists() and not out.exists()
+    calls.update(n=0, stop_at=None)
+    resumed = prune(tiny_checkpoint, out=out, **kw)
+    assert calls["n"] == whole_calls - 1  # the first epoch was not trained again
+    assert not train_state_path(out).exists()
+    assert resumed.after["val_accuracy"] == whole.after["val_accuracy"]
+    wa, wb = load_checkpoint(whole.checkpoint)[1].state_dict(), load_checkpoint(out)[1].state_dict()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)

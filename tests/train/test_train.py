@@ -110,3 +110,77 @@ def test_init_refuses_another_model_or_task(tiny_checkpoint, tmp_path):
         train("mednext_micro", "bloodmnist", out=tmp_path / "b.safetensors", init=tiny_checkpoint,
               epochs=1, limit_train=32, progress=False)
     assert not list(tmp_path.iterdir())
+
+
+def _watch_validation(monkeypatch, interrupt_at: int | None = None) -> dict:
+    """Count `fit`'s validation passes (one per epoch, then val and test metrics at the end) and
+    optionally stop with Ctrl-C at the `interrupt_at`-th, i.e. after that many - 1 epochs."""
+    import edgemed.train.loop as loop
+
+    real = loop.predict_logits
+    calls = {"n": 0, "restore": lambda: monkeypatch.setattr(loop, "predict_logits", real)}
+
+    def watched(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == interrupt_at:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(loop, "predict_logits", watched)
+    return calls
+
+
+@needs_data
+def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    from edgemed.train.loop import train_state_path
+
+    # convnext_med_micro: drop path (global RNG), augmentation (generator) and feature smoothing
+    # (class centres) all carry state across epochs
+    kw = dict(epochs=3, batch_size=32, limit_train=128, limit_eval=64, threads=1, progress=False,
+              precision="fp32", augment="strong", patience=0, model_kwargs={"drop_path": 0.2})
+    whole = train("convnext_med_micro", "breastmnist", out=tmp_path / "whole.safetensors", **kw)
+    assert not train_state_path(whole.checkpoint).exists()
+
+    out = tmp_path / "resumed.safetensors"
+    watch = _watch_validation(monkeypatch, interrupt_at=3)  # Ctrl-C in epoch 3's validation
+    with pytest.raises(KeyboardInterrupt):
+        train("convnext_med_micro", "breastmnist", out=out, **kw)
+    watch["restore"]()
+    assert not out.exists() and train_state_path(out).exists()
+    calls = _watch_validation(monkeypatch)
+    resumed = train("convnext_med_micro", "breastmnist", out=out, **kw)
+    assert calls["n"] == 1 + 2  # only epoch 3 was trained again (then final val and test)
+    assert not train_state_path(out).exists()
+
+    strip = [{k: v for k, v in row.items() if k != "time_s"} for row in whole.history]
+    assert [{k: v for k, v in row.items() if k != "time_s"} for row in resumed.history] == strip
+    wa, wb = load_checkpoint(whole.checkpoint)[1].state_dict(), load_checkpoint(out)[1].state_dict()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
+
+
+@needs_data
+def test_saved_state_of_other_settings_is_not_resumed(tmp_path, monkeypatch):
+    from edgemed.train.loop import train_state_path
+
+    kw = dict(epochs=2, batch_size=32, limit_train=96, limit_eval=48, threads=1, progress=False, precision="fp32")
+    out = tmp_path / "m.safetensors"
+    watch = _watch_validation(monkeypatch, interrupt_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        train("resnet18_micro", "breastmnist", out=out, lr=1e-3, **kw)
+    watch["restore"]()
+    assert train_state_path(out).exists()
+    calls = _watch_validation(monkeypatch)
+    changed = train("resnet18_micro", "breastmnist", out=out, lr=3e-3, **kw)
+    assert calls["n"] == 2 + 2  # both epochs trained
+    fresh = train("resnet18_micro", "breastmnist", out=tmp_path / "fresh.safetensors", lr=3e-3, **kw)
+    assert changed.history[0]["train_loss"] == fresh.history[0]["train_loss"]
+    assert len(changed.history) == 2
+
+
+def test_a_damaged_state_file_is_ignored(tmp_path):
+    from edgemed.train.resume import load_fit_state
+
+    bad = tmp_path / "m.safetensors.train-state"
+    bad.write_bytes(b"not a safetensors file")
+    assert load_fit_state(bad, "any") is None

@@ -1,0 +1,85 @@
+"""Epoch-level resume for `fit`: after every epoch the whole training state (weights, the best
+weights so far, AdamW moments, RNG states, feature-smoothing centres, counters, history) goes to
+one safetensors file, so a long run stopped by Ctrl-C or a closed session continues from its last
+finished epoch and ends with the same weights an uninterrupted run would have. The file carries a
+fingerprint of everything that shapes the result; a file from other settings is ignored."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgemed.fileio import atomic_path
+
+FORMAT = "edgemed-fit-state/1"
+
+
+@dataclass
+class FitState:
+    epoch: int
+    step: int
+    best: float
+    best_epoch: int
+    stale: int
+    history: list[dict]
+    elapsed_s: float
+    model: dict
+    best_model: dict | None
+    optimizer: dict
+    rng: dict
+    extra: dict  # named buffers of auxiliary modules (feature-smoothing centres)
+
+
+def fingerprint(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def save_fit_state(path: Path, key: str, state: FitState) -> None:
+    """Write the state atomically: an interruption during the write keeps the previous epoch's."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v for k, v in state.model.items()}
+    if state.best_model is not None:
+        tensors.update({f"best.{k}": v for k, v in state.best_model.items()})
+    tensors.update({f"rng.{k}": v for k, v in state.rng.items()})
+    tensors.update({f"extra.{k}": v for k, v in state.extra.items()})
+    for idx, slots in state.optimizer["state"].items():
+        tensors.update({f"opt.{idx}.{name}": v for name, v in slots.items()})
+    tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    meta = {"format": FORMAT, "fingerprint": key, "epoch": state.epoch, "step": state.step,
+            "best": state.best, "best_epoch": state.best_epoch, "stale": state.stale,
+            "history": state.history, "elapsed_s": state.elapsed_s,
+            "param_groups": state.optimizer["param_groups"]}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"edgemed_fit_state": json.dumps(meta)})
+
+
+def load_fit_state(path: Path, key: str) -> FitState | None:
+    """The saved state if it exists and was written by a fit with the same fingerprint."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("edgemed_fit_state", "{}"))
+            if meta.get("format") != FORMAT or meta.get("fingerprint") != key:
+                return None
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (OSError, ValueError, SafetensorError):
+        return None  # a damaged file: start over rather than fail a long run
+    groups: dict[str, dict] = {"model": {}, "best": {}, "rng": {}, "extra": {}, "opt": {}}
+    for name, tensor in tensors.items():
+        head, _, rest = name.partition(".")
+        groups[head][rest] = tensor
+    opt_state: dict[int, dict] = {}
+    for name, tensor in groups["opt"].items():
+        idx, _, slot = name.partition(".")
+        opt_state.setdefault(int(idx), {})[slot] = tensor
+    return FitState(epoch=meta["epoch"], step=meta["step"], best=meta["best"], best_epoch=meta["best_epoch"],
+                    stale=meta["stale"], history=meta["history"], elapsed_s=meta["elapsed_s"],
+                    model=groups["model"], best_model=groups["best"] or None,
+                    optimizer={"state": opt_state, "param_groups": meta["param_groups"]},
+                    rng=groups["rng"], extra=groups["extra"])
