@@ -42,6 +42,12 @@ def sha256_file(path: str | Path) -> str:
     return _HASH_CACHE[key]
 
 
+def sha256_json(obj: Any) -> str:
+    """Hex sha256 of an object's canonical JSON (sorted keys; non-JSON values by str): a content
+    key for settings, so equal settings give equal keys across processes."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def check_output(path: str | Path, force: bool) -> Path:
     """Refuse to replace an existing output unless force is set."""
     p = Path(path)

@@ -174,7 +174,7 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
         cfg = FitConfig(epochs=finetune_epochs, batch_size=batch_size, lr=lr, warmup_epochs=0.2,
                         patience=0, feature_smoothing=float(ckpt.training.get("feature_smoothing") or 0.0),
                         augment=ckpt.training.get("augment", "light"))
-        identity = {"parent": ckpt.sha256, "ratio": ratio, "target_macs": target_macs, "importance": importance,
+        identity = {"parent": ckpt.sha256, "data": ds.sha256, "ratio": ratio, "target_macs": target_macs, "importance": importance,
                     "round_to": round_to, "limits": [limit_train, limit_eval]}
         _, history, _ = fit(model, torch.from_numpy(x_train), y_train, x_val, y_val, ckpt.class_names, cfg,
                             teacher=teacher if distill else None, progress=progress, label="fine-tune",

@@ -5,7 +5,6 @@ after its last finished stage and an edited recipe redoes only what changed."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgemed.errors import EdgemedError, RuntimeUnavailable
-from edgemed.fileio import atomic_write_json, sha256_file
+from edgemed.fileio import atomic_write_json, sha256_file, sha256_json
 from edgemed.pipeline.recipe import Recipe, RecipeError, load_recipe
 from edgemed.progress import console
 
@@ -40,14 +39,10 @@ class RunResult:
         return None
 
 
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _file_hash(path: str | Path) -> str:
     p = Path(path)
     if p.is_dir():
-        return sha256_file(p / "edgemed.json") if (p / "edgemed.json").exists() else _hash(sorted(map(str, p.rglob("*"))))
+        return sha256_file(p / "edgemed.json") if (p / "edgemed.json").exists() else sha256_json(sorted(map(str, p.rglob("*"))))
     return sha256_file(p)
 
 
@@ -125,7 +120,7 @@ def run_recipe(path: str | Path, run_dir: str | Path | None = None, *, data_dir:
                   "upstream": {k: _output_hash(v) for k, v in upstream.items()}}
         if stage == "train":
             inputs["model"] = recipe.model
-        key = _hash(inputs)
+        key = sha256_json(inputs)
         record = folder / STAGE_FILE
         if not force and record.exists():
             done = json.loads(record.read_text())

@@ -8,11 +8,10 @@ device: comparing devices is the point of the report.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgemed.fileio import sha256_json
 from edgemed.report.schema import load_results
 
 
@@ -165,7 +164,7 @@ def merge(loaded: list[tuple[str, dict]]) -> Merged:
     unique: list[tuple[str, dict]] = []
     seen: dict[str, str] = {}
     for path, results in loaded:
-        digest = hashlib.sha256(json.dumps(results, sort_keys=True).encode()).hexdigest()
+        digest = sha256_json(results)
         if digest in seen:  # the same run given twice would count its rows twice
             notes.append(f"{path} holds the same results as {seen[digest]}: counted once")
             continue

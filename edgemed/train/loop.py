@@ -19,10 +19,10 @@ from edgemed.checkpoint import Checkpoint, save_checkpoint
 from edgemed.data.datasets import load_dataset, prepare_split
 from edgemed.data.preprocess import PreprocessSpec, spec_for
 from edgemed.errors import DataError, EdgemedError, ModelError, TrainingDiverged
-from edgemed.fileio import check_output
+from edgemed.fileio import check_output, sha256_json
 from edgemed.metrics import classification_metrics, metric_value, softmax
 from edgemed.progress import console, progress_bar
-from edgemed.train.resume import FitState, fingerprint, load_fit_state, save_fit_state
+from edgemed.train.resume import FitState, load_fit_state, save_fit_state
 from edgemed.versions import library_versions
 
 MONITORS = ("accuracy", "balanced_accuracy", "auc", "loss")
@@ -169,10 +169,11 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                         f"(best {best_epoch}), {saved.elapsed_s / 60:.1f} min of training kept")
         elif state_file.exists():
             console.log(f"{state_file} holds another run's state (other settings or data): starting over")
-    stopped_early = history and cfg.patience and stale >= cfg.patience
+    # a state saved at an early stop has no epochs left to run
+    last_epoch = first_epoch - 1 if cfg.patience and stale >= cfg.patience else cfg.epochs
     with progress_bar(progress) as bar:
         task = bar.add_task("train", total=total, completed=step, info="")
-        for epoch in range(first_epoch, 0 if stopped_early else cfg.epochs + 1):
+        for epoch in range(first_epoch, last_epoch + 1):
             net.train()
             order = torch.randperm(len(y_train), generator=gen)
             run_loss, run_correct, run_n = 0.0, 0, 0
@@ -247,10 +248,12 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
 
 
 def _state_key(identity, cfg: FitConfig, net, fs_loss, distill: bool, x_train, y_train, y_val) -> str:
-    """What an interrupted fit must share with this one for its saved state to continue it."""
+    """What an interrupted fit must share with this one for its saved state to continue it (the
+    caller's identity names the data, starting weights and model; the label sums are a cheap check
+    that the sampled subsets match). Changing this key orphans every saved state."""
     settings = {k: v for k, v in asdict(cfg).items() if k != "history"}
     shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
-    return fingerprint({"identity": identity, "settings": settings, "shapes": shapes, "distill": distill,
+    return sha256_json({"identity": identity, "settings": settings, "shapes": shapes, "distill": distill,
                         "feature_smoothing": fs_loss is not None, "train": list(x_train.shape),
                         "labels": [int(y_train.sum()), int(y_val.sum()), len(y_val)]})
 

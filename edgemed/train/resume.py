@@ -6,7 +6,6 @@ fingerprint of everything that shapes the result; a file from other settings is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,6 @@ class FitState:
     optimizer: dict
     rng: dict
     extra: dict  # named buffers of auxiliary modules (feature-smoothing centres)
-
-
-def fingerprint(identity: dict) -> str:
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def save_fit_state(path: Path, key: str, state: FitState) -> None:
