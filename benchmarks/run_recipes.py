@@ -154,8 +154,10 @@ def main() -> None:
     for recipe in recipes:
         print(f"=== {recipe.stem}", flush=True)
         earlier = previous.get(recipe.stem, {})
+        # an interrupted run's folder is what a rerun resumes from; without it (a fresh checkout) it starts over
+        resumes = earlier.get("exit_code") == 130 and (WORK / "recipes" / load_recipe(recipe).name).exists()
         info = run_one(recipe, data_dir)
-        if earlier.get("exit_code") == 130:  # this run resumed an interrupted one: their walls add up
+        if resumes:  # this run resumed an interrupted one: their walls add up
             info["earlier_parts_seconds"] = earlier.get("earlier_parts_seconds", []) + [earlier["wall_seconds"]]
         previous[recipe.stem] = info | ({"note": args.note} if args.note else {})
         print(json.dumps(previous[recipe.stem], indent=1), flush=True)
