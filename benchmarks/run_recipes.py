@@ -76,8 +76,12 @@ def summarise(run_dir: Path) -> dict:
     return out
 
 
+def run_folder(recipe: Path) -> Path:
+    return WORK / "recipes" / load_recipe(recipe).name
+
+
 def run_one(recipe: Path, data_dir: str | None) -> dict:
-    run_dir = WORK / "recipes" / load_recipe(recipe).name
+    run_dir = run_folder(recipe)
     cmd = [edgemed_cli(), "run", str(recipe.relative_to(ROOT.parent)), "--run-dir", str(run_dir)]
     if data_dir:
         cmd += ["--data-dir", data_dir]
@@ -155,7 +159,7 @@ def main() -> None:
         print(f"=== {recipe.stem}", flush=True)
         earlier = previous.get(recipe.stem, {})
         # an interrupted run's folder is what a rerun resumes from; without it (a fresh checkout) it starts over
-        resumes = earlier.get("exit_code") == 130 and (WORK / "recipes" / load_recipe(recipe).name).exists()
+        resumes = earlier.get("exit_code") == 130 and run_folder(recipe).exists()
         info = run_one(recipe, data_dir)
         if resumes:  # this run resumed an interrupted one: their walls add up
             info["earlier_parts_seconds"] = earlier.get("earlier_parts_seconds", []) + [earlier["wall_seconds"]]
