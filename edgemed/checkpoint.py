@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from edgemed.data.preprocess import PreprocessSpec
-from edgemed.errors import CheckpointError, missing_extra
-from edgemed.fileio import atomic_path, check_output, sha256_file
+from edgemed.errors import CheckpointError, EdgemedError, missing_extra
+from edgemed.fileio import atomic_path, check_output, parse_json, sha256_file
 
 FORMAT = "edgemed-checkpoint"
 FORMAT_VERSION = 1
+MAX_METADATA_BYTES = 16 << 20  # the JSON header: training history and shapes take kilobytes
+MAX_CLASSES = 10_000
+RETRAIN = "use the checkpoint you trained, or train or import it again"
 
 
 @dataclass
@@ -40,6 +43,19 @@ class Checkpoint:
     @property
     def sha256(self) -> str:
         return sha256_file(self.path)
+
+    def open_dataset(self, data_dir=None):
+        """The data set the model was trained on (or imported with `--dataset`): by catalog name,
+        else the path it was loaded from."""
+        from edgemed.data.catalog import CATALOG
+        from edgemed.data.datasets import load_dataset
+
+        name = self.dataset.get("name") or ""
+        source = name if name in CATALOG else self.dataset.get("source") or name
+        if not source:
+            raise CheckpointError(f"{self.path} names no data set to validate or calibrate on (imported "
+                                  "without --dataset): import it again with --dataset NAME|PATH|folder:PATH")
+        return load_dataset(source, data_dir)
 
     def meta(self) -> dict:
         return {
@@ -72,7 +88,7 @@ def save_checkpoint(path: str | Path, model, ckpt: Checkpoint, force: bool = Fal
     """Write weights + metadata through a temp file and rename. Pruned models (any module whose
     shape differs from a fresh build) get their shapes recorded so they load without pickle."""
     st = _safetensors()
-    path = check_output(path, force)
+    path = check_output(path, force, need_bytes=_state_bytes(model))
     ckpt.path = path
     ckpt.module_shapes = _shapes_if_pruned(model, ckpt)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -82,8 +98,13 @@ def save_checkpoint(path: str | Path, model, ckpt: Checkpoint, force: bool = Fal
     return path
 
 
+def _state_bytes(model) -> int:
+    return sum(v.numel() * v.element_size() for v in model.state_dict().values())
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Metadata only (fast; no tensors read)."""
+    """Metadata only (fast; no tensors read). Everything in it is checked for type and size: a
+    checkpoint may come from someone else."""
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
@@ -95,29 +116,79 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         with safe_open(str(p), framework="numpy") as f:
             raw = (f.metadata() or {}).get("edgemed")
     except Exception as e:
-        raise CheckpointError(f"{p}: not a readable safetensors checkpoint ({e})") from None
+        raise CheckpointError(f"{p}: not a readable safetensors checkpoint ({str(e)[:200]}): the file is damaged "
+                              f"or not a checkpoint; {RETRAIN}") from None
     if raw is None:
         raise CheckpointError(f"{p}: a safetensors file without edgemed metadata; train or convert it with edgemed")
+    if len(raw) > MAX_METADATA_BYTES:
+        raise CheckpointError(f"{p}: its metadata is {len(raw) / 2**20:.0f} MiB, over edgemed's limit of "
+                              f"{MAX_METADATA_BYTES >> 20} MiB; {RETRAIN}")
     try:
-        m = json.loads(raw)
-        if m.get("format") != FORMAT:
-            raise CheckpointError(f"{p}: not an edgemed checkpoint")
-        if m.get("format_version", 0) > FORMAT_VERSION:
-            raise CheckpointError(f"{p}: checkpoint format {m['format_version']} is newer than this edgemed; upgrade edgemed")
-        mod = m["model"]
-        return Checkpoint(
-            path=p, model_name=mod["name"], model_kwargs=mod.get("kwargs", {}),
-            num_classes=int(mod["num_classes"]), in_channels=int(mod["in_channels"]),
-            image_size=int(mod["image_size"]), preprocess=PreprocessSpec.from_dict(m["preprocess"]),
-            class_names=list(m["class_names"]), task=m["task"], dataset=m.get("dataset", {}),
-            metrics=m.get("metrics", {}), training=m.get("training", {}),
-            versions=m.get("versions", {}), module_shapes=m.get("module_shapes"),
-            lineage=m.get("lineage", []),
-        )
+        m = parse_json(raw, f"{p}: checkpoint metadata", RETRAIN)
+    except EdgemedError as e:
+        raise CheckpointError(str(e)) from None
+    try:
+        return _checkpoint_from_meta(p, m)
     except CheckpointError:
         raise
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{p}: checkpoint metadata is missing or malformed ({e})") from None
+    except EdgemedError as e:
+        raise CheckpointError(f"{p}: {e}; {RETRAIN}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{p}: checkpoint metadata is missing or malformed ({e.__class__.__name__}: "
+                              f"{str(e)[:120]}); {RETRAIN}") from None
+
+
+def _checkpoint_from_meta(p: Path, m) -> Checkpoint:
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{p}: checkpoint metadata has {what}; {RETRAIN}")
+
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise CheckpointError(f"{p}: not an edgemed checkpoint")
+    version = m.get("format_version", 0)
+    if type(version) is not int:
+        raise bad("a format version that is not a whole number")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{p}: checkpoint format {version} is newer than this edgemed; upgrade edgemed")
+    mod = m["model"]
+    if not isinstance(mod, dict):
+        raise bad("no model entry")
+    ints = {k: mod.get(k) for k in ("num_classes", "in_channels", "image_size")}
+    if not all(type(v) is int for v in ints.values()):
+        raise bad("class count, channels or image size that are not whole numbers")
+    if not 2 <= ints["num_classes"] <= MAX_CLASSES or ints["in_channels"] not in (1, 3) \
+            or not 1 <= ints["image_size"] <= 8192:
+        raise bad(f"out-of-range model sizes {ints}")
+    name, kwargs = mod.get("name"), mod.get("kwargs", {})
+    if not isinstance(name, str) or not name or len(name) > 1000 or not isinstance(kwargs, dict):
+        raise bad("a model name that is not a string, or constructor arguments that are not an object")
+    names = m["class_names"]
+    if not isinstance(names, list) or len(names) != ints["num_classes"] or \
+            not all(isinstance(c, str) and 0 < len(c) <= 200 for c in names):
+        raise bad(f"{len(names) if isinstance(names, list) else 'no'} class names for a "
+                  f"{ints['num_classes']}-class model")
+    for key, kind in (("dataset", dict), ("metrics", dict), ("training", dict), ("versions", dict),
+                      ("lineage", list)):
+        if not isinstance(m.get(key, kind()), kind):
+            raise bad(f"a {key} entry that is not a JSON {'object' if kind is dict else 'list'}")
+    shapes = m.get("module_shapes")
+    if shapes is not None and not (isinstance(shapes, dict) and all(
+            isinstance(v, dict) and set(v) <= _ALL_SHAPE_ATTRS and all(_shape_value_ok(x) for x in v.values())
+            for v in shapes.values())):
+        raise bad("module shapes that are not known shape attributes with sizes")
+    if not isinstance(m["task"], str):
+        raise bad("a task that is not a string")
+    return Checkpoint(
+        path=p, model_name=name, model_kwargs=kwargs, **ints,
+        preprocess=PreprocessSpec.from_dict(m["preprocess"]), class_names=list(names), task=m["task"],
+        dataset=m.get("dataset", {}), metrics=m.get("metrics", {}), training=m.get("training", {}),
+        versions=m.get("versions", {}), module_shapes=shapes, lineage=m.get("lineage", []),
+    )
+
+
+def _shape_value_ok(v) -> bool:
+    """A recorded module size: a positive int (or a short list of them) within reason."""
+    values = v if isinstance(v, list) and 0 < len(v) <= 4 else [v]
+    return all(type(x) is int and 1 <= x <= 1 << 20 for x in values)
 
 
 def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
@@ -127,13 +198,42 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
 
 
 def build_model(ckpt: Checkpoint):
-    from edgemed.models import create_model
+    """The checkpoint's model with its weights. A user factory it names runs only when the user
+    chose it (see edgemed.trust); the model's size is bounded by the weights the file holds; weights
+    that are not finite are refused by name."""
+    import torch
 
+    from edgemed.models import create_model, is_user_factory
+    from edgemed.trust import require_trusted
+
+    if is_user_factory(ckpt.model_name):
+        require_trusted(ckpt.model_name, ckpt.path)
     st = _safetensors()
     try:
         tensors = st.load_file(str(ckpt.path))
     except Exception as e:
-        raise CheckpointError(f"{ckpt.path}: weights cannot be read ({e}); the file is corrupt or truncated") from None
+        raise CheckpointError(f"{ckpt.path}: weights cannot be read ({str(e)[:200]}); the file is corrupt or "
+                              f"truncated: {RETRAIN}") from None
+    stored = sum(t.numel() for t in tensors.values())
+    for key, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(f"{ckpt.path}: weight {key} holds NaN or infinite values: the file is damaged; "
+                                  f"{RETRAIN}")
+    # built without memory first: metadata cannot make edgemed allocate a model far larger than
+    # the weights stored (a pruned model is smaller than its fresh build, not 64× smaller)
+    try:
+        with torch.device("meta"):
+            probe = create_model(ckpt.model_name, ckpt.num_classes, ckpt.in_channels, ckpt.image_size,
+                                 **ckpt.model_kwargs)
+        wanted = sum(v.numel() for v in probe.state_dict().values())
+    except Exception:
+        if not is_user_factory(ckpt.model_name):
+            raise
+        wanted = 0  # trusted user code that cannot be built on the meta device: not sized first
+    if wanted > 64 * stored + (1 << 20):
+        raise CheckpointError(f"{ckpt.path}: its metadata describes a {ckpt.model_name} of {wanted:,} values but "
+                              f"the file holds {stored:,}: the metadata was altered; {RETRAIN}")
+    del probe
     model = create_model(ckpt.model_name, ckpt.num_classes, ckpt.in_channels, ckpt.image_size,
                          **ckpt.model_kwargs)
     if ckpt.module_shapes:
@@ -174,6 +274,7 @@ _SHAPE_ATTRS = {
     "LayerNorm": ("normalized_shape",),
     "LayerNorm2d": ("normalized_shape",),
 }
+_ALL_SHAPE_ATTRS = {a for attrs in _SHAPE_ATTRS.values() for a in attrs}
 
 
 def module_shapes(model) -> dict:
@@ -206,7 +307,10 @@ def apply_module_shapes(model, shapes: dict, tensors: dict) -> None:
         m = modules.get(name)
         if m is None:
             raise KeyError(name)
+        allowed = _SHAPE_ATTRS.get(type(m).__name__, ())
         for a, v in attrs.items():
+            if a not in allowed:  # only the size attributes edgemed records, never anything else
+                raise KeyError(f"{name}.{a}")
             setattr(m, a, tuple(v) if isinstance(v, list) else v)
     # every parameter/buffer takes the stored tensor's shape
     for key, value in tensors.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -15,6 +16,12 @@ from typing import Any
 from edgemed.errors import EdgemedError
 
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
+MAX_JSON_BYTES = 64 << 20  # manifests, results, trust lists: far below this; a bigger file is refused
+# errors of the place being written, not of edgemed: said in one line with the path and the fix
+_WRITE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                 errno.EROFS: "read-only file system", errno.ENOTDIR: "a parent is not a folder",
+                 errno.EISDIR: "it is a folder", errno.ENAMETOOLONG: "file name too long"}
 
 
 def _umask() -> int:
@@ -48,12 +55,52 @@ def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def check_output(path: str | Path, force: bool) -> Path:
-    """Refuse to replace an existing output unless force is set."""
+def check_output(path: str | Path, force: bool, need_bytes: int = 0) -> Path:
+    """Refuse to replace an existing output unless force is set, and check now, before any long
+    work, that it can be written (the folder can be made, a file created in it, `need_bytes`
+    free), so a run never ends by losing its result to a read-only folder or a full disk."""
     p = Path(path)
     if p.exists() and not force:
         raise EdgemedError(f"{p} already exists: choose another --out or pass --force to replace it")
+    check_writable(p, need_bytes)
     return p
+
+
+def write_error(path: str | Path, e: BaseException) -> EdgemedError | None:
+    """The one-line error for a failed write of `path` caused by the place written to (full disk,
+    no permission, read-only); None for other failures."""
+    code = getattr(e, "errno", None)
+    reason = _WRITE_ERRNOS.get(code) if code is not None else None
+    if reason is None:
+        text = str(e).lower()
+        for c, r in _WRITE_ERRNOS.items():
+            if os.strerror(c).lower() in text:
+                reason = r
+                break
+    if reason is None:
+        return None
+    where = getattr(e, "filename", None) or path
+    return EdgemedError(f"cannot write {where}: {reason}; free space or choose another --out "
+                        "(nothing was replaced)")
+
+
+def check_writable(path: str | Path, need_bytes: int = 0) -> None:
+    """Create the parent folder and a probe file beside `path` (then remove it); check free space."""
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{p.name[:64]}.", suffix=".probe", dir=p.parent)
+        os.close(fd)
+        os.unlink(probe)
+        free = shutil.disk_usage(p.parent).free
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((q for q in p.parents if q.exists() and not q.is_dir()), p.parent)
+        raise EdgemedError(f"cannot write {p}: {blocker} is a file, not a folder; choose another --out") from None
+    except OSError as e:
+        raise write_error(p, e) or EdgemedError(f"cannot write {p}: {e.strerror or e}; choose another --out") from None
+    if need_bytes and free < need_bytes:
+        raise EdgemedError(f"cannot write {p}: {free / 2**20:.0f} MiB free, about {need_bytes / 2**20:.0f} MiB "
+                           "needed; free space or choose another --out")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -67,9 +114,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        err = write_error(p, e)
+        if err is not None:
+            raise err from None
         raise
     return p
 
@@ -94,6 +144,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if tmp.exists():
             _normal_mode(tmp)
         os.replace(tmp, p)
+    except Exception as e:  # libraries report a full disk in their own exception types
+        err = write_error(p, e)
+        if err is not None:
+            raise err from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -121,14 +176,110 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def read_json(path: str | Path, what: str = "file") -> Any:
-    p = Path(path)
-    if not p.exists():
-        raise EdgemedError(f"{what} not found: {p}")
+def parse_json(text: str | bytes, where: str, fix: str = "regenerate it") -> Any:
+    """JSON from a file that may be hostile: any failure (syntax, encoding, nesting too deep for
+    the parser, numbers too long) is one EdgemedError naming `where` and the fix."""
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EdgemedError(f"{what} {p} is not valid JSON ({e}): regenerate it") from None
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)[:200]
+        raise EdgemedError(f"{where} is not valid JSON ({reason}): {fix}") from None
+
+
+def read_bounded(path: str | Path, what: str, max_bytes: int, fix: str = "regenerate it") -> bytes:
+    """A file's bytes, refused (not read) when it is over `max_bytes`."""
+    p = Path(path)
+    if not p.is_file():
+        raise EdgemedError(f"{what} not found: {p}")
+    size = p.stat().st_size
+    if size > max_bytes:
+        raise EdgemedError(f"{what} {p} is {size / 2**20:.1f} MiB, over edgemed's limit of "
+                           f"{max_bytes / 2**20:.0f} MiB for such a file: {fix}")
+    return p.read_bytes()
+
+
+def read_json(path: str | Path, what: str = "file", max_bytes: int = MAX_JSON_BYTES,
+              fix: str = "regenerate it") -> Any:
+    return parse_json(read_bounded(path, what, max_bytes, fix), f"{what} {Path(path)}", fix)
+
+
+def check_yaml_expansion(root, limit: int, error) -> None:
+    """Refuse a composed YAML document whose aliases expand past `limit` values, or refer to
+    themselves, before anything is built from it (an alias bomb of a few lines expands to
+    billions). Sizes are memoised per node, so the check is linear in the file.
+    `error(node, problem)` makes the exception to raise (with the node's line)."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def size(node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in visiting:
+            raise error(node, "a YAML alias refers to itself; write the value out")
+        visiting.add(id(node))
+        children = ([c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode)
+                    else node.value if isinstance(node, yaml.SequenceNode) else [])
+        total = 1
+        for c in children:
+            total += size(c)
+            if total > limit:
+                raise error(node, f"this value expands to more than {limit:,} values (YAML aliases); "
+                                  "write it out without alias chains")
+        visiting.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    try:
+        size(root)
+    except RecursionError:
+        raise error(root, "nested too deeply; write it flatter") from None
+
+
+def read_yaml(path: str | Path, what: str, max_bytes: int = 1 << 20, max_values: int = 20_000,
+              fix: str = "fix it") -> Any:
+    """A small YAML document from a file that may be hostile: bounded in bytes and in values
+    after alias expansion; any failure is one EdgemedError naming the file and the fix."""
+    import yaml
+
+    p = Path(path)
+    text = read_bounded(p, what, max_bytes, fix)
+    try:
+        root = yaml.compose(text.decode("utf-8"))
+        if root is None:
+            return None
+        check_yaml_expansion(root, max_values, lambda node, problem: EdgemedError(
+            f"{what} {p}:{node.start_mark.line + 1}: {problem}"))
+        return yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise EdgemedError(f"{what} {p} is not UTF-8 text: {fix}") from None
+    except RecursionError:
+        raise EdgemedError(f"{what} {p} is nested too deeply: {fix}") from None
+    except yaml.YAMLError as e:
+        raise EdgemedError(f"{what} {p} is not valid YAML ({str(e).splitlines()[0][:120]}): {fix}") from None
+
+
+def confined(root: str | Path, relative: str, what: str) -> Path:
+    """`root/relative` for a path read from a file: relative, no `..`, no symlink on the way, and
+    inside `root` once resolved. Anything else is an EdgemedError naming `what`."""
+    from pathlib import PurePosixPath
+
+    rel = PurePosixPath(relative) if isinstance(relative, str) else None
+    if rel is None or not relative or rel.is_absolute() or ".." in rel.parts or "\\" in relative \
+            or "\x00" in relative:
+        raise EdgemedError(f"{what} names a path outside its folder ({relative!r})")
+    base = Path(root)
+    current = base
+    for part in rel.parts:
+        current = current / part
+        if current.is_symlink():
+            raise EdgemedError(f"{what}: {relative} is a symbolic link, and edgemed follows no links "
+                               "in what it reads: copy the real file in its place")
+    resolved = current.resolve()
+    if not resolved.is_relative_to(base.resolve()):
+        raise EdgemedError(f"{what} names a path outside its folder ({relative!r})")
+    return current
 
 
 @contextlib.contextmanager

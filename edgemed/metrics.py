@@ -15,6 +15,27 @@ import numpy as np
 from edgemed.errors import EdgemedError
 
 METRICS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity")
+# The smallest evaluation that accuracy control may decide a bound on: below it one image moves
+# accuracy by > 3 points and an AUC of two images is meaningless, so "bound met" would be noise.
+MIN_CONTROL_IMAGES = 32
+MIN_CONTROL_PER_CLASS = 5  # for the metrics that look at every class (auc, sensitivity, balanced)
+
+
+def check_evaluable(y, metric: str, class_names: list[str], option: str = "--val-limit") -> None:
+    """Refuse an accuracy-control evaluation too small to decide a bound (one rule, used by
+    quantize and optimize)."""
+    from edgemed.errors import DataError
+
+    y = np.asarray(y)
+    if len(y) < MIN_CONTROL_IMAGES:
+        raise DataError(f"accuracy control cannot decide a bound on {len(y)} validation image(s): it needs at least "
+                        f"{MIN_CONTROL_IMAGES}; raise {option} or leave it out")
+    if metric != "accuracy":
+        counts = np.bincount(y.astype(int), minlength=len(class_names))
+        thin = [f"{class_names[i]} ({c})" for i, c in enumerate(counts) if c < MIN_CONTROL_PER_CLASS]
+        if thin:
+            raise DataError(f"{metric} needs at least {MIN_CONTROL_PER_CLASS} validation images of every class; "
+                            f"too few of {', '.join(thin)}: raise {option}, or use --metric accuracy")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

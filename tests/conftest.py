@@ -36,6 +36,7 @@ def _env(monkeypatch, tmp_path_factory):
     if DATA_DIR is not None:
         monkeypatch.setenv("EDGEMED_DATA_DIR", str(DATA_DIR))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("EDGEMED_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))  # its own trust list
 
 
 @pytest.fixture(scope="session")

@@ -132,12 +132,19 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
     Example: `bench("bundle/", threads=2, duration=10, out="results.json")`.
     """
     from edgemed.metrics import softmax  # noqa: F401  (import cost outside the timed loops)
-    from edgemed.runtime import open_session
+    from edgemed.runtime import check_threads, open_session
 
     if out is not None:
         check_output(out, force)
     if batch < 1:
         raise EdgemedError(f"--batch must be ≥ 1, got {batch}")
+    check_threads(threads)
+    if iterations is not None and iterations < 1:
+        raise EdgemedError(f"--iterations must be ≥ 1, got {iterations}")
+    if warmup < 0:
+        raise EdgemedError(f"--warmup must be ≥ 0, got {warmup}")
+    if limit is not None and limit < 1:
+        raise EdgemedError(f"--limit must be ≥ 1 image, got {limit}")
     if duration is None and iterations is None:
         duration = 10.0
     if duration is not None and duration <= 0:

@@ -23,8 +23,24 @@ def fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
+TRUST_FLAG = "--trust-code"
+
+
+def _unexpected(e: BaseException):
+    message = " ".join(str(e).split())[:300]  # one line, however the library formatted it
+    fail(f"unexpected {e.__class__.__name__}: {message} (rerun as `edgemed --debug ...` for the traceback)", 1)
+
+
 class EdgemedGroup(TyperGroup):
     """Turns EdgemedError (and unexpected crashes) into one line + exit code."""
+
+    def parse_args(self, ctx, args):
+        # `--trust-code` holds for the whole command wherever it is written
+        # (`edgemed bench B --trust-code` as well as `edgemed --trust-code bench B`)
+        from edgemed.trust import set_trust_code
+
+        set_trust_code(TRUST_FLAG in args)
+        return super().parse_args(ctx, [a for a in args if a != TRUST_FLAG])
 
     def invoke(self, ctx):
         try:
@@ -40,6 +56,15 @@ class EdgemedGroup(TyperGroup):
             if hint is None or _STATE["debug"]:
                 raise
             fail(str(hint), hint.exit_code)
+        except OSError as e:
+            from edgemed.fileio import write_error
+
+            err = write_error(getattr(e, "filename", None) or "an output", e)
+            if _STATE["debug"]:
+                raise
+            if err is None:
+                _unexpected(e)
+            fail(str(err), err.exit_code)
         except KeyboardInterrupt:
             fail("interrupted; finished outputs are kept, unfinished ones were not written "
                  "(training resumes from its last finished epoch when the same command is rerun)", 130)
@@ -48,7 +73,11 @@ class EdgemedGroup(TyperGroup):
                 raise  # Typer's own usage errors render themselves
             if _STATE["debug"]:
                 raise
-            fail(f"unexpected {e.__class__.__name__}: {e} (rerun as `edgemed --debug ...` for the traceback)", 1)
+            _unexpected(e)
+        finally:
+            from edgemed.trust import set_trust_code
+
+            set_trust_code(False)  # the flag holds for this command only
 
 
 app = typer.Typer(cls=EdgemedGroup, no_args_is_help=True, add_completion=False,
@@ -58,7 +87,11 @@ app = typer.Typer(cls=EdgemedGroup, no_args_is_help=True, add_completion=False,
 
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and library logs."),
-          version: bool = typer.Option(False, "--version", help="Print the version and exit.")):
+          version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+          trust_code: bool = typer.Option(False, TRUST_FLAG, help="Let checkpoints, bundles and recipes "
+                                          "name user model code (path.py:factory, module:factory) that is not "
+                                          "on this machine's trust list (`edgemed trust`); accepted after the "
+                                          "command too.")):
     _STATE["debug"] = debug
     if debug:
         os.environ["EDGEMED_DEBUG"] = "1"
@@ -90,7 +123,17 @@ def _quiet_libraries(debug: bool) -> None:
 
 
 def _register() -> None:
-    from edgemed.cli import bench, compress, data, export, models, pipeline, report, train
+    from edgemed.cli import (
+        bench,
+        compress,
+        data,
+        export,
+        models,
+        pipeline,
+        report,
+        train,
+        trust,
+    )
 
     app.add_typer(data.app, name="data")
     models.register(app)
@@ -100,6 +143,7 @@ def _register() -> None:
     bench.register(app)
     report.register(app)
     pipeline.register(app)
+    app.add_typer(trust.app, name="trust")
 
 
 _register()

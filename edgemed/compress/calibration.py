@@ -9,14 +9,16 @@ data set's native spec for reference.
 
 from __future__ import annotations
 
+import re
+import reprlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
 from edgemed.data.catalog import CATALOG
-from edgemed.data.datasets import load_dataset, stratified_subset
+from edgemed.data.datasets import check_npy_header, load_dataset, stratified_subset
 from edgemed.data.images import is_image_file, read_image
 from edgemed.data.preprocess import PreprocessSpec, spec_for
 from edgemed.errors import DataError, EdgemedError
@@ -25,6 +27,14 @@ from edgemed.fileio import atomic_write_json, check_output, read_json
 SCHEMA = "edgemed-calibration"
 SCHEMA_VERSION = 1
 MIN_IMAGES = 32  # fewer gives unstable activation ranges
+MAX_IMAGES = 100_000  # a calibration set is hundreds of images: more is a mistake or hostile
+MAX_MANIFEST_BYTES = 16 * 2**20  # a manifest of MAX_IMAGES indices is under 1 MiB
+MAX_NAME_CHARS = 4096  # data set names and sources are short strings
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHOW = reprlib.Repr()  # short one-line reprs of hostile values in messages
+_SHOW.maxstring = _SHOW.maxother = 40
+_SHOW.maxlist = _SHOW.maxdict = 4
+_SHOW.maxlevel = 2
 
 
 @dataclass
@@ -76,15 +86,22 @@ def load_calibration(source: str | Path, ckpt, *, data_dir: str | None = None,
         files = sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
         if not files:
             raise DataError(f"calibration folder {p} has no PNG/JPEG/DICOM images")
+        n_files = len(files)
+        files = files[:limit] if limit else files  # read only the images that will be used
+        if len(files) > MAX_IMAGES:
+            raise DataError(f"calibration folder {p} has {len(files)} images, over edgemed's limit of "
+                            f"{MAX_IMAGES}: pass --calib-limit 300 or use a smaller folder")
         x = spec([read_image(f) for f in files])
-        info = {"source": str(p), "kind": "folder", "size": len(files)}
+        info = {"source": str(p), "kind": "folder", "size": n_files}
     elif p.suffix == ".npy":
         if not p.is_file():
             raise DataError(f"calibration array not found: {p}")
         try:
+            with open(p, "rb") as f:
+                check_npy_header(f, str(p))  # shape, dtype and size before numpy allocates
             x = np.load(p, allow_pickle=False)
-        except ValueError as e:
-            raise DataError(f"{p}: not a plain .npy array ({e})") from None
+        except (ValueError, OSError, MemoryError) as e:
+            raise DataError(f"{p}: not a plain .npy array ({e}): re-create it with numpy.save") from None
         want = spec.input_shape[1:]
         if x.ndim != 4 or tuple(x.shape[1:]) != want:
             raise DataError(f"calibration array {p} has shape {tuple(x.shape)}; expected (N, {', '.join(map(str, want))}) "
@@ -105,26 +122,99 @@ def load_calibration(source: str | Path, ckpt, *, data_dir: str | None = None,
     return CalibrationSet(np.ascontiguousarray(x, dtype=np.float32), info)
 
 
-def _from_manifest(p: Path, ckpt, data_dir) -> tuple[np.ndarray, dict]:
-    m = read_json(p, "calibration manifest")
+def read_manifest(path: str | Path) -> dict:
+    """A calibration manifest with every field edgemed reads checked (types, formats, bounds);
+    anything else raises DataError naming the file, the field and the fix."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"calibration manifest not found: {p} (build one with `edgemed calibration build DATASET`)")
+    try:  # bounded size, any JSON failure (nesting, long numbers) one line
+        m = read_json(p, "calibration manifest", MAX_MANIFEST_BYTES,
+                      "rebuild it with `edgemed calibration build DATASET`")
+    except DataError:
+        raise
+    except EdgemedError as e:
+        raise DataError(str(e)) from None
     if not isinstance(m, dict) or m.get("schema") != SCHEMA:
         raise DataError(f"{p} is not an edgemed calibration manifest (build one with `edgemed calibration build`)")
-    if m.get("schema_version", 0) > SCHEMA_VERSION:
-        raise DataError(f"{p}: calibration schema {m['schema_version']} is newer than this edgemed; upgrade")
-    trained_on = ckpt.dataset.get("name")
-    if m.get("dataset") != trained_on:
-        raise DataError(f"{p} is a calibration set for {m.get('dataset')}, but the model was trained on "
-                        f"{trained_on}: use calibration/{trained_on}.json")
+    name = m.get("dataset")
+    ok_name = isinstance(name, str) and 0 < len(name) <= MAX_NAME_CHARS and name.isprintable()
+    fix = f"rebuild it with `edgemed calibration build {name if ok_name else 'DATASET'}`"
+
+    def bad(key: str, want: str) -> DataError:
+        return DataError(f"{p}: {key!r} must be {want}, not {_SHOW.repr(m.get(key))}: {fix}")
+
+    version = m.get("schema_version")
+    if not _is_int(version) or version < 1:
+        raise bad("schema_version", "a whole number ≥ 1")
+    if version > SCHEMA_VERSION:
+        raise DataError(f"{p}: calibration schema {version} is newer than this edgemed; upgrade edgemed")
+    if not ok_name:
+        raise bad("dataset", "the data set's name (a short string)")
+    source = m.get("source", name)
+    if not (isinstance(source, str) and 0 < len(source) <= MAX_NAME_CHARS and source.isprintable()):
+        raise bad("source", "the data set's name or path (a short string)")
+    if not (isinstance(m.get("data_sha256"), str) and _SHA256.fullmatch(m["data_sha256"])):
+        raise bad("data_sha256", "the data file's sha256 (64 lowercase hex digits)")
     if m.get("split") != "train":
-        raise DataError(f"{p}: calibration must come from the training split, not {m.get('split')!r}")
-    ds = load_dataset(m.get("source", m["dataset"]), data_dir)
+        raise DataError(f"{p}: calibration must come from the training split, not {_SHOW.repr(m.get('split'))}: {fix}")
+    if m.get("seed") is not None and not _is_int(m["seed"]):
+        raise bad("seed", "a whole number")
+    indices = m.get("indices")
+    if not isinstance(indices, list):
+        raise bad("indices", "a list of training-split positions")
+    if len(indices) > MAX_IMAGES:
+        raise DataError(f"{p}: 'indices' lists {len(indices)} images, over edgemed's limit of {MAX_IMAGES}: {fix}")
+    for i, v in enumerate(indices):
+        if not _is_int(v) or v < 0:
+            raise DataError(f"{p}: 'indices' must hold whole numbers ≥ 0 (training-split positions), "
+                            f"but item {i} is {_SHOW.repr(v)}: {fix}")
+    if len(set(indices)) != len(indices):
+        raise DataError(f"{p}: 'indices' repeats {len(indices) - len(set(indices))} positions: {fix}")
+    if "size" in m and (not _is_int(m["size"]) or m["size"] != len(indices)):
+        raise bad("size", f"the number of indices ({len(indices)})")
+    return m
+
+
+def _is_int(v) -> bool:
+    return type(v) is int  # JSON true/false load as bool, a subclass of int: not indices
+
+
+def _data_source(p: Path, m: dict, ckpt) -> str:
+    """Where the manifest's data is: a catalog name, else the path the checkpoint (named by the
+    user) records. A path from the manifest itself is used only if confined to its folder."""
+    name = m["dataset"]
+    if name in CATALOG:
+        return name
+    if ckpt.dataset.get("source"):
+        return ckpt.dataset["source"]
+    source = m.get("source", name)
+    prefix, rel = ("folder:", source[len("folder:"):]) if source.startswith("folder:") else ("", source)
+    pure = PurePath(rel)
+    base = p.parent.resolve()
+    where = (base / pure).resolve()
+    if pure.is_absolute() or ".." in pure.parts or not where.is_relative_to(base):
+        raise DataError(f"{p}: its source {_SHOW.repr(source)} is not inside the manifest's folder: pass the "
+                        f"data with --data-dir or rebuild the manifest with `edgemed calibration build {name}`")
+    return prefix + str(where)
+
+
+def _from_manifest(p: Path, ckpt, data_dir) -> tuple[np.ndarray, dict]:
+    m = read_manifest(p)
+    trained_on = ckpt.dataset.get("name")
+    if m["dataset"] != trained_on:
+        raise DataError(f"{p} is a calibration set for {m['dataset']}, but the model was trained on "
+                        f"{trained_on}: use calibration/{trained_on}.json")
+    ds = load_dataset(_data_source(p, m, ckpt), data_dir)
     if ds.sha256 != m["data_sha256"]:
         raise DataError(f"{ds.source} (sha256 {ds.sha256[:12]}…) is not the data {p} was built from "
                         f"({m['data_sha256'][:12]}…): rebuild it with `edgemed calibration build {m['dataset']}`")
     images, _ = ds.split("train")
-    idx = np.asarray(m["indices"], dtype=np.int64)
-    if len(idx) and (idx.min() < 0 or idx.max() >= len(images)):
-        raise DataError(f"{p}: indices fall outside the training split of {len(images)} images")
+    indices = m["indices"]
+    if indices and max(indices) >= len(images):
+        raise DataError(f"{p}: index {max(indices)} falls outside the training split of {len(images)} images: "
+                        f"rebuild it with `edgemed calibration build {m['dataset']}`")
+    idx = np.asarray(indices, dtype=np.int64)
     chosen = images[idx] if isinstance(images, np.ndarray) else [images[i] for i in idx]
     x = ckpt.preprocess(chosen)
     return x, {"source": str(p), "kind": "manifest", "dataset": m["dataset"], "data_sha256": m["data_sha256"],

@@ -135,8 +135,7 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
     import torch
 
     from edgemed.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-    from edgemed.data.catalog import CATALOG
-    from edgemed.data.datasets import load_dataset, prepare_split
+    from edgemed.data.datasets import prepare_split
     from edgemed.metrics import classification_metrics, softmax
     from edgemed.models import count_macs, count_params
     from edgemed.train.loop import FitConfig, fit, predict_logits, train_state_path
@@ -152,8 +151,7 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
     ckpt, model = load_checkpoint(checkpoint)
     teacher = copy.deepcopy(model).eval()
     spec = ckpt.preprocess
-    name = ckpt.dataset.get("name", "")
-    ds = load_dataset(name if name in CATALOG else ckpt.dataset.get("source", name), data_dir)
+    ds = ckpt.open_dataset(data_dir)
     x_val_u8, y_val = prepare_split(ds, "val", spec, limit_eval)
     x_val = spec.normalize(x_val_u8)
     need_train = finetune_epochs > 0 or importance == "taylor"

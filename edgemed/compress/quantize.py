@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from edgemed.compress.nncf_quant import PRESETS, AccuracyTarget
-from edgemed.errors import DataError, EdgemedError, ExportError
+from edgemed.errors import EdgemedError, ExportError
 from edgemed.export.base import describe_failure
-from edgemed.fileio import atomic_dir, quiet_native
+from edgemed.fileio import atomic_dir, check_output, quiet_native
 from edgemed.progress import progress_bar
 
 FORMATS = ("openvino", "onnx", "tflite")
@@ -80,11 +80,9 @@ def auto_model_type(model_name: str) -> str:
 
 
 def _validation(ckpt, data_dir, limit):
-    from edgemed.data.catalog import CATALOG
-    from edgemed.data.datasets import load_dataset, prepare_split
+    from edgemed.data.datasets import prepare_split
 
-    name = ckpt.dataset.get("name", "")
-    ds = load_dataset(name if name in CATALOG else ckpt.dataset.get("source", name), data_dir)
+    ds = ckpt.open_dataset(data_dir)
     x_u8, y = prepare_split(ds, "val", ckpt.preprocess, limit)
     return ckpt.preprocess.normalize(x_u8), y
 
@@ -172,6 +170,8 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
     from edgemed.export.exporter import FORMATS as EXPORTERS
     from edgemed.export.exporter import check_parity, parse_list, remove_unreferenced, start_bundle
     from edgemed.export.parity import compare, within_tolerance
+    from edgemed.metrics import check_evaluable
+    from edgemed.runtime import check_threads
     from edgemed.train.loop import predict_logits
 
     formats = parse_list(formats, FORMATS, "format")
@@ -184,6 +184,7 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
     if model_type not in ("auto", "cnn", "transformer"):
         raise EdgemedError(f"unknown --model-type {model_type!r}: use auto, cnn or transformer")
     chosen_routes = parse_routes(routes, formats)
+    check_threads(threads)
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     from edgemed.models import deploy_form
@@ -191,8 +192,7 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
     ckpt, model = load_checkpoint(checkpoint)
     model = deploy_form(model)  # what the exporters export: layer names are this form's
     out = Path(out) if out else Path("bundles") / f"{Path(checkpoint).stem}_int8"
-    if out.exists() and not force:
-        raise EdgemedError(f"{out} already exists: choose another --out or pass --force to replace it")
+    check_output(out, force)  # exists without --force, or cannot be written: said before any work
     base = None
     if base_bundle is not None:
         from edgemed.export.bundle import load_bundle
@@ -202,10 +202,7 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
             raise EdgemedError(f"{base_bundle} was exported from another checkpoint than {checkpoint}")
     cal = load_calibration(calib, ckpt, data_dir=data_dir, limit=calib_limit)
     x_val, y_val = _validation(ckpt, data_dir, val_limit)
-    present = len(np.unique(y_val))
-    if metric == "auc" and present < ckpt.num_classes:
-        raise DataError(f"AUC is undefined here: the validation split has {present} of {ckpt.num_classes} classes; "
-                        "use --metric accuracy")
+    check_evaluable(y_val, metric, ckpt.class_names)
     ref_logits = predict_logits(model, x_val)
     target = AccuracyTarget(x_val, y_val, metric, (max_drop if max_drop is not None else 1e9) / 100.0,
                             ckpt.class_names)

@@ -8,6 +8,7 @@ missing everywhere is downloaded from its official URL into the cache, its md5 c
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import urllib.request
 import warnings
@@ -23,6 +24,8 @@ from edgemed.errors import DataError
 from edgemed.fileio import atomic_path, sha256_file
 
 SPLITS = ("train", "val", "test")
+MAX_ARRAY_BYTES = 8 * 2**30  # one array read from a .npz/.npy, checked from its header first
+MAX_CLASSES = 10_000  # labels read from a file cannot ask for more classes than this
 
 
 def cache_dir() -> Path:
@@ -142,43 +145,72 @@ def _download(info: DatasetInfo, dest_dir: Path, where: str) -> Path:
     return dest
 
 
+def check_npy_header(fp, where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from a .npy header at fp's position, refused before anything is allocated
+    or decompressed if it is not a plain numeric array within MAX_ARRAY_BYTES."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(fp)
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, _, dtype = npy.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except Exception as e:  # ValueError for bad magic or header; zip/OS errors for corrupt files
+        raise DataError(f"{where} is not a plain .npy array ({e}): re-create it with numpy.save") from None
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise DataError(f"{where} has dtype {dtype}; edgemed reads plain numeric arrays only "
+                        "(never pickled objects): save it as uint8 or float32")
+    if any(d < 0 for d in shape):
+        raise DataError(f"{where} declares the impossible shape {shape}: re-create it with numpy.save")
+    n_bytes = math.prod(shape) * dtype.itemsize
+    if n_bytes > MAX_ARRAY_BYTES:
+        raise DataError(f"{where} declares shape {shape} {dtype} ({n_bytes / 2**30:.1f} GiB), over edgemed's "
+                        f"limit of {MAX_ARRAY_BYTES // 2**30} GiB per array: subsample or split the data")
+    return shape, dtype
+
+
+def _npz_array(p: Path, npz, key: str) -> np.ndarray:
+    """One member of an open .npz, its header checked before numpy allocates or inflates it."""
+    where = f"{p}: member {key}"
+    try:
+        info = npz.zip.getinfo(f"{key}.npy")
+        with npz.zip.open(info) as f:
+            shape, dtype = check_npy_header(f, where)
+        if info.file_size < math.prod(shape) * dtype.itemsize:
+            raise DataError(f"{where} declares shape {shape} but holds only {info.file_size} bytes: "
+                            "the file is truncated; re-download or replace it")
+        return npz[key]
+    except DataError:
+        raise
+    except Exception as e:  # zip/ValueError/OSError/MemoryError on corrupt or hostile files
+        raise DataError(f"{where} is corrupt ({e.__class__.__name__}: {e}): re-download or replace "
+                        "the file") from None
+
+
 def load_npz(path: str | Path, info: DatasetInfo | None = None) -> Dataset:
-    """A MedMNIST-layout .npz: train/val/test _images (uint8) and _labels (N,1) or (N,)."""
+    """A MedMNIST-layout .npz: train/val/test _images (uint8) and _labels (N,1) or (N,).
+    Every array's header is checked (dtype, MAX_ARRAY_BYTES) before it is loaded."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such data file")
     try:
-        npz = np.load(p, allow_pickle=False)
-        keys = set(npz.files)
+        with open(p, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+        # only a zip reaches np.load: a bare .npy would be read whole before any check
+        npz = np.load(p, allow_pickle=False) if is_zip else None
+        keys = set(npz.files) if is_zip else set()
     except Exception as e:  # zipfile/ValueError/OSError on corrupt files
         raise DataError(f"{p}: not a readable .npz data file ({e}): re-download or replace it") from None
-    splits = {}
-    for s in SPLITS:
-        if f"{s}_images" not in keys and f"{s}_labels" not in keys:
-            continue
-        if f"{s}_images" not in keys or f"{s}_labels" not in keys:
-            raise DataError(f"{p}: has {s}_images or {s}_labels but not both")
-        try:
-            images = npz[f"{s}_images"]
-            labels = npz[f"{s}_labels"]
-        except Exception as e:
-            raise DataError(f"{p}: split {s} is corrupt ({e}): re-download or replace the file") from None
-        if labels.ndim == 2 and labels.shape[1] > 1:
-            raise DataError(f"{p}: {s}_labels is multi-label {labels.shape}; edgemed trains single-label classifiers")
-        labels = labels.reshape(-1).astype(np.int64)
-        if len(images) != len(labels):
-            raise DataError(
-                f"{p}: {s} has {len(images)} images but {len(labels)} labels: the file is inconsistent"
-            )
-        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
-            raise DataError(f"{p}: {s}_images has shape {images.shape}; expected (N,H,W) or (N,H,W,3)")
-        if images.dtype != np.uint8:
-            raise DataError(f"{p}: {s}_images has dtype {images.dtype}; expected uint8")
-        if len(labels) and labels.min() < 0:
-            raise DataError(f"{p}: {s}_labels has negative labels")
-        splits[s] = (images, labels)
+    if npz is None:
+        raise DataError(f"{p}: not a readable .npz data file (a zip of train/val/test _images/_labels "
+                        "arrays): re-download or replace it")
+    with npz:
+        splits = _npz_splits(p, npz, keys)
     if not splits:
-        raise DataError(f"{p}: no train/val/test _images/_labels arrays found (keys: {sorted(keys)})")
+        raise DataError(f"{p}: no train/val/test _images/_labels arrays found (keys: {sorted(keys)[:20]})")
     n_labels = int(max(int(lab.max()) for _, lab in splits.values() if len(lab)) + 1)
     if info is not None:
         class_names = list(info.class_names)
@@ -187,11 +219,44 @@ def load_npz(path: str | Path, info: DatasetInfo | None = None) -> Dataset:
         task = "binary" if len(class_names) == 2 else "multiclass"
         name, note = info.name, info.note
     else:
+        if n_labels > MAX_CLASSES:
+            raise DataError(f"{p}: labels go up to {n_labels - 1}, over edgemed's limit of {MAX_CLASSES} "
+                            "classes: number the classes 0..K-1")
         class_names = [str(i) for i in range(n_labels)]
         task = "binary" if n_labels == 2 else "multiclass"
         name, note = p.stem, ""
     return Dataset(name=name, class_names=class_names, task=task, sha256=sha256_file(p),
                    source=str(p), _splits=splits, note=note)
+
+
+def _npz_splits(p: Path, npz, keys: set[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    splits = {}
+    for s in SPLITS:
+        if f"{s}_images" not in keys and f"{s}_labels" not in keys:
+            continue
+        if f"{s}_images" not in keys or f"{s}_labels" not in keys:
+            raise DataError(f"{p}: has {s}_images or {s}_labels but not both")
+        images = _npz_array(p, npz, f"{s}_images")
+        labels = _npz_array(p, npz, f"{s}_labels")
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+            raise DataError(f"{p}: {s}_images has shape {images.shape}; expected (N,H,W) or (N,H,W,3)")
+        if images.dtype != np.uint8:
+            raise DataError(f"{p}: {s}_images has dtype {images.dtype}; expected uint8")
+        if labels.ndim == 2 and labels.shape[1] > 1:
+            raise DataError(f"{p}: {s}_labels is multi-label {labels.shape}; edgemed trains single-label classifiers")
+        if labels.ndim not in (1, 2):
+            raise DataError(f"{p}: {s}_labels has shape {labels.shape}; expected (N,) or (N, 1)")
+        if labels.dtype.kind == "f" and not (np.isfinite(labels).all() and (labels == np.round(labels)).all()):
+            raise DataError(f"{p}: {s}_labels holds non-integer values; labels are class numbers 0..K-1")
+        labels = labels.reshape(-1).astype(np.int64)
+        if len(images) != len(labels):
+            raise DataError(
+                f"{p}: {s} has {len(images)} images but {len(labels)} labels: the file is inconsistent"
+            )
+        if len(labels) and labels.min() < 0:
+            raise DataError(f"{p}: {s}_labels has negative labels")
+        splits[s] = (images, labels)
+    return splits
 
 
 def load_image_folder(root: str | Path, fractions=(0.7, 0.1, 0.2), seed: int = 0) -> Dataset:

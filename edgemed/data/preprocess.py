@@ -16,6 +16,7 @@ from edgemed.errors import EdgemedError
 
 _RESAMPLE = {"nearest": 0, "bilinear": 2, "bicubic": 3, "lanczos": 1}  # PIL.Image.Resampling
 _RESIZE_MODES = ("stretch", "center_crop")
+MAX_SIDE = 8192  # pixels per side of a model input: a spec read from a file cannot ask for more
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,14 @@ class PreprocessSpec:
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
-        if len(self.size) != 2 or min(self.size) < 1:
-            raise EdgemedError(f"preprocess size must be (height, width) > 0, got {self.size}")
-        if self.channels not in (1, 3):
+        if len(self.size) != 2 or min(self.size) < 1 or max(self.size) > MAX_SIDE:
+            raise EdgemedError(f"preprocess size must be (height, width), each 1..{MAX_SIDE}, got {self.size}")
+        if type(self.channels) is not int or self.channels not in (1, 3):
             raise EdgemedError(f"preprocess channels must be 1 or 3, got {self.channels}")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise EdgemedError("preprocess mean/std need one value per channel")
+        if not all(np.isfinite(v) for v in (*self.mean, *self.std)):
+            raise EdgemedError("preprocess mean/std values must be finite numbers")
         if any(s <= 0 for s in self.std):
             raise EdgemedError("preprocess std values must be > 0")
         if self.interpolation not in _RESAMPLE:
@@ -74,7 +77,10 @@ class PreprocessSpec:
             raise EdgemedError(
                 f"invalid preprocess spec: missing {sorted(missing)} unknown {sorted(unknown)}"
             )
-        return cls(**d)
+        try:
+            return cls(**d)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise EdgemedError(f"invalid preprocess spec ({e})") from None
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:

@@ -7,14 +7,13 @@ first: a tampered or truncated file is refused by name.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from edgemed.data.preprocess import PreprocessSpec
 from edgemed.errors import BundleError, EdgemedError
-from edgemed.fileio import atomic_write_json, sha256_file
+from edgemed.fileio import atomic_write_json, confined, read_json, sha256_file
 
 MANIFEST = "edgemed.json"
 SCHEMA = "edgemed-bundle"
@@ -22,6 +21,10 @@ SCHEMA_VERSION = 1
 PRECISIONS = ("fp32", "fp16", "int8", "mixed")
 REQUIRED = ("schema", "schema_version", "edgemed_version", "class_names", "preprocess", "input", "artifacts", "provenance")
 ARTIFACT_REQUIRED = ("id", "format", "precision", "file", "files", "input_layout")
+# bounds on what a manifest from elsewhere may declare
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_ARTIFACTS, MAX_FILES, MAX_CLASSES = 256, 64, 10_000
+REEXPORT = "export the bundle again"
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Artifact:
     parity: dict | None = None
     details: dict = field(default_factory=dict)
     root: Path | None = None  # bundle folder, set when loaded
+    num_classes: int | None = None  # the bundle's class count: a session checks its outputs against it
 
     @property
     def path(self) -> Path:
@@ -57,12 +61,46 @@ class Artifact:
 
     @classmethod
     def from_dict(cls, d: dict, root: Path) -> Artifact:
+        where = root / MANIFEST
+        if not isinstance(d, dict):
+            raise BundleError(f"{where}: an artifact entry is not a JSON object; {REEXPORT}")
         missing = [k for k in ARTIFACT_REQUIRED if k not in d]
         if missing:
-            raise BundleError(f"{root / MANIFEST}: artifact {d.get('id', '?')} lacks {', '.join(missing)}")
-        return cls(id=d["id"], format=d["format"], precision=d["precision"], file=d["file"],
+            raise BundleError(f"{where}: artifact {str(d.get('id', '?'))[:80]!r} lacks {', '.join(missing)}; {REEXPORT}")
+        aid = d["id"]
+        problem = None
+        if not isinstance(aid, str) or not aid or len(aid) > 200:
+            problem = "an id that is not a short string"
+        elif not isinstance(d["format"], str) or d["precision"] not in PRECISIONS:
+            problem = f"format {d['format']!r} / precision {d['precision']!r} (precisions: {', '.join(PRECISIONS)})"
+        elif d["input_layout"] not in ("NCHW", "NHWC"):
+            problem = f"input layout {d['input_layout']!r} (NCHW or NHWC)"
+        elif d.get("static_batch") is not None and not (type(d["static_batch"]) is int and 1 <= d["static_batch"] <= 4096):
+            problem = f"static batch {d['static_batch']!r}"
+        elif not isinstance(d["files"], list) or not 1 <= len(d["files"]) <= MAX_FILES or not all(
+                isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str)
+                and type(f.get("size")) is int and f["size"] >= 0 for f in d["files"]):
+            problem = f"a file list that is not 1..{MAX_FILES} entries of path, sha256 and size"
+        elif not all(_inside(root, f["path"]) for f in d["files"]):
+            problem = f"a file outside the bundle ({next(f['path'] for f in d['files'] if not _inside(root, f['path']))[:80]!r}: absolute, `..` or a symbolic link)"
+        elif d["file"] not in [f["path"] for f in d["files"]]:
+            problem = f"a primary file {str(d['file'])[:80]!r} that is not among its hashed files"
+        elif not isinstance(d.get("details", {}), dict) or not isinstance(d.get("parity") or {}, dict):
+            problem = "details or parity that are not JSON objects"
+        if problem:
+            raise BundleError(f"{where}: artifact {str(aid)[:80]!r} has {problem}; {REEXPORT}")
+        return cls(id=aid, format=d["format"], precision=d["precision"], file=d["file"],
                    files=d["files"], input_layout=d["input_layout"], static_batch=d.get("static_batch"),
                    parity=d.get("parity"), details=d.get("details", {}), root=root)
+
+
+def _inside(root: Path, relative: str) -> bool:
+    """A manifest path stays in the bundle: relative, no `..`, no symbolic link on the way."""
+    try:
+        confined(root, relative, "bundle")
+    except EdgemedError:
+        return False
+    return True
 
 
 @dataclass
@@ -116,9 +154,12 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     if not mpath.is_file():
         raise BundleError(f"{root} is not an edgemed bundle: {MANIFEST} is missing")
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{mpath} is not valid JSON ({e}): the bundle is damaged; export it again") from None
+        confined(root, MANIFEST, f"bundle {root}")
+        manifest = read_json(mpath, "bundle manifest", MAX_MANIFEST_BYTES, "the bundle is damaged; " + REEXPORT)
+    except BundleError:
+        raise
+    except EdgemedError as e:
+        raise BundleError(str(e)) from None
     if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
         raise BundleError(f"{mpath} is not an edgemed bundle manifest")
     version = manifest.get("schema_version")
@@ -131,13 +172,24 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     try:
         PreprocessSpec.from_dict(manifest["preprocess"])
     except EdgemedError as e:
-        raise BundleError(f"{mpath}: {e}") from None
+        raise BundleError(f"{mpath}: {e}; {REEXPORT}") from None
+    names = manifest["class_names"]
+    if not (isinstance(names, list) and 2 <= len(names) <= MAX_CLASSES
+            and all(isinstance(n, str) and 0 < len(n) <= 200 for n in names)):
+        raise BundleError(f"{mpath}: class_names must be a list of 2..{MAX_CLASSES} names; {REEXPORT}")
+    if not isinstance(manifest["artifacts"], list) or len(manifest["artifacts"]) > MAX_ARTIFACTS:
+        raise BundleError(f"{mpath}: artifacts must be a list of at most {MAX_ARTIFACTS}; {REEXPORT}")
+    for key in ("input", "provenance"):
+        if not isinstance(manifest[key], dict):
+            raise BundleError(f"{mpath}: {key} must be a JSON object; {REEXPORT}")
     artifacts = [Artifact.from_dict(a, root) for a in manifest["artifacts"]]
+    if len({a.id for a in artifacts}) != len(artifacts):
+        raise BundleError(f"{mpath}: two artifacts share an id; {REEXPORT}")
     for a in artifacts:
-        for f in a.files:
-            p = PurePosixPath(f["path"])
-            if p.is_absolute() or ".." in p.parts:
-                raise BundleError(f"{mpath}: artifact {a.id} names a path outside the bundle ({f['path']})")
+        a.num_classes = len(names)
+    recommended = manifest.get("recommended")
+    if recommended is not None and recommended not in {a.id for a in artifacts}:
+        raise BundleError(f"{mpath}: recommended artifact {str(recommended)[:80]!r} is not in the bundle; {REEXPORT}")
     bundle = Bundle(root, manifest, artifacts)
     if verify:
         problems = verify_bundle(bundle)

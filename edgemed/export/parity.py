@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgemed.errors import DataError
+from edgemed.errors import DataError, EdgemedError
 
 # Allowed max |Δlogit| relative to the reference's largest |logit| (at least 1), and the least
 # top-1 agreement, per precision. INT8 artifacts are judged by accuracy control instead; their
@@ -20,14 +20,11 @@ TOLERANCE = {
 def parity_images(ckpt, data_dir=None, n: int = 128, split: str = "val", seed: int = 0):
     """A stratified slice of real images from the checkpoint's data set (val split by default),
     preprocessed by its PreprocessSpec: (float32 NCHW, labels)."""
-    from edgemed.data.catalog import CATALOG
-    from edgemed.data.datasets import load_dataset, prepare_split
+    from edgemed.data.datasets import prepare_split
 
-    name = ckpt.dataset.get("name", "")
-    source = name if name in CATALOG else ckpt.dataset.get("source", name)
     try:
-        ds = load_dataset(source, data_dir)
-    except DataError as e:
+        ds = ckpt.open_dataset(data_dir)
+    except EdgemedError as e:
         raise DataError(f"parity needs the model's {split} images: {e} (or pass --parity-images 0 to skip the check)") from None
     x_u8, y = prepare_split(ds, split, ckpt.preprocess, limit=n or None, seed=seed)
     return ckpt.preprocess.normalize(x_u8), y

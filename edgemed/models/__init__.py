@@ -98,8 +98,7 @@ def _register_zoo() -> None:
 _register_zoo()
 
 
-def is_user_factory(name: str) -> bool:
-    return ":" in name
+from edgemed.trust import is_user_factory  # noqa: E402  (one definition, shared with the trust gate)
 
 
 def resolve_kwargs(name: str, image_size: int, kwargs: dict | None = None) -> dict:
@@ -114,11 +113,34 @@ def resolve_kwargs(name: str, image_size: int, kwargs: dict | None = None) -> di
         raise ModelError(
             f"model {name} does not take {', '.join(sorted(unknown))}: it takes {', '.join(sorted(accepted))}"
         )
+    for key, value in overrides.items():
+        _check_kwarg(name, key, value)
     resolved.update(overrides)
     for k, v in resolved.items():
         if isinstance(v, list):
             resolved[k] = tuple(v)
     return resolved
+
+
+MAX_KWARG_INT, MAX_KWARG_LIST, MAX_BLOCKS = 65_536, 16, 256  # far above any zoo model's settings
+
+
+def _check_kwarg(model: str, key: str, value) -> None:
+    """Constructor arguments may come from a file: numbers, strings or short lists of numbers,
+    within sizes that build in seconds (a model is sized on the meta device before it is built)."""
+    import math
+
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    ok = len(items) <= MAX_KWARG_LIST and all(
+        v is None or isinstance(v, (bool, str)) and len(str(v)) <= 100
+        or isinstance(v, int) and abs(v) <= MAX_KWARG_INT
+        or isinstance(v, float) and math.isfinite(v) and abs(v) <= MAX_KWARG_INT for v in items)
+    if ok and key == "depths":
+        ok = sum(v for v in items if isinstance(v, int)) <= MAX_BLOCKS
+    if not ok:
+        raise ModelError(f"model {model}: argument {key}={str(value)[:80]} is outside what edgemed builds "
+                         f"(numbers up to {MAX_KWARG_INT:,}, lists up to {MAX_KWARG_LIST}, at most {MAX_BLOCKS} "
+                         "blocks): fix --model-kwargs, or the checkpoint's metadata was altered")
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -140,8 +162,9 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: 
     resolved = resolve_kwargs(name, size, kwargs)
     try:
         model = entry.build(num_classes=num_classes, in_channels=in_channels, **resolved)
-    except (TypeError, ValueError) as e:
-        raise ModelError(f"model {name}: invalid arguments ({e})") from None
+    except Exception as e:  # arguments may come from a file: any failure is a bad argument
+        raise ModelError(f"model {name}: invalid arguments {resolved} ({e.__class__.__name__}: "
+                         f"{str(e)[:200]})") from None
     if size < model.min_image_size:
         raise ModelError(
             f"image size {size} is too small for {name}: it needs at least {model.min_image_size} px "
@@ -151,9 +174,13 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: 
 
 
 def _load_factory(spec: str):
+    from edgemed.trust import check_spec
+
+    try:
+        check_spec(spec)
+    except Exception as e:
+        raise ModelError(str(e)) from None
     target, _, attr = spec.rpartition(":")
-    if not target or not attr:
-        raise ModelError(f"user model {spec!r} must look like path/to/file.py:factory or package.module:factory")
     try:
         if target.endswith(".py"):
             path = Path(target)
@@ -167,7 +194,10 @@ def _load_factory(spec: str):
                 sys.modules[mod_name] = mod
                 module_spec.loader.exec_module(mod)
         else:
-            mod = importlib.import_module(target)
+            from edgemed.fileio import quiet_native
+
+            with quiet_native():  # libraries such as MONAI report their optional imports on import
+                mod = importlib.import_module(target)
     except ModelError:
         raise
     except Exception as e:
@@ -178,19 +208,27 @@ def _load_factory(spec: str):
     return factory
 
 
+# how factories name the class count and input channels (timm, torchvision, MONAI, plain code)
+CLASS_ARGS = ("num_classes", "out_channels", "n_classes", "classes", "out_features")
+CHANNEL_ARGS = ("in_channels", "in_chans", "n_input_channels", "num_channels", "input_channels")
+
+
 def _user_model(spec, num_classes, in_channels, image_size, kwargs):
     factory = _load_factory(spec)
     params = inspect.signature(factory).parameters
     takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
     call = dict(kwargs)
-    for key, value in (("num_classes", num_classes), ("in_channels", in_channels),
-                       ("image_size", image_size)):
-        if takes_any or key in params:
-            call[key] = value
+    for names, value, always in ((CLASS_ARGS, num_classes, True), (CHANNEL_ARGS, in_channels, True),
+                                 (("image_size",), image_size, False)):
+        # a factory's own spelling (MONAI: out_channels), unless the user set it in kwargs; a
+        # `**kwargs` factory gets the class count and channels, the input size only when it names it
+        name = next((n for n in names if n in params), names[0] if takes_any and always else None)
+        if name is not None and name not in call and not any(n in call for n in names):
+            call[name] = value
     try:
         return factory(**call)
     except TypeError as e:
-        raise ModelError(f"user model {spec}: {e}") from None
+        raise ModelError(f"user model {spec}: {e}: give its other arguments with --model-kwargs") from None
 
 
 def list_models(include_tests: bool = False) -> list[ModelEntry]:

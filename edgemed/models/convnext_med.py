@@ -27,6 +27,7 @@ from edgemed.models.layers import (
     LayerNorm2d,
     LayerScale,
     SEVector,
+    linear_rates,
 )
 
 
@@ -69,7 +70,7 @@ class ConvNeXtMed(ClassifierModel):
         else:
             raise ValueError(f"stem must be 'patchify4' or 'conv3', got {stem!r}")
         self.min_image_size = stride * 2 ** (len(dims) - 1)
-        rates = torch.linspace(0, drop_path, sum(depths)).tolist()
+        rates = linear_rates(drop_path, sum(depths))
         self.downsamples = nn.ModuleList()
         self.stages = nn.ModuleList()
         k = 0

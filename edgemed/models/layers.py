@@ -7,6 +7,12 @@ import torch
 from torch import nn
 
 
+def linear_rates(last: float, n: int) -> list[float]:
+    """Drop-path rates rising from 0 to `last` over n blocks; computed on the CPU explicitly so a
+    model can also be built on the meta device (to size it before allocating it)."""
+    return torch.linspace(0, last, n, device="cpu").tolist()
+
+
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over channels of an NCHW map, computed in place without permutes (permutes
     become transposes in TFLite/OpenVINO graphs). Subclassing nn.LayerNorm lets Torch-Pruning

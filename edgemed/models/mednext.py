@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgemed.models.layers import ClassifierModel, DropPath, LayerScale
+from edgemed.models.layers import ClassifierModel, DropPath, LayerScale, linear_rates
 
 
 class SpatialEncodingModule(nn.Module):
@@ -132,7 +132,7 @@ class MedNeXt(ClassifierModel):
         else:
             raise ValueError(f"stem_stride must be 1 or 4, got {stem_stride}")
         self.min_image_size = stem_stride * 2 ** (len(dims) - 1)
-        rates = torch.linspace(0, drop_path, sum(depths)).tolist()
+        rates = linear_rates(drop_path, sum(depths))
         self.downsamples = nn.ModuleList()
         self.stages = nn.ModuleList()
         k = 0

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemed.errors import EdgemedError
-from edgemed.fileio import atomic_dir, atomic_write_json, quiet_native
+from edgemed.fileio import atomic_dir, atomic_write_json, check_output, quiet_native
 from edgemed.progress import progress_bar
 
 PRUNE_LEVELS = (None, 0.6, 0.4)  # share of MACs kept; None = unpruned
@@ -202,14 +202,14 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
     ckpt = read_checkpoint(checkpoint)
     given = given_variants(checkpoint, ckpt, pruned)
     out = Path(out) if out else Path("optimize") / Path(checkpoint).stem
-    if out.exists() and not force:
-        raise EdgemedError(f"{out} already exists: choose another --out or pass --force to replace it")
+    check_output(out, force)  # exists without --force, or cannot be written: said before any work
     if calib is None:
         committed = Path("calibration") / f"{ckpt.dataset['name']}.json"
         calib = committed if committed.exists() else None
     x_val, y_val = _validation(ckpt, data_dir, val_limit)
-    if metric == "auc" and len(np.unique(y_val)) < ckpt.num_classes:
-        raise EdgemedError("AUC is undefined on this validation split (a class is missing): use --metric accuracy")
+    from edgemed.metrics import check_evaluable
+
+    check_evaluable(y_val, metric, ckpt.class_names)
     estimate = estimate_candidate_seconds(ckpt, 300, len(y_val))
     if budget_minutes * 60 < 1.5 * estimate:
         raise EdgemedError(f"--budget-minutes {budget_minutes:g} is too small to evaluate one candidate of this model "

@@ -20,12 +20,18 @@ accuracy_bound: {metric: accuracy, max_drop: 0.5}
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from edgemed.errors import EdgemedError
+from edgemed.fileio import check_yaml_expansion
+
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of YAML
+MAX_RECIPE_NODES = 20_000  # values after expanding YAML aliases (an alias bomb expands to billions)
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # the run folder's name: no `/`, no `..`
 
 STAGES = ("train", "prune", "export", "quantize", "bench", "report")  # execution order
 
@@ -110,15 +116,27 @@ def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe not found: {path}")
+    if path.stat().st_size > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{path}: {path.stat().st_size / 2**20:.1f} MiB is too large for a recipe "
+                          f"(limit {MAX_RECIPE_BYTES >> 10} KiB); is it the right file?")
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not a UTF-8 text file; a recipe is YAML text") from None
+    except RecursionError:
+        raise RecipeError(f"{path}: nested too deeply to be a recipe") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise RecipeError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
     if root is None:
         raise RecipeError(f"{path}: the recipe is empty")
+    check_yaml_expansion(root, MAX_RECIPE_NODES, lambda node, problem: RecipeError(f"{_where(path, node)}: {problem}"))
     top = _check_mapping(path, root, TOP_LEVEL, "the recipe")
+    if "name" in top and not NAME.match(top["name"]):
+        raise RecipeError(f"{_where(path, dict((k.value, v) for k, v in root.value)['name'])}: name {top['name']!r} "
+                          "must be 1-100 letters, digits, '.', '_' or '-' (it names the run folder under runs/): "
+                          "rename it, e.g. `name: my-run`, or give the folder with --run-dir")
     nodes = {k.value: v for k, v in root.value}
     for required in ("model", "dataset", "stages"):
         if required not in top:

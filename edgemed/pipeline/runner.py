@@ -5,14 +5,13 @@ after its last finished stage and an edited recipe redoes only what changed."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from edgemed.errors import EdgemedError, RuntimeUnavailable
-from edgemed.fileio import atomic_write_json, sha256_file, sha256_json
+from edgemed.fileio import atomic_write_json, read_json, sha256_file, sha256_json
 from edgemed.pipeline.recipe import Recipe, RecipeError, load_recipe
 from edgemed.progress import console
 
@@ -72,12 +71,21 @@ def check_inputs(recipe: Recipe, root: Path) -> None:
         if key in recipe.model and not (base / recipe.model[key]).exists():
             raise RecipeError(f"{recipe.path}: model.{key} {recipe.model[key]!r} does not exist")
     if "factory" in recipe.model:
+        from edgemed.trust import require_trusted
+
         target = recipe.model["factory"].rpartition(":")[0]
         if target.endswith(".py") and not (base / target).exists():
             raise RecipeError(f"{recipe.path}: model.factory file {target!r} does not exist")
+        require_trusted(factory_spec(recipe), recipe.path)  # a recipe from elsewhere names code
     calib = recipe.stages.get("quantize", {}).get("calib")
     if calib and not (base / calib).exists() and not Path(calib).exists():
         raise RecipeError(f"{recipe.path}: stages.quantize.calib {calib!r} does not exist")
+
+
+def factory_spec(recipe: Recipe) -> str:
+    """The recipe's user factory with its file path relative to the recipe's folder."""
+    target, _, attr = recipe.model["factory"].rpartition(":")
+    return (_resolve(recipe, target) if target.endswith(".py") else target) + ":" + attr
 
 
 def _resolve(recipe: Recipe, value: str) -> str:
@@ -122,13 +130,12 @@ def run_recipe(path: str | Path, run_dir: str | Path | None = None, *, data_dir:
             inputs["model"] = recipe.model
         key = sha256_json(inputs)
         record = folder / STAGE_FILE
-        if not force and record.exists():
-            done = json.loads(record.read_text())
-            if done.get("input_hash") == key and all(Path(p).exists() for p in _paths(done["outputs"])):
-                console.log(f"[green]{stage}[/]: inputs unchanged, reusing {folder}")
-                upstream.update(done["outputs"])
-                result.stages.append(StageOutcome(stage, "skipped (cached)", done["outputs"]))
-                continue
+        done = _finished(record) if not force else None
+        if done is not None and done.get("input_hash") == key and all(Path(p).exists() for p in _paths(done["outputs"])):
+            console.log(f"[green]{stage}[/]: inputs unchanged, reusing {folder}")
+            upstream.update(done["outputs"])
+            result.stages.append(StageOutcome(stage, "skipped (cached)", done["outputs"]))
+            continue
         console.rule(f"[bold]{stage}")
         t0 = time.perf_counter()
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -143,6 +150,21 @@ def run_recipe(path: str | Path, run_dir: str | Path | None = None, *, data_dir:
     return result
 
 
+def _finished(record: Path) -> dict | None:
+    """A stage's record of a finished run, or None when there is none or it is damaged (the stage
+    is then redone): outputs must be paths or lists of paths."""
+    if not record.exists():
+        return None
+    try:
+        done = read_json(record, "stage record", 1 << 20)
+    except EdgemedError:
+        return None
+    outputs = done.get("outputs") if isinstance(done, dict) else None
+    ok = isinstance(outputs, dict) and all(
+        isinstance(v, str) or isinstance(v, list) and all(isinstance(x, str) for x in v) for v in outputs.values())
+    return done if ok else None
+
+
 def _paths(outputs: dict) -> list[str]:
     out = []
     for v in outputs.values():
@@ -155,12 +177,12 @@ def _paths(outputs: dict) -> list[str]:
 def _train(recipe, opts, folder, upstream, data_dir, progress):
     from edgemed.train import train
 
-    model = recipe.model.get("zoo") or _resolve(recipe, recipe.model["factory"].rpartition(":")[0]) + ":" + \
-        recipe.model["factory"].rpartition(":")[2]
+    model = recipe.model.get("zoo") or factory_spec(recipe)
     out = folder / "model.safetensors"
     threads = opts.pop("threads", recipe.threads)
+    # a factory from a recipe was checked against the trust list (or --trust-code); it is not added
     train(model, recipe.dataset, out=out, data_dir=data_dir, model_kwargs=recipe.model.get("kwargs"),
-          threads=threads, force=True, progress=progress, **opts)
+          threads=threads, force=True, progress=progress, record_trust=False, **opts)
     return {"checkpoint": str(out)}
 
 

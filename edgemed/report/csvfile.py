@@ -30,8 +30,20 @@ def _ci(ci, i: int, scale: float = 1.0):
     return "" if not ci else scale * ci[i]
 
 
-def _blank(v):
-    return "" if v is None else v
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(v):
+    """A value as a spreadsheet-safe cell: text a spreadsheet would run as a formula gets a
+    leading `'` (OWASP's CSV injection rule); numbers stay numbers, negative ones included.
+
+    Example: `csv_cell("=1+1") == "'=1+1" and csv_cell(-2.5) == -2.5`.
+    """
+    if v is None:
+        return ""
+    if isinstance(v, str) and v.startswith(FORMULA_START):
+        return "'" + v
+    return v
 
 
 def csv_row(e: Entry, section_id: str, metric: str, max_drop: float, on_front: bool | None) -> dict:
@@ -73,7 +85,7 @@ def csv_row(e: Entry, section_id: str, metric: str, max_drop: float, on_front: b
     b = check_bound(e, metric, max_drop)
     out["meets_bound"], out["ci_within_bound"] = b.status, b.ci_status
     out["pareto_front"] = "" if on_front is None else ("yes" if on_front else "no")
-    return {k: _blank(v) for k, v in out.items()}
+    return {k: csv_cell(v) for k, v in out.items()}
 
 
 def results_csv(merged: Merged, metric: str = "accuracy", max_drop: float = 0.5) -> str:

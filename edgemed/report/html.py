@@ -54,7 +54,8 @@ _STATUS = {"yes": "yes", "no": "no", "reference": "ref", "n/a": "ref"}
 
 
 def _inline(s: str) -> str:
-    """Escape, then render the **bold**, *italic* and `code` marks of the shared texts."""
+    """Escape, then render the **bold**, *italic* and `code` marks of the shared texts (never of
+    data from a results file: escape() alone is used for that)."""
     s = escape(s)
     s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
     s = re.sub(r"\*(.+?)\*", r"<em>\1</em>", s)
@@ -97,8 +98,8 @@ def html_report(merged: Merged, plots: dict[str, dict[str, bytes]], *, metric: s
     parts.append("<h2>Summary</h2>")
     for s in merged.sections:
         t = summary_table(s, metric, max_drop)
-        notes = "".join(f"<li>{_inline(n)}</li>" for n in section_notes(s))
-        parts += [f'<h3 id="{s.id}">{escape(s.id)}: {escape(s.title)}</h3>',
+        notes = "".join(f"<li>{escape(n)}</li>" for n in section_notes(s))  # data: no marks rendered
+        parts += [f'<h3 id="{escape(s.id)}">{escape(s.id)}: {escape(s.title)}</h3>',
                   f'<p class="meta">Bundle sha256 <code>{escape(s.bundle_sha256)}</code> · devices: '
                   f"{escape(', '.join(s.devices))}</p>",
                   html_table(t, status_cols=(len(t.columns) - 3, len(t.columns) - 2)),

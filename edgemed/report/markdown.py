@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from edgemed.report import text
-from edgemed.report.merge import Merged
+from edgemed.report.merge import Merged, Section
 from edgemed.report.tables import (
     Table,
     details_table,
@@ -12,44 +14,61 @@ from edgemed.report.tables import (
     summary_table,
 )
 
+# backslashes first, so data cannot cancel an escape added after it
+_MD_ESCAPES = (("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`"))
+_LINK_END = re.compile(r"\](?=\s*[(\[])")  # the `](` of [text](url) and `][` of [text][ref]
 
-def _cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+
+def md_text(value) -> str:
+    """Text from a results file as inert Markdown on one line: no HTML, no code span, no table
+    cell break, and no link or image (its `](` is escaped, other brackets stay readable).
+
+    Example: `md_text("<b>|![x](http://y)") == "&lt;b&gt;\\\\|![x\\\\](http://y)"`.
+    """
+    s = " ".join(str(value).splitlines())  # \n, \r\n, \r and the other line breaks
+    for old, new in _MD_ESCAPES:
+        s = s.replace(old, new)
+    return _LINK_END.sub(r"\\]", s)
 
 
 def md_table(t: Table) -> str:
     """A pipe table. Example: `md_table(Table(["a"], [["1"]]))`."""
-    head = "| " + " | ".join(_cell(c) for c in t.columns) + " |"
+    head = "| " + " | ".join(md_text(c) for c in t.columns) + " |"
     rule = "|" + "|".join("---:" if i in t.right else "---" for i in range(len(t.columns))) + "|"
-    body = ["| " + " | ".join(_cell(c) for c in row) + " |" for row in t.rows]
+    body = ["| " + " | ".join(md_text(c) for c in row) + " |" for row in t.rows]
     return "\n".join([head, rule, *body])
+
+
+def _heading(s: Section) -> str:
+    return f"### {s.id}: {md_text(s.title)}"
 
 
 def markdown_report(merged: Merged, plot_files: dict[str, dict[str, str]], *, metric: str,
                     max_drop: float, created: str, version: str) -> str:
     """The whole report.md; `plot_files` maps section id → plot name → relative PNG path."""
-    out = [f"# {text.title(merged)}", "", text.subtitle(merged, created, version), ""]
+    out = [f"# {md_text(text.title(merged))}", "", md_text(text.subtitle(merged, created, version)), ""]
     warning = text.sections_warning(merged)
     if warning:
         out += [f"> **Note:** {warning}", ""]
     out += ["## How to read this report", ""] + [f"- {line}" for line in text.reading_guide(metric, max_drop)]
     out += ["", "## Summary", ""]
     for s in merged.sections:
-        out += [f"### {s.id}: {s.title}", "", f"Bundle sha256 `{s.bundle_sha256}`; devices: "
-                f"{', '.join(s.devices)}.", "", md_table(summary_table(s, metric, max_drop)), ""]
-        out += [f"- {n}" for n in section_notes(s)] + [""]
+        # the sha256 may sit in a code span: the schema allows only hex digits there
+        out += [_heading(s), "", f"Bundle sha256 `{s.bundle_sha256}`; devices: "
+                f"{md_text(', '.join(s.devices))}.", "", md_table(summary_table(s, metric, max_drop)), ""]
+        out += [f"- {md_text(n)}" for n in section_notes(s)] + [""]
     out += ["## Plots", ""]
     for s in merged.sections:
-        out += [f"### {s.id}: {s.title}", ""]
+        out += [_heading(s), ""]
         for name, path in plot_files.get(s.id, {}).items():
             caption = text.PLOT_CAPTIONS[name].format(metric="AUC" if metric == "auc" else "accuracy",
                                                       good="good")
             out += [f"![{name}]({path})", "", f"*{caption}*", ""]
     out += ["## All measurements", ""]
     for s in merged.sections:
-        out += [f"### {s.id}: {s.title}", "", md_table(details_table(s, metric)), ""]
+        out += [_heading(s), "", md_table(details_table(s, metric)), ""]
     out += ["## How the numbers were measured", ""] + [f"- {line}" for line in text.METHOD] + [""]
     out += [md_table(measurement_table(merged.sources)), ""]
     if merged.notes:
-        out += ["Notes:", ""] + [f"- {n}" for n in merged.notes] + [""]
+        out += ["Notes:", ""] + [f"- {md_text(n)}" for n in merged.notes] + [""]
     return "\n".join(out)

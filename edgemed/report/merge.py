@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgemed.fileio import sha256_json
-from edgemed.report.schema import load_results
+from edgemed.report.schema import MAX_ROWS, ResultsError, load_results
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,10 @@ def merge(loaded: list[tuple[str, dict]]) -> Merged:
         sections[key].entries += [Entry(src, row) for row in src.results["rows"]]
     for s in sections.values():
         s.entries.sort(key=_sort_key)
+    total = sum(len(s.entries) for s in sections.values())
+    if total > MAX_ROWS:  # each row is a line of every table and a label in every plot
+        raise ResultsError(f"the results files hold {total} rows in all, more than the {MAX_ROWS} one "
+                           "report can show: report fewer files at a time")
     return Merged(sources, list(sections.values()), notes)
 
 

@@ -12,6 +12,8 @@ from edgemed.report.merge import Entry, Section
 from edgemed.report.tables import MB, threads_text
 
 DPI = 110
+# Labels come from results files: every text drawn from them is set with parse_math=False, since
+# matplotlib would read "$...$" in a name as math and fail on a malformed one.
 
 
 def _figure(height: float):
@@ -61,7 +63,7 @@ def _annotate(ax, xs: list[float], ys: list[float], labels: list[str]) -> None:
     for i in sorted(range(len(xs)), key=lambda i: (xs[i], ys[i])):
         for dx, dy in offsets:
             ann = ax.annotate(labels[i], (xs[i], ys[i]), textcoords="offset points", xytext=(dx, dy),
-                              fontsize=7.5, color="#333")
+                              fontsize=7.5, color="#333", parse_math=False)
             box = ann.get_window_extent(renderer)
             if not any(box.overlaps(b) for b in placed) or (dx, dy) == offsets[-1]:
                 placed.append(box)
@@ -73,8 +75,10 @@ def _legend_below(ax) -> None:
     # below the axes: inside, it would hide points of a crowded plot
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13),
-                  ncol=min(3, len(handles)), frameon=False)
+        legend = ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13),
+                           ncol=min(3, len(handles)), frameon=False)
+        for t in legend.get_texts():
+            t.set_parse_math(False)
 
 
 def _log_if_wide(ax, values: list[float], axis: str = "x") -> None:
@@ -160,7 +164,7 @@ def latency_plot(section: Section) -> bytes:
         ax.plot([lat["p99"]], [p], marker="v", color=c, markersize=5, ls="none")
     labels = [f"{e.device} · {_label(e, section)}" + ("" if e.row.get("latency_samples_ms")
                                                      else " (percentiles only)") for e in entries]
-    ax.set_yticks(positions, labels, fontsize=8)
+    ax.set_yticks(positions, labels, fontsize=8, parse_math=False)
     _log_if_wide(ax, [e.latency["min"] for e in entries] + [e.latency["max"] for e in entries])
     ax.set_xlabel("latency per call, ms: box = middle half of the calls, black line = median, "
                   "whiskers = 1st–99th percentile, ▼ = p99")

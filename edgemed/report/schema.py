@@ -10,7 +10,9 @@ CIs and retention against the FP32 reference.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import NoReturn
 
 from edgemed.errors import EdgemedError
 
@@ -23,72 +25,192 @@ LATENCY_KEYS = ("n", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
 METRICS = ("accuracy", "auc")  # accuracy metrics the report reads (each {"value", "ci"})
 
 
+MAX_BYTES = 64 * 2**20  # a real results file is well under 1 MiB
+MAX_DEPTH = 32  # a real one nests 8 deep; deeper input would only exhaust the stack
+MAX_ROWS = 1000  # every row is drawn and labelled in the plots
+MAX_SAMPLES = 500  # bench keeps at most 500 evenly spaced samples per row
+MAX_NAME = 200  # names are drawn in plots: a longer one would make a huge image
+MAX_TEXT = 4096  # paths, notes, error lines
+FIX = "regenerate it with `edgemed bench BUNDLE --out RESULTS.json`"
+
+
 class ResultsError(EdgemedError):
     pass
 
 
+def _fail(where: str, problem: str) -> NoReturn:
+    raise ResultsError(f"{where} {problem}: {FIX}")
+
+
+def _depth(obj) -> int:
+    # iterative: recursion is what a hostile file would exhaust
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, d)
+            if d > MAX_DEPTH:
+                return d
+            stack += [(v, d + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return deepest
+
+
+def _number(v, low: float = -1e15, high: float = 1e15) -> bool:
+    # finite and bounded, so any product or format the report makes of it stays finite
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
+
+
+def _integer(v, low: int = -(2**53)) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= 2**53
+
+
+def _pair(v, low: float, high: float) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(_number(x, low, high) for x in v)
+
+
+def _text(v, limit: int) -> bool:
+    return isinstance(v, str) and len(v) <= limit
+
+
+# kind → (test, words for the error); the report formats, sorts and hashes these values as is
+KINDS = {
+    "name": (lambda v: _text(v, MAX_NAME), f"a string of at most {MAX_NAME} characters"),
+    "text": (lambda v: _text(v, MAX_TEXT), f"a string of at most {MAX_TEXT} characters"),
+    "names": (lambda v: isinstance(v, list) and all(_text(x, MAX_NAME) for x in v), "a list of short strings"),
+    "strings": (lambda v: isinstance(v, dict) and all(_text(x, MAX_TEXT) for x in v.values()),
+                "an object of strings"),
+    "sha256": (lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
+               "64 lowercase hex digits"),
+    "int": (_integer, "an integer"),
+    "count": (lambda v: _integer(v, 0), "an integer ≥ 0"),
+    "positive": (lambda v: _integer(v, 1), "an integer ≥ 1"),
+    "number": (_number, "a finite number"),
+    "size": (lambda v: _number(v, 0), "a finite number ≥ 0"),
+    "fraction": (lambda v: _number(v, 0, 1), "a number in [0, 1]"),
+    "difference": (lambda v: _number(v, -1, 1), "a number in [-1, 1]"),
+    "ci": (lambda v: _pair(v, 0, 1), "a pair of numbers in [0, 1]"),
+    "difference_ci": (lambda v: _pair(v, -1, 1), "a pair of numbers in [-1, 1]"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "object": (lambda v: isinstance(v, dict), "an object"),
+    "samples": (lambda v: isinstance(v, list) and len(v) <= MAX_SAMPLES and all(_number(x, 0) for x in v),
+                f"a list of at most {MAX_SAMPLES} numbers ≥ 0"),
+}
+
+# the fields the report reads, by object; a field not listed is ignored, one listed may be null
+# unless required (then it must be present, and null only where its kind ends with "?")
+BUNDLE = {"sha256": "sha256", "path": "text", "model": "name"}
+SYSTEM = {"cpu": "name", "machine": "name", "cores_logical": "int", "cores_available": "int",
+          "os": "text", "distro": "text", "isa": "names", "libraries": "strings", "env_threads": "strings"}
+SETTINGS = {"device": "name", "threads": "int", "batch": "int", "large_batch": "int", "warmup": "int",
+            "duration_s": "number", "iterations": "int", "interleaved": "bool", "split": "object",
+            "n_boot": "int", "rss_note": "text"}
+SPLIT = {"name": "name", "split": "name", "n": "count", "sha256": "text", "limit": "count",
+         "matches_training_data": "bool"}
+ROW = {"artifact": "name", "name": "name", "format": "name", "precision": "name", "runtime": "name",
+       "device": "name", "threads": "int?", "batch": "positive", "size_bytes": "size",
+       "latency_ms": "object", "latency_samples_ms": "samples", "throughput_ips": "object",
+       "throughput_large_batch_ips": "object", "cold": "object", "accuracy": "object",
+       "ratio_to_baseline": "object"}
+THROUGHPUT = {"batch": "int", "value": "size"}
+COLD = {"load_s": "size", "first_inference_ms": "size", "peak_rss_mb": "size", "rss_increase_mb": "number",
+        "error": "text"}
+ESTIMATE = {"value": "fraction", "ci": "ci"}
+RETENTION = {"reference": "name", "flip_rate": "fraction"}
+DIFFERENCE = {"difference": "difference", "ci": "difference_ci"}
+
+
+def _fields(obj, where: str, spec: dict[str, str], required=()) -> dict:
+    if not isinstance(obj, dict):
+        _fail(where, "is not an object")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        _fail(where, f"lacks {', '.join(missing)}")
+    for key, kind in spec.items():
+        value = obj.get(key)
+        if value is None and (key not in required or kind.endswith("?")):
+            continue
+        test, words = KINDS[kind.rstrip("?")]
+        if not test(value):
+            _fail(f"{where}:", f"{key} must be {words}, not {_show(value)}")
+    return obj
+
+
+def _show(v) -> str:
+    """A short, one-line, terminal-safe picture of a bad value."""
+    if isinstance(v, str):
+        return repr(v[:40]) + ("…" if len(v) > 40 else "")
+    if isinstance(v, (bool, float)) or v is None or (isinstance(v, int) and abs(v) < 10**18):
+        return repr(v)
+    return {dict: "an object", list: "a list", int: "a huge integer"}.get(type(v), type(v).__name__)
+
+
 def validate(obj, source: str = "results") -> dict:
-    """Check a results object's shape and version; returns it. Raises ResultsError naming the problem.
+    """Check a results object's shape, version and every field the report reads; returns it.
+    Raises ResultsError naming the problem.
 
     Example: `validate(json.loads(Path("r.json").read_text()), "r.json")`.
     """
     if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
-        raise ResultsError(f"{source} is not an edgemed bench results file")
+        raise ResultsError(f"{source} is not an edgemed bench results file: give one written by "
+                           "`edgemed bench BUNDLE --out RESULTS.json`")
     version = obj.get("schema_version")
-    if not isinstance(version, int) or version < 1:
-        raise ResultsError(f"{source}: invalid schema_version {version!r}")
+    if not _integer(version, 1):
+        _fail(f"{source}:", f"invalid schema_version {_show(version)}")
     if version > SCHEMA_VERSION:
         raise ResultsError(f"{source} uses results schema {version}, newer than this edgemed reads "
                            f"({SCHEMA_VERSION}): upgrade edgemed")
-    missing = [k for k in TOP_LEVEL if k not in obj]
-    if missing:
-        raise ResultsError(f"{source} lacks {', '.join(missing)}")
-    for key in ("bundle", "system", "settings"):
-        if not isinstance(obj[key], dict):
-            raise ResultsError(f"{source}: {key} is not an object")
-    if not isinstance(obj["rows"], list) or not obj["rows"]:
-        raise ResultsError(f"{source} has no result rows")
-    for i, row in enumerate(obj["rows"]):
+    if _depth(obj) > MAX_DEPTH:
+        _fail(source, f"is nested too deeply (over {MAX_DEPTH} levels)")
+    _fields(obj, source, {"edgemed_version": "name", "created": "name", "baseline": "name",
+                          "bundle": "object", "system": "object", "settings": "object"}, TOP_LEVEL)
+    _fields(obj["bundle"], f"{source}: bundle", BUNDLE, ("sha256", "path"))
+    _fields(obj["system"], f"{source}: system", SYSTEM)
+    settings = _fields(obj["settings"], f"{source}: settings", SETTINGS)
+    if settings.get("split") is not None:
+        _fields(settings["split"], f"{source}: settings.split", SPLIT, ("name", "split", "n"))
+    rows = obj["rows"]
+    if not isinstance(rows, list) or not rows:
+        _fail(source, "has no result rows")
+    if len(rows) > MAX_ROWS:
+        _fail(source, f"has {len(rows)} result rows, more than the {MAX_ROWS} a report can show")
+    for i, row in enumerate(rows):
         _check_row(row, f"{source}: row {i}")
-    for key in ("sha256", "path"):
-        if key not in obj["bundle"]:
-            raise ResultsError(f"{source}: bundle lacks {key}")
     return obj
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _check_row(row, where: str) -> None:
     # the report reads these fields without further checks, so a hand-edited file fails here
     # with the field named rather than deep inside a table or plot
-    if not isinstance(row, dict):
-        raise ResultsError(f"{where} is not an object")
-    missing = [k for k in ROW_REQUIRED if k not in row]
-    if missing:
-        raise ResultsError(f"{where} lacks {', '.join(missing)}")
+    _fields(row, where, ROW, ROW_REQUIRED)
     lat = row["latency_ms"]
-    if not isinstance(lat, dict) or any(k not in lat for k in LATENCY_KEYS):
-        raise ResultsError(f"{where} has malformed latency_ms")
-    if any(not _number(lat[k]) for k in LATENCY_KEYS):
-        raise ResultsError(f"{where}: latency_ms holds a value that is not a number")
-    if not _number(row["size_bytes"]) or not isinstance(row["batch"], int) or row["batch"] < 1:
-        raise ResultsError(f"{where}: size_bytes and batch must be numbers (batch ≥ 1)")
-    if row["threads"] is not None and not isinstance(row["threads"], int):
-        raise ResultsError(f"{where}: threads must be an integer or null")
-    samples = row.get("latency_samples_ms")
-    if samples is not None and (not isinstance(samples, list) or not all(_number(v) for v in samples)):
-        raise ResultsError(f"{where}: latency_samples_ms must be a list of numbers")
+    if any(k not in lat for k in LATENCY_KEYS):
+        _fail(where, "has malformed latency_ms")
+    if not all(_number(lat[k], 0) for k in LATENCY_KEYS):
+        _fail(f"{where}:", "latency_ms holds a value that is not a number ≥ 0")
+    if lat["p50"] <= 0:  # throughput is batch / p50
+        _fail(f"{where}:", "latency_ms.p50 must be > 0")
+    for key, spec in (("throughput_ips", THROUGHPUT), ("throughput_large_batch_ips", THROUGHPUT),
+                      ("cold", COLD), ("ratio_to_baseline", {"speedup_p50": "size"})):
+        if row.get(key) is not None:
+            _fields(row[key], f"{where}: {key}", spec)
     acc = row.get("accuracy")
-    if acc is not None:
-        metrics = acc.get("metrics") if isinstance(acc, dict) else None
-        if not isinstance(metrics, dict) or not all(isinstance(metrics.get(k), dict) for k in METRICS):
-            raise ResultsError(f"{where}: accuracy.metrics lacks {', '.join(METRICS)}")
-        retention = acc.get("retention")
-        if retention is not None and (not isinstance(retention, dict)
-                                      or not all(isinstance(retention.get(k), dict) for k in METRICS)):
-            raise ResultsError(f"{where}: accuracy.retention lacks {', '.join(METRICS)}")
+    if acc is None:
+        return
+    metrics = acc.get("metrics")
+    if not isinstance(metrics, dict) or not all(isinstance(metrics.get(k), dict) for k in METRICS):
+        _fail(f"{where}:", f"accuracy.metrics lacks {', '.join(METRICS)}")
+    for key in (*METRICS, "balanced_accuracy"):
+        if metrics.get(key) is not None:
+            _fields(metrics[key], f"{where}: accuracy.metrics.{key}", ESTIMATE)
+    retention = acc.get("retention")
+    if retention is None:
+        return
+    if not isinstance(retention, dict) or not all(isinstance(retention.get(k), dict) for k in METRICS):
+        _fail(f"{where}:", f"accuracy.retention lacks {', '.join(METRICS)}")
+    _fields(retention, f"{where}: accuracy.retention", RETENTION)
+    for key in (*METRICS, "balanced_accuracy"):
+        if retention.get(key) is not None:
+            _fields(retention[key], f"{where}: accuracy.retention.{key}", DIFFERENCE)
 
 
 def load_results(path: str | Path) -> dict:
@@ -97,7 +219,18 @@ def load_results(path: str | Path) -> dict:
     if not p.is_file():
         raise ResultsError(f"results file not found: {p}")
     try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultsError(f"{p} is corrupt: not valid JSON ({e}); rerun `edgemed bench`") from None
+        with p.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)  # bounded: the size on disk may change under us
+    except OSError as e:
+        raise ResultsError(f"cannot read {p} ({e.strerror or e}): check its permissions") from None
+    if len(data) > MAX_BYTES:
+        _fail(str(p), f"is larger than {MAX_BYTES // 2**20} MiB, too large for a results file")
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        _fail(str(p), f"is nested too deeply (over {MAX_DEPTH} levels)")
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, integers over 4300 digits
+        reason = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        raise ResultsError(f"{p} is corrupt: not valid JSON ({reason}); rerun `edgemed bench "
+                           "BUNDLE --out RESULTS.json`") from None
     return validate(obj, str(p))

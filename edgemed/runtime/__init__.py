@@ -50,10 +50,11 @@ def open_session(artifact, device: str = "cpu", threads: int | None = None,
         threads: intra-op threads (None: the runtime's default).
         runtime: override the default runtime (e.g. "openvino" for an ONNX file).
     """
+    check_threads(threads)
     if isinstance(artifact, (str, Path)):
-        path, fmt, layout = Path(artifact), _format_of(Path(artifact)), "NCHW"
+        path, fmt, layout, classes = Path(artifact), _format_of(Path(artifact)), "NCHW", None
     else:
-        path, fmt, layout = artifact.path, artifact.format, artifact.input_layout
+        path, fmt, layout, classes = artifact.path, artifact.format, artifact.input_layout, artifact.num_classes
     allowed = runtimes_for(fmt)
     runtime = runtime or allowed[0]
     if runtime not in allowed:
@@ -64,7 +65,15 @@ def open_session(artifact, device: str = "cpu", threads: int | None = None,
     session = session_cls(str(path), device=device, threads=threads, **kwargs)
     if layout == "NHWC" and runtime != "litert":
         session.input_layout = "NHWC"
+    session.source, session.num_classes = str(path), classes
     return session
+
+
+def check_threads(threads: int | None) -> None:
+    """A thread count is a positive whole number, or None for the runtime's default."""
+    if threads is not None and (type(threads) is not int or threads < 1):
+        raise EdgemedError(f"--threads must be a whole number ≥ 1, got {threads!r} "
+                           "(leave it out for the runtime's default)")
 
 
 def _format_of(path: Path) -> str:
@@ -75,4 +84,5 @@ def _format_of(path: Path) -> str:
     return formats[suffix]
 
 
-__all__ = ["FORMAT_RUNTIMES", "RUNTIMES", "Session", "available_devices", "open_session", "runtimes_for"]
+__all__ = ["FORMAT_RUNTIMES", "RUNTIMES", "Session", "available_devices", "check_threads", "open_session",
+           "runtimes_for"]

@@ -19,6 +19,8 @@ class Session:
     threads: int | None = None
     input_layout: str = "NCHW"
     static_batch: int | None = None  # set when the artifact only takes this batch size
+    source: str = ""  # the model file, for messages
+    num_classes: int | None = None  # scores per image the bundle promises (checked on every run)
 
     def prepare(self, batch: np.ndarray) -> np.ndarray:
         x = np.asarray(batch, dtype=np.float32)
@@ -42,7 +44,28 @@ class Session:
         return np.asarray(raw, dtype=np.float32)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """float32 NCHW batch → float32 logits (N, classes)."""
+        """float32 NCHW batch → float32 logits (N, classes); a wrong shape or a non-finite score
+        is an error, never a silent number."""
+        return self.check_logits(self._run(batch), len(batch))
+
+    def check_logits(self, out: np.ndarray, n: int) -> np.ndarray:
+        from edgemed.errors import EdgemedError
+
+        name = self.source or f"the {self.runtime} model"
+        if out.ndim != 2 or out.shape[0] != n:
+            raise EdgemedError(f"{name}: the model returned scores of shape {tuple(out.shape)} for {n} "
+                               "image(s), not one row of class scores each: it is not a classifier edgemed can run")
+        if self.num_classes is not None and out.shape[1] != self.num_classes:
+            raise EdgemedError(f"{name}: the model gives {out.shape[1]} scores per image but its bundle names "
+                               f"{self.num_classes} classes: the manifest does not belong to this model; "
+                               "export the bundle again")
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            raise EdgemedError(f"{name}: the model produced NaN or infinite scores for {int(bad.sum())} of {n} "
+                               "image(s): its weights are damaged; export it again from a good checkpoint")
+        return out
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         b = self.static_batch
         if b is not None and len(batch) != b:
             # a static-batch artifact runs in chunks of its batch; the last chunk is zero-padded

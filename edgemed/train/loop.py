@@ -266,7 +266,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
           label_smoothing: float = 0.0, warmup_epochs: float = 1.0, model_kwargs: dict | None = None,
           threads: int | None = None, limit_train: int | None = None, limit_eval: int | None = None,
           init: str | Path | None = None, resume: bool = True, force: bool = False,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, record_trust: bool = True) -> TrainResult:
     """Train a zoo model (or a user factory) on a data set and save the best-on-validation
     checkpoint; the test split is evaluated once at the end.
 
@@ -276,6 +276,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     `resume`: keep the training state in `OUT.train-state` after every epoch; a rerun with the same
     settings after an interruption continues from the last finished epoch (same result as an
     uninterrupted run). The file goes once the checkpoint is saved.
+    `record_trust`: a user factory named here is added to this machine's trust list
+    (edgemed.trust), so the checkpoint loads in later commands without `--trust-code`.
 
     Example: `train("mednext_small", "pneumoniamnist", out="pneu.safetensors", epochs=10)`.
     """
@@ -286,6 +288,13 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     out = check_output(out, force)
     if not is_user_factory(model):
         get_entry(model)  # fail on an unknown name before loading any data
+    else:
+        from edgemed.trust import absolute_spec
+        from edgemed.trust import record_trust as record
+
+        model = absolute_spec(model)  # the checkpoint then loads from any working folder
+        if record_trust:  # the user named this code: checkpoints made from it load without --trust-code
+            record(model)
     start = _read_init(init, model, model_kwargs) if init is not None else None
     if feature_smoothing is None:
         feature_smoothing = 0.1 if model.startswith("convnext_med") else 0.0
@@ -294,6 +303,9 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                     feature_smoothing=feature_smoothing, label_smoothing=label_smoothing,
                     warmup_epochs=warmup_epochs, class_weights=class_weights, seed=seed)
     cfg.validate()
+    from edgemed.runtime import check_threads
+
+    check_threads(threads)
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(seed)

@@ -102,7 +102,7 @@ def test_path_outside_the_bundle_is_refused(copy):
     m = json.loads(mpath.read_text())
     m["artifacts"][1]["files"][0]["path"] = "../evil.onnx"
     mpath.write_text(json.dumps(m))
-    with pytest.raises(BundleError, match="outside the bundle"):
+    with pytest.raises(BundleError, match="a file outside the bundle"):
         load_bundle(copy)
 
 
