@@ -24,6 +24,12 @@ _API = {
     "train": "edgemed.train",
     "evaluate": "edgemed.train",
     "load_checkpoint": "edgemed.checkpoint",
+    "import_model": "edgemed.importer",
+    "build_calibration": "edgemed.compress.calibration",
+    "prune": "edgemed.compress.prune",
+    "quantize": "edgemed.compress.quantize",
+    "optimize": "edgemed.pipeline.optimize",
+    "run": "edgemed.pipeline.runner",
     "classification_metrics": "edgemed.metrics",
     "export": "edgemed.export",
     "load_bundle": "edgemed.export",
@@ -36,7 +42,10 @@ _API = {
 __all__ = sorted(_API) + ["__version__"]
 
 
+_RENAMED = {"run": "run_recipe"}  # the CLI's verb → the function's own name
+
+
 def __getattr__(name: str):
     if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
+        return getattr(importlib.import_module(_API[name]), _RENAMED.get(name, name))
     raise AttributeError(f"module 'edgemed' has no attribute {name!r}")

@@ -107,7 +107,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     checkpoint may come from someone else."""
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"checkpoint not found: {p}")
+        raise CheckpointError(f"checkpoint not found: {p}: check the path (checkpoints are written by "
+                              "`edgemed train --out` or `edgemed import --out`)")
     try:
         from safetensors import safe_open
     except ImportError:
@@ -143,7 +144,8 @@ def _checkpoint_from_meta(p: Path, m) -> Checkpoint:
         return CheckpointError(f"{p}: checkpoint metadata has {what}; {RETRAIN}")
 
     if not isinstance(m, dict) or m.get("format") != FORMAT:
-        raise CheckpointError(f"{p}: not an edgemed checkpoint")
+        raise CheckpointError(f"{p}: not an edgemed checkpoint: give a .safetensors file written by "
+                              "`edgemed train` or `edgemed import`")
     version = m.get("format_version", 0)
     if type(version) is not int:
         raise bad("a format version that is not a whole number")
@@ -241,18 +243,18 @@ def build_model(ckpt: Checkpoint):
             apply_module_shapes(model, ckpt.module_shapes, tensors)
         except KeyError as e:
             raise CheckpointError(f"{ckpt.path}: weights do not fit {ckpt.model_name}: "
-                                  f"it records module {e.args[0]!r} that the model does not have") from None
+                                  f"it records module {e.args[0]!r} that the model does not have; {RETRAIN}") from None
     missing, unexpected = _diff_keys(model.state_dict(), tensors)
     if missing or unexpected:
         raise CheckpointError(
             f"{ckpt.path}: weights do not fit {ckpt.model_name}: missing {_few(missing)}, "
-            f"unexpected {_few(unexpected)}"
+            f"unexpected {_few(unexpected)}: the weights come from another model or edgemed version; {RETRAIN}"
         )
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
         first = str(e).split("\n")[1].strip() if "\n" in str(e) else str(e)
-        raise CheckpointError(f"{ckpt.path}: weights do not fit {ckpt.model_name}: {first}") from None
+        raise CheckpointError(f"{ckpt.path}: weights do not fit {ckpt.model_name}: {first}; {RETRAIN}") from None
     return model.eval()
 
 

@@ -190,7 +190,7 @@ def read_bounded(path: str | Path, what: str, max_bytes: int, fix: str = "regene
     """A file's bytes, refused (not read) when it is over `max_bytes`."""
     p = Path(path)
     if not p.is_file():
-        raise EdgemedError(f"{what} not found: {p}")
+        raise EdgemedError(f"{what} not found: {p}; check the path")
     size = p.stat().st_size
     if size > max_bytes:
         raise EdgemedError(f"{what} {p} is {size / 2**20:.1f} MiB, over edgemed's limit of "
@@ -268,7 +268,8 @@ def confined(root: str | Path, relative: str, what: str) -> Path:
     rel = PurePosixPath(relative) if isinstance(relative, str) else None
     if rel is None or not relative or rel.is_absolute() or ".." in rel.parts or "\\" in relative \
             or "\x00" in relative:
-        raise EdgemedError(f"{what} names a path outside its folder ({relative!r})")
+        raise EdgemedError(f"{what} names a path outside its folder ({relative!r}): edgemed reads "
+                           "only files inside it; use a relative path without `..`, or make the folder again")
     base = Path(root)
     current = base
     for part in rel.parts:
@@ -278,7 +279,8 @@ def confined(root: str | Path, relative: str, what: str) -> Path:
                                "in what it reads: copy the real file in its place")
     resolved = current.resolve()
     if not resolved.is_relative_to(base.resolve()):
-        raise EdgemedError(f"{what} names a path outside its folder ({relative!r})")
+        raise EdgemedError(f"{what} names a path outside its folder ({relative!r}): edgemed reads "
+                           "only files inside it; use a relative path without `..`, or make the folder again")
     return current
 
 

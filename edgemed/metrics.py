@@ -129,7 +129,7 @@ def classification_metrics(y_true, probs, class_names: list[str] | None = None, 
     if p.ndim != 2 or len(p) != len(y):
         raise EdgemedError(f"predictions of shape {p.shape} do not match {len(y)} labels")
     if len(y) == 0:
-        raise EdgemedError("cannot compute metrics on an empty split")
+        raise EdgemedError("cannot compute metrics on an empty split: choose a split that has images (--split)")
     k = p.shape[1]
     names = list(class_names) if class_names else [str(i) for i in range(k)]
     pred = p.argmax(axis=1)

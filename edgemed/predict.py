@@ -63,7 +63,8 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
         else:
             files.append(p)
     if not files:
-        raise DataError("no images given (files or folders with PNG/JPEG/DICOM images)")
+        raise DataError("no images given (files or folders with PNG/JPEG/DICOM images): the folders given hold "
+                        "none; pass image files or folders that hold some")
     return files
 
 

@@ -15,7 +15,8 @@ def load_split(bundle, dataset, split: str, data_dir=None, limit: int | None = N
     `dataset`: a name, a loaded data set (see `open_dataset`), or None for the bundle's own."""
     ds = open_dataset(bundle, dataset, data_dir) if dataset is None or isinstance(dataset, str) else dataset
     if ds.num_classes != len(bundle.class_names):
-        raise DataError(f"{ds.name} has {ds.num_classes} classes but the bundle predicts {len(bundle.class_names)}")
+        raise DataError(f"{ds.name} has {ds.num_classes} classes but the bundle predicts {len(bundle.class_names)}: "
+                        "pass the --dataset the bundle was trained on, or leave --dataset out")
     images, labels = ds.split(split)
     if limit:
         from edgemed.data.datasets import stratified_subset

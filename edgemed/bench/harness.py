@@ -61,10 +61,12 @@ def plan_targets(bundle: Bundle, artifacts: list[str] | None, runtimes: list[str
         options = runtimes_for(a.format)
         wanted = [r for r in (runtimes or options[:1]) if r in options]
         if artifacts and runtimes and not wanted:
-            raise EdgemedError(f"none of the runtimes {', '.join(runtimes)} can run {a.id} ({a.format})")
+            raise EdgemedError(f"none of the runtimes {', '.join(runtimes)} can run {a.id} ({a.format}): add one of "
+                               f"{', '.join(options)} to --runtime, or leave {a.id} out of --artifacts")
         targets += [Target(a, r) for r in wanted]
     if not targets:
-        raise EdgemedError("nothing to measure: no artifact matches the chosen runtimes")
+        raise EdgemedError("nothing to measure: no artifact matches the chosen runtimes; pick runtimes that run "
+                           "the bundle's formats (see `edgemed bundle inspect BUNDLE`) or leave --runtime out")
     for t in targets:
         devices = available_devices(t.runtime)
         if not devices:
@@ -149,6 +151,10 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
         duration = 10.0
     if duration is not None and duration <= 0:
         raise EdgemedError(f"--duration must be > 0 seconds, got {duration}")
+    if Path(bundle_path).suffix.lower() == ".onnx":  # a bare ONNX file: imported into a temporary bundle
+        from edgemed.onnx_source import open_source
+
+        bundle_path = open_source(bundle_path).bundle.root
     bundle = load_bundle(bundle_path)
     targets = plan_targets(bundle, artifacts, runtimes, device)
     for t in targets:

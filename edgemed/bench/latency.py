@@ -32,7 +32,7 @@ class LatencyStats:
     def from_seconds(cls, samples) -> LatencyStats:
         ms = np.asarray(samples, dtype=np.float64) * 1e3
         if ms.size == 0:
-            raise EdgemedError("no latency samples were taken")
+            raise EdgemedError("no latency samples were taken: give a longer --duration or more --iterations")
         p = np.percentile(ms, PERCENTILES)
         return cls(n=int(ms.size), mean=float(ms.mean()), std=float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
                    min=float(ms.min()), p50=float(p[0]), p90=float(p[1]), p95=float(p[2]),

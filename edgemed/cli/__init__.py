@@ -128,6 +128,7 @@ def _register() -> None:
         compress,
         data,
         export,
+        importing,
         models,
         pipeline,
         report,
@@ -138,6 +139,7 @@ def _register() -> None:
     app.add_typer(data.app, name="data")
     models.register(app)
     train.register(app)
+    importing.register(app)
     export.register(app)
     compress.register(app)
     bench.register(app)

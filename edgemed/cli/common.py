@@ -58,5 +58,5 @@ def parse_json_option(value: str | None, option: str) -> dict:
     except json.JSONDecodeError as e:
         raise EdgemedError(f"{option} must be a JSON object, e.g. '{{\"drop_path\": 0.1}}' ({e})") from None
     if not isinstance(obj, dict):
-        raise EdgemedError(f"{option} must be a JSON object")
+        raise EdgemedError(f"{option} must be a JSON object, e.g. '{{\"drop_path\": 0.1}}'")
     return obj

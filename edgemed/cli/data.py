@@ -130,4 +130,5 @@ def verify(names: list[str] = typer.Argument(None, help="Data sets (default: eve
         t.add_row(name, status, d["sha256"][:16] + "…", "; ".join(detail) or "shapes and counts ok")
     out.print(t)
     if problems:
-        raise DataError(f"verification failed for {', '.join(problems)}")
+        raise DataError(f"verification failed for {', '.join(problems)}: see the table above; "
+                        "re-download or replace those files")

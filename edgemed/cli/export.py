@@ -96,7 +96,8 @@ def register(app: typer.Typer) -> None:
         if problems:
             for p in problems:
                 out.print(f"[red]FAIL[/] {p}")
-            raise BundleError(f"{len(problems)} of {n_files} files in {bundle} failed verification")
+            raise BundleError(f"{len(problems)} of {n_files} files in {bundle} failed verification: the bundle was "
+                              "altered or damaged; export it again (`edgemed export CHECKPOINT --out BUNDLE --force`)")
         out.print(f"[green]ok[/] {n_files} files in {len(b.artifacts)} artifacts match their sha256 (manifest {b.sha256[:12]}…)")
 
     app.add_typer(bundle_app, name="bundle")

@@ -50,11 +50,13 @@ def build_calibration(dataset: str, *, size: int = 300, seed: int = 0, data_dir:
     Example: `build_calibration("bloodmnist", size=300)` → calibration/bloodmnist.json.
     """
     if size < MIN_IMAGES:
-        raise EdgemedError(f"--size {size} is too small: a calibration set needs at least {MIN_IMAGES} images")
+        raise EdgemedError(f"--size {size} is too small: a calibration set needs at least {MIN_IMAGES} images; "
+                           f"pass --size {MIN_IMAGES} or more (300 is the default)")
     ds = load_dataset(dataset, data_dir)
     images, labels = ds.split("train")
     if len(labels) < MIN_IMAGES:
-        raise DataError(f"{ds.name} has only {len(labels)} training images; at least {MIN_IMAGES} are needed")
+        raise DataError(f"{ds.name} has only {len(labels)} training images; at least {MIN_IMAGES} are needed: "
+                        "calibrate with a folder of images or a .npy array (quantize --calib PATH) instead")
     idx = stratified_subset(labels, size, seed)
     out = check_output(Path(out) if out else Path("calibration") / f"{ds.name}.json", force)
     native = PreprocessSpec(size=ds.image_size, channels=ds.channels, mean=(0.0,) * ds.channels,
@@ -85,7 +87,8 @@ def load_calibration(source: str | Path, ckpt, *, data_dir: str | None = None,
     elif p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
         if not files:
-            raise DataError(f"calibration folder {p} has no PNG/JPEG/DICOM images")
+            raise DataError(f"calibration folder {p} has no PNG/JPEG/DICOM images: put images in it, or pass a "
+                            "manifest from `edgemed calibration build DATASET` to --calib")
         n_files = len(files)
         files = files[:limit] if limit else files  # read only the images that will be used
         if len(files) > MAX_IMAGES:
@@ -95,7 +98,8 @@ def load_calibration(source: str | Path, ckpt, *, data_dir: str | None = None,
         info = {"source": str(p), "kind": "folder", "size": n_files}
     elif p.suffix == ".npy":
         if not p.is_file():
-            raise DataError(f"calibration array not found: {p}")
+            raise DataError(f"calibration array not found: {p}: check the path, or pass a manifest from "
+                            "`edgemed calibration build DATASET` to --calib")
         try:
             with open(p, "rb") as f:
                 check_npy_header(f, str(p))  # shape, dtype and size before numpy allocates
@@ -117,7 +121,8 @@ def load_calibration(source: str | Path, ckpt, *, data_dir: str | None = None,
                         f"(edgemed calibration build DATASET --size 300)")
     bad = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())
     if bad:
-        raise DataError(f"calibration set {p} has {bad} images with NaN or infinite values")
+        raise DataError(f"calibration set {p} has {bad} images with NaN or infinite values: remove them or "
+                        "rebuild the set with `edgemed calibration build DATASET`")
     info["used"] = int(len(x))
     return CalibrationSet(np.ascontiguousarray(x, dtype=np.float32), info)
 

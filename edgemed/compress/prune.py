@@ -138,8 +138,11 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
     from edgemed.data.datasets import prepare_split
     from edgemed.metrics import classification_metrics, softmax
     from edgemed.models import count_macs, count_params
+    from edgemed.onnx_source import is_onnx_source, refuse_torch_only
     from edgemed.train.loop import FitConfig, fit, predict_logits, train_state_path
 
+    if is_onnx_source(checkpoint):
+        raise refuse_torch_only("pruning")
     out = check_output(out, force)
     if finetune_epochs < 0:
         raise EdgemedError("--finetune-epochs cannot be negative")

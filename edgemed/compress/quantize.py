@@ -170,11 +170,22 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
     from edgemed.export.exporter import FORMATS as EXPORTERS
     from edgemed.export.exporter import check_parity, parse_list, remove_unreferenced, start_bundle
     from edgemed.export.parity import compare, within_tolerance
+    from edgemed.onnx_source import is_onnx_source, onnx_formats, quantize_onnx_source
+
+    formats = parse_list(formats, FORMATS, "format")
+    if is_onnx_source(checkpoint):  # an ONNX file or an imported ONNX bundle: no PyTorch model
+        if ignore or sensitivity:
+            raise EdgemedError("--ignore and --sensitivity name PyTorch layers, which an ONNX source does not have: "
+                               "leave them out (NNCF's accuracy control picks float layers itself)")
+        return quantize_onnx_source(checkpoint, calib=calib, formats=onnx_formats(formats, FORMATS), out=out,
+                                    max_drop=max_drop, metric=metric, preset=preset,
+                                    routes=parse_routes(routes, [f for f in formats if f != "tflite"]) if routes else None,
+                                    val_limit=val_limit, calib_limit=calib_limit, data_dir=data_dir, threads=threads,
+                                    force=force)
     from edgemed.metrics import check_evaluable
     from edgemed.runtime import check_threads
     from edgemed.train.loop import predict_logits
 
-    formats = parse_list(formats, FORMATS, "format")
     if metric not in CONTROL_METRICS:
         raise EdgemedError(f"unknown --metric {metric!r}: use {', '.join(CONTROL_METRICS)}")
     if max_drop is not None and max_drop < 0:

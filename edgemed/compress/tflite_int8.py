@@ -129,7 +129,8 @@ def quantize_tflite(model, calibration: np.ndarray, out_path: Path, *, route: st
     dtypes = _layer_dtypes(out_path, converted)
     wrong = [n for n in kept_modules if dtypes.get(n) == "int8"]
     if wrong:
-        raise ExportError(f"keep_float layers came out INT8 in {out_path.name}: {', '.join(wrong[:5])}")
+        raise ExportError(f"keep_float layers came out INT8 in {out_path.name}: {', '.join(wrong[:5])}; "
+                          "quantize TFLite without --ignore, or leave tflite out of --formats")
     parity = _parity(model, out_path, x[:PARITY_IMAGES])
     summary = op_summary(out_path)
     from edgemed.versions import library_versions
@@ -217,7 +218,7 @@ def check_calibration(calibration) -> np.ndarray:
                            f"(spec.normalize), got {calibration.dtype}")
     if len(calibration) < MIN_CALIBRATION:
         raise EdgemedError(f"calibration has {len(calibration)} images; static INT8 needs at least "
-                           f"{MIN_CALIBRATION} for stable activation ranges")
+                           f"{MIN_CALIBRATION} for stable activation ranges: pass more calibration images")
     if not np.isfinite(calibration).all():
         bad = int((~np.isfinite(calibration)).reshape(len(calibration), -1).any(1).sum())
         raise EdgemedError(f"calibration has NaN or infinite values in {bad} image(s): check the preprocessing")
@@ -239,7 +240,7 @@ def convert_fp32(model, example, path: Path, *, split_depthwise: bool = True) ->
     except Exception as e:  # the converter raises many types; name the op when it says which
         from edgemed.export.base import describe_failure
 
-        raise ExportError(describe_failure("TFLite", e)) from e
+        raise ExportError(f"{describe_failure('TFLite', e)}; leave tflite out of --formats") from e
 
 
 def op_summary(path: Path) -> dict[str, dict[str, int]]:
@@ -343,7 +344,8 @@ def _check_fits(model, x: np.ndarray) -> None:
         raise EdgemedError(f"calibration images of shape {tuple(x.shape[1:])} (C, H, W) do not fit the model: "
                            f"{str(e).splitlines()[0][:200]}") from None
     if not isinstance(y, torch.Tensor) or y.ndim != 2:
-        raise EdgemedError("the model must return logits of shape (N, classes)")
+        raise EdgemedError("the model must return logits of shape (N, classes): make its forward return one "
+                           "row of class scores per image")
 
 
 def _read_flatbuffer(path: Path):
@@ -390,7 +392,8 @@ def _fp32_model(model, x, fp32_path, tmp: Path, split_depthwise: bool):
     if fp32_path is not None:
         fp32_path = Path(fp32_path)
         if not fp32_path.is_file():
-            raise EdgemedError(f"fp32_path {fp32_path} does not exist")
+            raise EdgemedError(f"fp32_path {fp32_path} does not exist: check the path, or leave fp32_path out "
+                               "to convert the model here")
         _check_input_shape(fp32_path, x)
         large = _large_depthwise_ops(fp32_path)
         if not (large and split_depthwise):
@@ -540,7 +543,8 @@ def _quantize(fp32: Path, x: np.ndarray, out_path: Path, rm) -> None:
             with atomic_path(out_path) as tmp:
                 result.export_model(str(tmp), overwrite=True)
     except Exception as e:  # noqa: BLE001 - name the failing step; the cause stays chained
-        raise ExportError(f"ai-edge-quantizer failed ({e.__class__.__name__}: {str(e).splitlines()[0][:300] if str(e) else ''})") from e
+        raise ExportError(f"ai-edge-quantizer failed ({e.__class__.__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}): "
+                          "keep the failing layers float with --ignore, or leave tflite out of --formats") from e
 
 
 def _parity(model, path: Path, x: np.ndarray) -> dict:
@@ -555,7 +559,8 @@ def _parity(model, path: Path, x: np.ndarray) -> dict:
         session = LiteRTSession(str(path), threads=os.cpu_count() or 1)
         got = session.run(x)
     except Exception as e:  # noqa: BLE001
-        raise ExportError(f"the INT8 TFLite does not run in LiteRT: {str(e).splitlines()[0][:300]}") from e
+        raise ExportError(f"the INT8 TFLite does not run in LiteRT: {str(e).splitlines()[0][:300]}; leave tflite "
+                          "out of --formats, or keep more layers float with --ignore") from e
     with torch.inference_mode():
         ref = model(torch.from_numpy(x)).numpy()
     p = compare(ref, got)

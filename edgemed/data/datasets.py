@@ -195,7 +195,7 @@ def load_npz(path: str | Path, info: DatasetInfo | None = None) -> Dataset:
     Every array's header is checked (dtype, MAX_ARRAY_BYTES) before it is loaded."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{p}: no such data file")
+        raise DataError(f"{p}: no such data file: check the path, or give a catalog name (see `edgemed data list`)")
     try:
         with open(p, "rb") as f:
             is_zip = f.read(4) == b"PK\x03\x04"
@@ -210,12 +210,14 @@ def load_npz(path: str | Path, info: DatasetInfo | None = None) -> Dataset:
     with npz:
         splits = _npz_splits(p, npz, keys)
     if not splits:
-        raise DataError(f"{p}: no train/val/test _images/_labels arrays found (keys: {sorted(keys)[:20]})")
+        raise DataError(f"{p}: no train/val/test _images/_labels arrays found (keys: {sorted(keys)[:20]}): "
+                        "save it with numpy.savez(path, train_images=..., train_labels=..., ...)")
     n_labels = int(max(int(lab.max()) for _, lab in splits.values() if len(lab)) + 1)
     if info is not None:
         class_names = list(info.class_names)
         if n_labels > len(class_names):
-            raise DataError(f"{p}: labels go up to {n_labels - 1} but {info.name} has {len(class_names)} classes")
+            raise DataError(f"{p}: labels go up to {n_labels - 1} but {info.name} has {len(class_names)} classes: "
+                            "the file is not this data set; re-download or replace it")
         task = "binary" if len(class_names) == 2 else "multiclass"
         name, note = info.name, info.note
     else:
@@ -235,15 +237,18 @@ def _npz_splits(p: Path, npz, keys: set[str]) -> dict[str, tuple[np.ndarray, np.
         if f"{s}_images" not in keys and f"{s}_labels" not in keys:
             continue
         if f"{s}_images" not in keys or f"{s}_labels" not in keys:
-            raise DataError(f"{p}: has {s}_images or {s}_labels but not both")
+            raise DataError(f"{p}: has {s}_images or {s}_labels but not both: save both arrays for the {s} split, "
+                            "or neither")
         images = _npz_array(p, npz, f"{s}_images")
         labels = _npz_array(p, npz, f"{s}_labels")
         if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
             raise DataError(f"{p}: {s}_images has shape {images.shape}; expected (N,H,W) or (N,H,W,3)")
         if images.dtype != np.uint8:
-            raise DataError(f"{p}: {s}_images has dtype {images.dtype}; expected uint8")
+            raise DataError(f"{p}: {s}_images has dtype {images.dtype}; expected uint8: save it with "
+                            ".astype(numpy.uint8) (pixel values 0..255)")
         if labels.ndim == 2 and labels.shape[1] > 1:
-            raise DataError(f"{p}: {s}_labels is multi-label {labels.shape}; edgemed trains single-label classifiers")
+            raise DataError(f"{p}: {s}_labels is multi-label {labels.shape}; edgemed trains single-label classifiers: "
+                            "give one class number per image")
         if labels.ndim not in (1, 2):
             raise DataError(f"{p}: {s}_labels has shape {labels.shape}; expected (N,) or (N, 1)")
         if labels.dtype.kind == "f" and not (np.isfinite(labels).all() and (labels == np.round(labels)).all()):
@@ -251,10 +256,11 @@ def _npz_splits(p: Path, npz, keys: set[str]) -> dict[str, tuple[np.ndarray, np.
         labels = labels.reshape(-1).astype(np.int64)
         if len(images) != len(labels):
             raise DataError(
-                f"{p}: {s} has {len(images)} images but {len(labels)} labels: the file is inconsistent"
+                f"{p}: {s} has {len(images)} images but {len(labels)} labels: the file is inconsistent; "
+                "give every image one label, or re-download the file"
             )
         if len(labels) and labels.min() < 0:
-            raise DataError(f"{p}: {s}_labels has negative labels")
+            raise DataError(f"{p}: {s}_labels has negative labels: number the classes 0..K-1")
         splits[s] = (images, labels)
     return splits
 
@@ -264,7 +270,8 @@ def load_image_folder(root: str | Path, fractions=(0.7, 0.1, 0.2), seed: int = 0
     are the splits; otherwise each class is split by `fractions` with `seed` (stratified)."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: no such image folder")
+        raise DataError(f"{root}: no such image folder: check the path (folder:PATH needs one sub-folder of "
+                        "images per class)")
     if (root / "train").is_dir():
         split_roots = {s: root / s for s in SPLITS if (root / s).is_dir()}
         class_names = sorted(d.name for d in split_roots["train"].iterdir() if d.is_dir())
@@ -273,7 +280,8 @@ def load_image_folder(root: str | Path, fractions=(0.7, 0.1, 0.2), seed: int = 0
         class_names = sorted(d.name for d in root.iterdir() if d.is_dir())
         files = _split_files(_class_files(root, class_names), fractions, seed)
     if len(class_names) < 2:
-        raise DataError(f"{root}: needs at least two class sub-folders with images, found {class_names}")
+        raise DataError(f"{root}: needs at least two class sub-folders with images, found {class_names}: "
+                        "put each class's images in its own sub-folder, e.g. PATH/normal/, PATH/pneumonia/")
     digest = hashlib.sha256()
     splits = {}
     for s, items in files.items():
@@ -296,7 +304,8 @@ def _class_files(root: Path, class_names: list[str]) -> list[tuple[Path, int]]:
         if d.is_dir():
             out += [(f, label) for f in sorted(d.rglob("*")) if f.is_file() and is_image_file(f)]
     if not out:
-        raise DataError(f"{root}: no PNG/JPEG/DICOM images in its class sub-folders")
+        raise DataError(f"{root}: no PNG/JPEG/DICOM images in its class sub-folders: put the images in "
+                        "one sub-folder per class")
     return out
 
 

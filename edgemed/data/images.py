@@ -47,7 +47,7 @@ def read_image(path: str | Path) -> np.ndarray:
     too large (MAX_IMAGE_BYTES on disk, MAX_IMAGE_PIXELS decoded) or not a single 2-D image."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{p}: no such file")
+        raise DataError(f"{p}: no such file: check the path")
     n_bytes = p.stat().st_size
     if n_bytes > MAX_IMAGE_BYTES:
         raise DataError(f"{p}: file is {n_bytes / 2**20:.0f} MiB, over edgemed's limit of "

@@ -143,7 +143,7 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
         return img.astype(np.uint8) * 255
     if np.issubdtype(img.dtype, np.floating):
         if not np.isfinite(img).all():
-            raise EdgemedError("image contains NaN or infinite values")
+            raise EdgemedError("image contains NaN or infinite values: re-export or replace it")
         lo, hi = float(img.min()), float(img.max())
         if lo >= 0.0 and hi <= 1.0:
             return np.round(img * 255).astype(np.uint8)
@@ -152,7 +152,7 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
         lo, hi = float(img.min()), float(img.max())
         scale = 255.0 / (hi - lo) if hi > lo else 0.0
         return np.round((img.astype(np.float64) - lo) * scale).astype(np.uint8)
-    raise EdgemedError(f"unsupported image dtype {img.dtype}")
+    raise EdgemedError(f"unsupported image dtype {img.dtype}: save the image as 8- or 16-bit integers or floats")
 
 
 def spec_for(fitted_train: np.ndarray, size: tuple[int, int], channels: int, **kw) -> PreprocessSpec:

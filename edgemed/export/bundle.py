@@ -150,9 +150,11 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     root = Path(path)
     mpath = root / MANIFEST
     if not root.is_dir():
-        raise BundleError(f"bundle folder not found: {root}")
+        raise BundleError(f"bundle folder not found: {root}: check the path (bundles are written by "
+                          "`edgemed export --out` or `edgemed quantize --out`)")
     if not mpath.is_file():
-        raise BundleError(f"{root} is not an edgemed bundle: {MANIFEST} is missing")
+        raise BundleError(f"{root} is not an edgemed bundle: {MANIFEST} is missing; give the folder that "
+                          "`edgemed export --out` wrote, or export it again")
     try:
         confined(root, MANIFEST, f"bundle {root}")
         manifest = read_json(mpath, "bundle manifest", MAX_MANIFEST_BYTES, "the bundle is damaged; " + REEXPORT)
@@ -161,7 +163,7 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     except EdgemedError as e:
         raise BundleError(str(e)) from None
     if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
-        raise BundleError(f"{mpath} is not an edgemed bundle manifest")
+        raise BundleError(f"{mpath} is not an edgemed bundle manifest; {REEXPORT}")
     version = manifest.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
         raise BundleError(f"{mpath}: unknown bundle schema version {version!r} (this edgemed reads up to "
@@ -195,7 +197,8 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         problems = verify_bundle(bundle)
         if problems:
             raise BundleError(f"bundle {root} failed verification: {problems[0]}"
-                              + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+                              + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                              + f": the bundle was altered or damaged; {REEXPORT}")
     return bundle
 
 
@@ -250,7 +253,7 @@ class BundleWriter:
             input_layout: str = "NCHW", static_batch: int | None = None, parity: dict | None = None,
             details: dict | None = None) -> Artifact:
         if precision not in PRECISIONS:
-            raise EdgemedError(f"unknown precision {precision!r}")
+            raise EdgemedError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
         if artifact_id in self.artifact_ids:
             self.manifest["artifacts"] = [a for a in self.manifest["artifacts"] if a["id"] != artifact_id]
         a = Artifact(id=artifact_id, format=fmt, precision=precision,

@@ -80,6 +80,12 @@ def export(checkpoint: str | Path, formats=("onnx", "openvino", "tflite"), preci
 
     Example: `export("m.safetensors", ["onnx", "tflite"], ["fp32", "fp16"], out="bundle/")`.
     """
+    from edgemed.onnx_source import export_onnx_source, is_onnx_source, onnx_formats
+
+    if is_onnx_source(checkpoint):  # an ONNX file or an imported ONNX bundle: no PyTorch model
+        return export_onnx_source(checkpoint, onnx_formats(parse_list(formats, FORMATS, "format"), tuple(FORMATS)),
+                                  parse_list(precisions, ("fp32", "fp16"), "precision"), out, force=force,
+                                  data_dir=data_dir, parity_count=parity_count, threads=threads)
     import torch
 
     from edgemed.checkpoint import load_checkpoint

@@ -154,7 +154,8 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: 
                  **kwargs):
     """Build a model by registry name or user factory; checks the input size fits it."""
     if num_classes < 2:
-        raise ModelError(f"a classifier needs at least 2 classes, got {num_classes}")
+        raise ModelError(f"a classifier needs at least 2 classes, got {num_classes}: use a data set with two or "
+                         "more classes")
     if is_user_factory(name):
         return _user_model(name, num_classes, in_channels, image_size, kwargs)
     entry = get_entry(name)
@@ -164,7 +165,7 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: 
         model = entry.build(num_classes=num_classes, in_channels=in_channels, **resolved)
     except Exception as e:  # arguments may come from a file: any failure is a bad argument
         raise ModelError(f"model {name}: invalid arguments {resolved} ({e.__class__.__name__}: "
-                         f"{str(e)[:200]})") from None
+                         f"{str(e)[:200]}): fix --model-kwargs, or the checkpoint's metadata was altered") from None
     if size < model.min_image_size:
         raise ModelError(
             f"image size {size} is too small for {name}: it needs at least {model.min_image_size} px "
@@ -185,7 +186,7 @@ def _load_factory(spec: str):
         if target.endswith(".py"):
             path = Path(target)
             if not path.is_file():
-                raise ModelError(f"user model file {path} not found")
+                raise ModelError(f"user model file {path} not found: check the path in path/to/file.py:factory")
             mod_name = f"edgemed_user_{abs(hash(str(path.resolve())))}"
             mod = sys.modules.get(mod_name)
             if mod is None:
@@ -201,10 +202,12 @@ def _load_factory(spec: str):
     except ModelError:
         raise
     except Exception as e:
-        raise ModelError(f"could not import user model {target}: {e.__class__.__name__}: {e}") from None
+        raise ModelError(f"could not import user model {target}: {e.__class__.__name__}: {e}; fix the error in "
+                         "that code, or install the package it imports") from None
     factory = getattr(mod, attr, None)
     if not callable(factory):
-        raise ModelError(f"{target} has no callable {attr!r}")
+        raise ModelError(f"{target} has no callable {attr!r}: after the colon, name a function or class it "
+                         "defines (path/to/file.py:factory)")
     return factory
 
 

@@ -199,6 +199,11 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         if target not in offered:
             raise EdgemedError(f"target {target!r} is not available here: available are {', '.join(offered)}")
     formats = parse_list(formats, FORMATS, "format")
+    from edgemed.onnx_source import is_onnx_source
+
+    if is_onnx_source(checkpoint):
+        raise EdgemedError("optimize searches pruning and per-layer float choices of a PyTorch model and does not "
+                           "take ONNX yet: run `edgemed quantize MODEL.onnx --max-drop D` then `edgemed bench`")
     ckpt = read_checkpoint(checkpoint)
     given = given_variants(checkpoint, ckpt, pruned)
     out = Path(out) if out else Path("optimize") / Path(checkpoint).stem
@@ -301,7 +306,8 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         points = _points(results, runtimes_for, threads)
         if not points:
             errors = "; ".join(f"{r['name']}: {r.get('error')}" for r in results) or "none was evaluated"
-            raise EdgemedError(f"no candidate produced a model ({errors})")
+            raise EdgemedError(f"no candidate produced a model ({errors}): fix the first error, or leave the "
+                               "failing format out of --formats")
         total = rounds * len(set(p["threads"] for p in points))
         mtask = bar.add_task("latency (interleaved)", total=total, info="")
         _measure(points, x_val[:1], rounds, lambda n: bar.update(mtask, completed=n))

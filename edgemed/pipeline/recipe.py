@@ -96,7 +96,8 @@ def _type_ok(value, types) -> bool:
 
 def _check_mapping(path: Path, node, schema: dict, context: str) -> dict:
     if not isinstance(node, yaml.MappingNode):
-        raise RecipeError(f"{_where(path, node)}: {context} must be a mapping of keys to values")
+        raise RecipeError(f"{_where(path, node)}: {context} must be a mapping of keys to values, e.g. "
+                          "`key: value` lines indented under it (see benchmarks/recipes/ for examples)")
     out = {}
     for key_node, value_node in node.value:
         key = key_node.value
@@ -115,7 +116,7 @@ def load_recipe(path: str | Path) -> Recipe:
     """Parse and validate a recipe; every problem names the file, line and key."""
     path = Path(path)
     if not path.is_file():
-        raise RecipeError(f"recipe not found: {path}")
+        raise RecipeError(f"recipe not found: {path}: check the path (benchmarks/recipes/ holds examples)")
     if path.stat().st_size > MAX_RECIPE_BYTES:
         raise RecipeError(f"{path}: {path.stat().st_size / 2**20:.1f} MiB is too large for a recipe "
                           f"(limit {MAX_RECIPE_BYTES >> 10} KiB); is it the right file?")
@@ -124,13 +125,15 @@ def load_recipe(path: str | Path) -> Recipe:
     except UnicodeDecodeError:
         raise RecipeError(f"{path}: not a UTF-8 text file; a recipe is YAML text") from None
     except RecursionError:
-        raise RecipeError(f"{path}: nested too deeply to be a recipe") from None
+        raise RecipeError(f"{path}: nested too deeply to be a recipe; is it the right file? (see benchmarks/recipes/)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RecipeError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        raise RecipeError(f"{where}: not valid YAML ({getattr(e, 'problem', e)}): fix the syntax at that line "
+                          "(indentation, colons, quotes)") from None
     if root is None:
-        raise RecipeError(f"{path}: the recipe is empty")
+        raise RecipeError(f"{path}: the recipe is empty: give at least model, dataset and stages "
+                          "(see benchmarks/recipes/ for examples)")
     check_yaml_expansion(root, MAX_RECIPE_NODES, lambda node, problem: RecipeError(f"{_where(path, node)}: {problem}"))
     top = _check_mapping(path, root, TOP_LEVEL, "the recipe")
     if "name" in top and not NAME.match(top["name"]):
@@ -140,7 +143,8 @@ def load_recipe(path: str | Path) -> Recipe:
     nodes = {k.value: v for k, v in root.value}
     for required in ("model", "dataset", "stages"):
         if required not in top:
-            raise RecipeError(f"{path}: missing required key {required!r}")
+            raise RecipeError(f"{path}: missing required key {required!r}: a recipe needs model, dataset and "
+                              "stages (see benchmarks/recipes/ for examples)")
     model = _check_mapping(path, nodes["model"], MODEL_KEYS, "model")
     sources = [k for k in ("zoo", "checkpoint", "factory") if k in model]
     if len(sources) != 1:

@@ -61,7 +61,8 @@ def check_targets(recipe: Recipe) -> None:
         aliases = {"gpu": ("gpu", "cuda"), "cuda": ("cuda", "gpu")}.get(target, (target,))
         if not any(a in devs for devs in offered.values() for a in aliases):
             here = sorted({d for devs in offered.values() for d in devs})
-            raise RuntimeUnavailable(f"target {target!r} is not available on this machine: available are {', '.join(here)}")
+            raise RuntimeUnavailable(f"target {target!r} is not available on this machine: available are {', '.join(here)}; "
+                                     "remove it from the recipe's targets, or run on a machine that has it")
 
 
 def check_inputs(recipe: Recipe, root: Path) -> None:
@@ -69,17 +70,20 @@ def check_inputs(recipe: Recipe, root: Path) -> None:
     base = recipe.path.parent
     for key in ("checkpoint", "weights"):
         if key in recipe.model and not (base / recipe.model[key]).exists():
-            raise RecipeError(f"{recipe.path}: model.{key} {recipe.model[key]!r} does not exist")
+            raise RecipeError(f"{recipe.path}: model.{key} {recipe.model[key]!r} does not exist: fix the path "
+                              "(relative to the recipe's folder)")
     if "factory" in recipe.model:
         from edgemed.trust import require_trusted
 
         target = recipe.model["factory"].rpartition(":")[0]
         if target.endswith(".py") and not (base / target).exists():
-            raise RecipeError(f"{recipe.path}: model.factory file {target!r} does not exist")
+            raise RecipeError(f"{recipe.path}: model.factory file {target!r} does not exist: fix the path "
+                              "(relative to the recipe's folder)")
         require_trusted(factory_spec(recipe), recipe.path)  # a recipe from elsewhere names code
     calib = recipe.stages.get("quantize", {}).get("calib")
     if calib and not (base / calib).exists() and not Path(calib).exists():
-        raise RecipeError(f"{recipe.path}: stages.quantize.calib {calib!r} does not exist")
+        raise RecipeError(f"{recipe.path}: stages.quantize.calib {calib!r} does not exist: fix the path, or "
+                          "build it with `edgemed calibration build DATASET`")
 
 
 def factory_spec(recipe: Recipe) -> str:

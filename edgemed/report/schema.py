@@ -217,7 +217,8 @@ def load_results(path: str | Path) -> dict:
     """Read and validate one results file. Example: `load_results("results.json")["rows"]`."""
     p = Path(path)
     if not p.is_file():
-        raise ResultsError(f"results file not found: {p}")
+        raise ResultsError(f"results file not found: {p}: check the path (results are written by "
+                           "`edgemed bench BUNDLE --out RESULTS.json`)")
     try:
         with p.open("rb") as f:
             data = f.read(MAX_BYTES + 1)  # bounded: the size on disk may change under us

@@ -36,7 +36,8 @@ def evaluate(checkpoint: str | Path, split: str = "test", dataset: str | None = 
         warnings.warn(f"{ds.source} differs from the data the checkpoint was trained on "
                       f"(sha256 {ds.sha256[:12]} vs {ckpt.dataset['sha256'][:12]})", stacklevel=2)
     if ds.num_classes != ckpt.num_classes:
-        raise DataError(f"{ds.name} has {ds.num_classes} classes but the checkpoint predicts {ckpt.num_classes}")
+        raise DataError(f"{ds.name} has {ds.num_classes} classes but the checkpoint predicts {ckpt.num_classes}: "
+                        "give a --dataset with the same classes, or leave --dataset out")
     x_u8, y = prepare_split(ds, split, ckpt.preprocess, limit)
     logits = predict_logits(model, ckpt.preprocess.normalize(x_u8))
     out = classification_metrics(y, softmax(logits), ckpt.class_names, n_boot=n_boot)

@@ -313,7 +313,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
 
     ds = load_dataset(dataset, data_dir)
     if ds.task not in ("binary", "multiclass"):
-        raise DataError(f"{ds.name} is a {ds.task} task; edgemed trains single-label classifiers")
+        raise DataError(f"{ds.name} is a {ds.task} task; edgemed trains single-label classifiers: choose "
+                        "another data set (see `edgemed data list`)")
     for s in ("train", "val"):
         ds.split(s)
     size = image_size or (start.image_size if start else ds.image_size[0])
@@ -340,7 +341,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         kwargs = dict(start.model_kwargs)
         net = build_model(start).train()
         if size < getattr(net, "min_image_size", 1):
-            raise ModelError(f"image size {size} is too small for {model}: it needs at least {net.min_image_size} px")
+            raise ModelError(f"image size {size} is too small for {model}: it needs at least {net.min_image_size} px "
+                                 f"(pass --image-size {net.min_image_size} or more)")
     else:
         net = create_model(model, k, channels, size, **kwargs)
         if not is_user_factory(model):
