@@ -336,20 +336,23 @@ def import_model(model: str, *, out: str | Path, weights: str | Path | None = No
                  resize: str | None = None, interpolation: str | None = None, task: str | None = None,
                  dataset: str | None = None, data_dir: str | None = None, model_kwargs: dict | None = None,
                  metadata: str | Path | None = None, weights_key: str | None = None,
-                 allow_missing: list[str] | tuple = (), force: bool = False) -> ImportResult:
+                 allow_missing: list[str] | tuple = (), force: bool = False,
+                 record_trust: bool = True) -> ImportResult:
     """Check and write a checkpoint of `model` with `weights` (see the module docstring); for an
     FP32 `model.onnx` (no weights), a bundle folder holding it.
 
     Flags win over the `metadata` sidecar. `dataset` (a catalog name, .npz or folder:PATH with
     the same classes) is what `quantize`, `prune` and parity checks validate and calibrate on.
-    A user factory named here is recorded as trusted on this machine (edgemed.trust).
+    A user factory named here is recorded as trusted on this machine (edgemed.trust) unless
+    `record_trust` is off (a factory named by a recipe file, checked against the trust list).
     """
     import torch
 
     from edgemed.checkpoint import Checkpoint, save_checkpoint
     from edgemed.fileio import check_output, sha256_file
     from edgemed.models import create_model, is_user_factory, resolve_kwargs
-    from edgemed.trust import absolute_spec, record_trust
+    from edgemed.trust import absolute_spec
+    from edgemed.trust import record_trust as remember
     from edgemed.versions import library_versions
 
     onnx_file = str(model).lower().endswith(".onnx")
@@ -373,7 +376,8 @@ def import_model(model: str, *, out: str | Path, weights: str | Path | None = No
                                                    declared.spec, declared.task, dict(declared.model_kwargs))
     if is_user_factory(model):
         model = absolute_spec(model)  # the checkpoint then loads from any working folder
-        record_trust(model)  # the user named it: its checkpoints load later without --trust-code
+        if record_trust:  # the user named it: its checkpoints load later without --trust-code
+            remember(model)
     net = create_model(model, len(classes), channels, size, **kwargs)
     if not is_user_factory(model):
         kwargs = resolve_kwargs(model, size, kwargs)

@@ -136,6 +136,32 @@ def import_onnx(path: str | Path, *, out: str | Path, declared, dataset_meta: di
     return out
 
 
+def from_module(module, *, preprocess, classes: list[str], dataset: str | None = None, data_dir=None) -> Path:
+    """An in-memory `nn.Module` (a notebook's model) as an ONNX source: exported with the torch
+    exporter into a temporary bundle, checked like `edgemed import model.onnx`."""
+    import tempfile
+
+    import torch
+
+    from edgemed.data.preprocess import PreprocessSpec
+    from edgemed.export.onnx import export as export_onnx
+    from edgemed.importer import resolve_metadata
+
+    if not isinstance(preprocess, PreprocessSpec):
+        raise EdgemedError("an in-memory model needs preprocess=PreprocessSpec(size=(H, W), channels=C, mean=..., "
+                           "std=...): how its pixels were normalised in training")
+    folder = Path(tempfile.mkdtemp(prefix="edgemed-module-"))
+    example = torch.zeros(preprocess.input_shape)
+    with quiet_native():
+        onnx_file = export_onnx(module.eval(), example, folder, "fp32").files[0]
+    declared, dataset_meta = resolve_metadata(classes=list(classes), input_size=preprocess.size[0],
+                                              channels=preprocess.channels, mean=list(preprocess.mean),
+                                              std=list(preprocess.std), resize=preprocess.resize,
+                                              interpolation=preprocess.interpolation, dataset=dataset,
+                                              data_dir=data_dir, onnx_path=onnx_file)
+    return import_onnx(onnx_file, out=folder / "bundle", declared=declared, dataset_meta=dataset_meta)
+
+
 # ---- an ONNX source for export and quantize ---------------------------------------------------
 
 @dataclass

@@ -70,8 +70,10 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
 
 def predict(bundle: str | Path | Bundle, images: list[str | Path], *, artifact: str | None = None,
             fmt: str | None = None, top_k: int = 1, threads: int | None = None,
-            device: str = "cpu", batch_size: int = 32) -> tuple[Artifact, list[Prediction]]:
+            device: str = "cpu", batch_size: int = 32,
+            window: tuple[float, float] | None = None) -> tuple[Artifact, list[Prediction]]:
     """Classify images; unreadable files are reported in their Prediction and the rest still run.
+    `window`: (center, width) for DICOM files in modality units (default: each file's own window).
 
     Example: `art, preds = predict("bundle/", ["scan.png"], top_k=2)`.
     """
@@ -88,7 +90,7 @@ def predict(bundle: str | Path | Bundle, images: list[str | Path], *, artifact: 
     fitted, index = [], []
     for f in files:
         try:
-            fitted.append(spec.fit_one(read_image(f)))
+            fitted.append(spec.fit_one(read_image(f, window)))
             index.append(len(results))
             results.append(Prediction(str(f), True))
         except EdgemedError as e:

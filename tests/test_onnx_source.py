@@ -134,3 +134,17 @@ def test_bad_onnx_files_are_refused(tmp_path):
     r = run("import", to_onnx(small_cnn(classes=3), tmp_path / "k3.onnx"), "--classes", "a,b", "--out", tmp_path / "c")
     assert_clean_error(r, "3 scores per image", "2 classes")
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+def test_an_nn_module_in_memory_quantizes_without_files_first(tmp_path):
+    import edgemed
+    from edgemed.compress.calibration import build_calibration
+    from edgemed.data.preprocess import PreprocessSpec
+
+    cal = build_calibration("pneumoniamnist", size=32, out=tmp_path / "cal.json")
+    r = edgemed.quantize(small_cnn(), preprocess=PreprocessSpec((28, 28), 1, (0.5,), (0.5,)),
+                         classes=["normal", "pneumonia"], dataset="pneumoniamnist", calib=cal, formats=["onnx"],
+                         val_limit=64, max_drop=100, out=tmp_path / "q", progress=False)
+    assert r.recommended == "onnx-int8" and (tmp_path / "q" / "edgemed.json").exists()
+    with pytest.raises(EdgemedError, match="needs classes"):
+        edgemed.quantize(small_cnn(), calib=cal, out=tmp_path / "x")

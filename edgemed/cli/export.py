@@ -111,14 +111,22 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(1, "--top-k"),
         threads: int = typer.Option(None),
         device: str = typer.Option("cpu"),
+        window: str = typer.Option(None, "--window", help="DICOM display window CENTER,WIDTH in modality units "
+                                   "(e.g. 40,400 for CT soft tissue; default: each file's own window)."),
         json_out: bool = typer.Option(False, "--json"),
     ):
         """Classify images with a bundle (its PreprocessSpec applied exactly)."""
         from edgemed.errors import EdgemedError
         from edgemed.predict import predict as predict_api
 
+        try:
+            win = tuple(float(v) for v in window.split(",")) if window else None
+        except ValueError:
+            win = ()
+        if win is not None and len(win) != 2:
+            raise EdgemedError(f"--window takes CENTER,WIDTH, e.g. 40,400; got {window!r}")
         chosen, results = predict_api(bundle, images, artifact=artifact, fmt=fmt, top_k=top_k,
-                                      threads=threads, device=device)
+                                      threads=threads, device=device, window=win)
         if json_out:
             print_json({"bundle": str(bundle), "artifact": chosen.id, "format": chosen.format,
                         "precision": chosen.precision, "predictions": [r.to_dict() for r in results]})

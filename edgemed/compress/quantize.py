@@ -141,12 +141,13 @@ def _latency(artifacts: list, x1: np.ndarray, threads, seconds: float = 1.5) -> 
     return {k: statistics.median(v) * 1e3 for k, v in samples.items()}
 
 
-def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out: str | Path | None = None,
+def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path | None = None,
              preset: str = "performance", ignore: list[str] | None = None, max_drop: float | None = None,
              metric: str = "accuracy", routes=None, model_type: str = "auto", sensitivity: bool = False,
              data_dir: str | None = None, threads: int | None = None, calib_limit: int | None = None,
              val_limit: int | None = None, base_bundle: str | Path | None = None, force: bool = False,
-             progress: bool = True) -> QuantizeResult:
+             progress: bool = True, preprocess=None, classes: list[str] | None = None,
+             dataset: str | None = None) -> QuantizeResult:
     """INT8-quantize a checkpoint for each format into a bundle (with FP32 references).
 
     With `max_drop` (points of `metric` on the validation split), layers are reverted to float
@@ -155,7 +156,13 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
     With `base_bundle` (an export bundle of the same checkpoint), its artifacts (FP32, FP16) are
     carried into the new bundle and its FP32 files are reused instead of exporting again.
 
-    Example: `quantize("m.safetensors", calib="calibration/bloodmnist.json", max_drop=0.5, out="b/")`.
+    `checkpoint` may also be an ONNX file or bundle (`edgemed import model.onnx`: ONNX and OpenVINO
+    INT8 against the ONNX reference), or an `nn.Module` in memory with `preprocess`, `classes` and
+    `dataset` (exported to ONNX in a temporary folder, then the same).
+
+    Example: `quantize("m.safetensors", calib="calibration/bloodmnist.json", max_drop=0.5, out="b/")`;
+    in a notebook: `quantize(net, preprocess=PreprocessSpec((28, 28), 1, (0.5,), (0.5,)),
+    classes=["normal", "pneumonia"], dataset="pneumoniamnist", calib="calibration/pneumoniamnist.json")`.
     """
     import torch
 
@@ -173,6 +180,14 @@ def quantize(checkpoint: str | Path, *, calib: str | Path, formats=FORMATS, out:
     from edgemed.onnx_source import is_onnx_source, onnx_formats, quantize_onnx_source
 
     formats = parse_list(formats, FORMATS, "format")
+    if hasattr(checkpoint, "state_dict") and hasattr(checkpoint, "forward"):  # an nn.Module in memory
+        from edgemed.onnx_source import from_module
+
+        if classes is None or dataset is None:
+            raise EdgemedError("an in-memory model needs classes=[...] and dataset=NAME|PATH (its validation "
+                               "and calibration data) besides preprocess=PreprocessSpec(...)")
+        checkpoint = from_module(checkpoint, preprocess=preprocess, classes=classes, dataset=dataset,
+                                 data_dir=data_dir)
     if is_onnx_source(checkpoint):  # an ONNX file or an imported ONNX bundle: no PyTorch model
         if ignore or sensitivity:
             raise EdgemedError("--ignore and --sensitivity name PyTorch layers, which an ONNX source does not have: "

@@ -20,7 +20,7 @@ import numpy as np
 from edgemed.data.catalog import CATALOG, DatasetInfo
 from edgemed.data.images import is_image_file, read_image
 from edgemed.data.preprocess import PreprocessSpec
-from edgemed.errors import DataError
+from edgemed.errors import DataError, EdgemedError
 from edgemed.fileio import atomic_path, sha256_file
 
 SPLITS = ("train", "val", "test")
@@ -89,12 +89,15 @@ class Dataset:
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
-    """A data set by catalog name, by .npz path, or by image folder (`folder:PATH` or a directory).
+    """A data set by catalog name, by .npz path, by image folder (`folder:PATH` or a directory), or
+    by a CSV of `path,label[,split]` rows (`csv:PATH` or a .csv path).
 
     Example: `load_dataset("pneumoniamnist")` with `EDGEMED_DATA_DIR=../shared/data`.
     """
     if name.startswith("folder:"):
         return load_image_folder(name[len("folder:"):])
+    if name.startswith("csv:") or name.lower().endswith(".csv"):
+        return load_csv(name.removeprefix("csv:"))
     p = Path(name)
     if p.suffix == ".npz" or (p.exists() and p.is_file()):
         return load_npz(p, CATALOG.get(p.stem))
@@ -282,6 +285,68 @@ def load_image_folder(root: str | Path, fractions=(0.7, 0.1, 0.2), seed: int = 0
     if len(class_names) < 2:
         raise DataError(f"{root}: needs at least two class sub-folders with images, found {class_names}: "
                         "put each class's images in its own sub-folder, e.g. PATH/normal/, PATH/pneumonia/")
+    return _read_splits(root.name, class_names, files, root, str(root), hash_labels=False)
+
+
+MAX_CSV_BYTES, MAX_CSV_ROWS = 64 << 20, 1_000_000
+
+
+def load_csv(path: str | Path, fractions=(0.7, 0.1, 0.2), seed: int = 0) -> Dataset:
+    """Images listed in a CSV with a header `path,label` (and optionally `split`: train, val,
+    test). Paths are relative to the CSV's folder and must stay inside it; labels are class names
+    (sorted to fix their order) or integers 0..K-1. Without a split column each class is split by
+    `fractions` with `seed`, as for image folders."""
+    import csv
+    import io
+
+    from edgemed.fileio import confined, read_bounded
+
+    p = Path(path)
+    fix = "give a CSV with a header path,label[,split] and one image per row"
+    text = read_bounded(p, "image list", MAX_CSV_BYTES, fix)
+    try:
+        rows = list(csv.DictReader(io.StringIO(text.decode("utf-8-sig"))))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{p}: not a readable CSV ({e}): {fix}") from None
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise DataError(f"{p}: needs the columns path and label (found {', '.join(rows[0]) if rows else 'no rows'}): {fix}")
+    if len(rows) > MAX_CSV_ROWS:
+        raise DataError(f"{p}: {len(rows):,} rows, over edgemed's limit of {MAX_CSV_ROWS:,}: split the list")
+    labels = [(r.get("label") or "").strip() for r in rows]
+    if not all(labels):
+        line = next(i for i, v in enumerate(labels) if not v) + 2
+        raise DataError(f"{p}:{line}: empty label: give every row a class")
+    numeric = all(v.isdigit() for v in labels)
+    class_names = [str(i) for i in range(max(map(int, labels)) + 1)] if numeric else sorted(set(labels))
+    if len(set(labels)) < 2:
+        raise DataError(f"{p}: every row has the class {labels[0]!r}: a classifier needs at least two classes")
+    items, splits_given = [], "split" in rows[0]
+    for i, (row, label) in enumerate(zip(rows, labels), start=2):
+        rel = (row.get("path") or "").strip()
+        try:
+            f = confined(p.parent, rel, f"{p}:{i}")
+        except EdgemedError as e:
+            raise DataError(f"{e}: list images by paths relative to the CSV's folder") from None
+        if not f.is_file():
+            raise DataError(f"{p}:{i}: image {rel} does not exist: fix the path (relative to the CSV's folder)")
+        split = (row.get("split") or "").strip().lower() if splits_given else ""
+        if splits_given and split not in SPLITS:
+            raise DataError(f"{p}:{i}: split {split!r} is not one of {', '.join(SPLITS)}")
+        items.append((f, int(label) if numeric else class_names.index(label), split))
+    if splits_given:
+        files = {s: [(f, lab) for f, lab, sp in items if sp == s] for s in SPLITS}
+        files = {s: v for s, v in files.items() if v}
+        if "train" not in files:
+            raise DataError(f"{p}: no row has split train: mark the training images, or leave out the split column")
+    else:
+        files = _split_files([(f, lab) for f, lab, _ in items], fractions, seed)
+    return _read_splits(p.stem, class_names, files, p.parent, str(p), hash_labels=True)
+
+
+def _read_splits(name: str, class_names: list[str], files: dict, root: Path, source: str,
+                 hash_labels: bool) -> Dataset:
+    """Read listed images into splits; the data hash covers every file's path and bytes, and its
+    label where the path does not imply it (a CSV)."""
     digest = hashlib.sha256()
     splits = {}
     for s, items in files.items():
@@ -289,12 +354,12 @@ def load_image_folder(root: str | Path, fractions=(0.7, 0.1, 0.2), seed: int = 0
         for path, label in items:
             images.append(read_image(path))
             labels.append(label)
-            digest.update(f"{s}/{path.relative_to(root)}:{sha256_file(path)}\n".encode())
+            tag = f":{label}" if hash_labels else ""
+            digest.update(f"{s}/{path.relative_to(root)}{tag}:{sha256_file(path)}\n".encode())
         if images:
             splits[s] = (images, np.asarray(labels, dtype=np.int64))
-    return Dataset(name=root.name, class_names=class_names,
-                   task="binary" if len(class_names) == 2 else "multiclass",
-                   sha256=digest.hexdigest(), source=str(root), _splits=splits)
+    return Dataset(name=name, class_names=class_names, task="binary" if len(class_names) == 2 else "multiclass",
+                   sha256=digest.hexdigest(), source=source, _splits=splits)
 
 
 def _class_files(root: Path, class_names: list[str]) -> list[tuple[Path, int]]:

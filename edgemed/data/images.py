@@ -42,7 +42,7 @@ def _check_pixels(p: Path, width: int, height: int, frames: int = 1, over: bool 
                         "downscale it or raise that limit")
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, window: tuple[float, float] | None = None) -> np.ndarray:
     """An image file → array (H,W) or (H,W,3). Raises DataError naming the file if unreadable,
     too large (MAX_IMAGE_BYTES on disk, MAX_IMAGE_PIXELS decoded) or not a single 2-D image."""
     p = Path(path)
@@ -53,7 +53,7 @@ def read_image(path: str | Path) -> np.ndarray:
         raise DataError(f"{p}: file is {n_bytes / 2**20:.0f} MiB, over edgemed's limit of "
                         f"{MAX_IMAGE_BYTES // 2**20} MiB per image: downscale or recompress it")
     if p.suffix.lower() in DICOM_SUFFIXES:
-        return _read_dicom(p)
+        return _read_dicom(p, window)
     from PIL import Image
 
     try:
@@ -80,7 +80,11 @@ def read_image(path: str | Path) -> np.ndarray:
         raise DataError(f"{p}: not a readable image ({e.__class__.__name__}: {e}): re-export or replace it") from None
 
 
-def _read_dicom(p: Path) -> np.ndarray:
+def _read_dicom(p: Path, window: tuple[float, float] | None = None) -> np.ndarray:
+    """Pixels in the modality's units (RescaleSlope/Intercept: Hounsfield units for CT), then the
+    display window — `window` (center, width) if given, else the file's WindowCenter/WindowWidth —
+    to uint8, so every image of a series is scaled alike. Without a window the image is scaled to
+    its own min..max (as for other 16-bit images)."""
     try:
         import pydicom
     except ImportError:
@@ -113,9 +117,33 @@ def _read_dicom(p: Path) -> np.ndarray:
     arr = arr * slope + intercept
     if not np.isfinite(arr).all():
         raise DataError(f"{p}: DICOM pixels are NaN or infinite after rescaling: fix its header")
+    if window is None:
+        window = _file_window(ds)
+    if window is not None:
+        center, width = window
+        if not (math.isfinite(center) and math.isfinite(width) and width > 0):
+            raise DataError(f"{p}: window center {center}, width {width} is not a display window: give "
+                            "--window CENTER,WIDTH with a width > 0 (e.g. 40,400 for CT soft tissue)")
+        lo = center - width / 2
+        arr = np.round(np.clip((arr - lo) / width, 0.0, 1.0) * 255).astype(np.uint8)
+        if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
+            arr = 255 - arr
+        return arr
     if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
         arr = arr.max() - arr
     return arr
+
+
+def _file_window(ds) -> tuple[float, float] | None:
+    """The first WindowCenter/WindowWidth pair of a DICOM header, if it has one."""
+    try:
+        c, w = ds.get("WindowCenter"), ds.get("WindowWidth")
+        if c is None or w is None or c == "" or w == "":
+            return None
+        first = [float(v[0] if hasattr(v, "__len__") and not isinstance(v, str) else v) for v in (c, w)]
+    except (TypeError, ValueError, IndexError):
+        return None
+    return first[0], first[1]
 
 
 def _tag(ds, keyword: str, default, kind):

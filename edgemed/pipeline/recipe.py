@@ -4,7 +4,8 @@ file, line and key.
 
 ```yaml
 name: mednext-pneumonia
-model: {zoo: mednext_small}            # or {checkpoint: m.safetensors} or {factory: net.py:build, weights: w.safetensors}
+model: {zoo: mednext_small}            # or {checkpoint: m.safetensors}, {factory: net.py:build, weights: w.pt},
+                                       # or {onnx: model.onnx} (weights/onnx are imported: see `edgemed import`)
 dataset: pneumoniamnist
 stages:
   train: {epochs: 20}
@@ -56,7 +57,10 @@ STAGE_OPTIONS: dict[str, dict[str, tuple]] = {
 }
 TOP_LEVEL = {"name": (str,), "model": (dict,), "dataset": (str,), "data_dir": (str,), "stages": (dict,),
              "targets": (list,), "accuracy_bound": (dict,), "threads": (int,)}
-MODEL_KEYS = {"zoo": (str,), "kwargs": (dict,), "checkpoint": (str,), "factory": (str,), "weights": (str,)}
+MODEL_KEYS = {"zoo": (str,), "kwargs": (dict,), "checkpoint": (str,), "factory": (str,), "weights": (str,),
+              "onnx": (str,), "input_size": (int,), "mean": (float, int, list), "std": (float, int, list),
+              "weights_key": (str,), "allow_missing": (list,)}
+IMPORT_KEYS = ("input_size", "mean", "std", "weights_key", "allow_missing")  # for weights or onnx
 BOUND_KEYS = {"metric": (str,), "max_drop": (float, int)}
 TARGETS = ("cpu", "gpu", "cuda", "tensorrt", "npu")
 
@@ -78,8 +82,13 @@ class Recipe:
     threads: int | None = None
 
     @property
+    def imports(self) -> bool:
+        """The model comes as weights or an ONNX file: an `import` stage runs first."""
+        return "weights" in self.model or "onnx" in self.model
+
+    @property
     def stage_order(self) -> list[str]:
-        return [s for s in STAGES if s in self.stages]
+        return (["import"] if self.imports else []) + [s for s in STAGES if s in self.stages]
 
 
 def _where(path: Path, node) -> str:
@@ -146,11 +155,18 @@ def load_recipe(path: str | Path) -> Recipe:
             raise RecipeError(f"{path}: missing required key {required!r}: a recipe needs model, dataset and "
                               "stages (see benchmarks/recipes/ for examples)")
     model = _check_mapping(path, nodes["model"], MODEL_KEYS, "model")
-    sources = [k for k in ("zoo", "checkpoint", "factory") if k in model]
+    sources = [k for k in ("zoo", "checkpoint", "factory", "onnx") if k in model]
     if len(sources) != 1:
-        raise RecipeError(f"{_where(path, nodes['model'])}: model needs exactly one of zoo, checkpoint or factory")
+        raise RecipeError(f"{_where(path, nodes['model'])}: model needs exactly one of zoo, checkpoint, factory or onnx")
     if "factory" in model and "weights" not in model and "train" not in top["stages"]:
         raise RecipeError(f"{_where(path, nodes['model'])}: a factory model needs weights: or a train stage")
+    if "weights" in model and not ("zoo" in model or "factory" in model):
+        raise RecipeError(f"{_where(path, nodes['model'])}: model.weights go with a zoo or factory model: "
+                          "add `zoo:` or `factory:` (an edgemed checkpoint is `checkpoint:`)")
+    stray = [k for k in IMPORT_KEYS if k in model and "weights" not in model and "onnx" not in model]
+    if stray:
+        raise RecipeError(f"{_where(path, nodes['model'])}: model.{stray[0]} describes imported weights: give "
+                          "model.weights (or model.onnx), or remove it")
     if "zoo" in model:
         from edgemed.models import REGISTRY
 
@@ -169,10 +185,14 @@ def load_recipe(path: str | Path) -> Recipe:
             stages[name] = {}
         else:
             stages[name] = _check_mapping(path, value_node, STAGE_OPTIONS[name], f"stages.{name}")
-    if "zoo" in model and "train" not in stages:
-        raise RecipeError(f"{_where(path, nodes['stages'])}: a zoo model needs a train stage (or give model.checkpoint)")
-    if "train" in stages and "checkpoint" in model:
-        raise RecipeError(f"{_where(path, nodes['stages'])}: model.checkpoint is already trained: remove the train stage")
+    if "zoo" in model and "train" not in stages and "weights" not in model:
+        raise RecipeError(f"{_where(path, nodes['stages'])}: a zoo model needs a train stage (or give model.checkpoint "
+                          "or model.weights)")
+    if "onnx" in model and any(s in stages for s in ("train", "prune")):
+        raise RecipeError(f"{_where(path, nodes['stages'])}: an ONNX model cannot be trained or pruned here (both need "
+                          "the PyTorch model): remove those stages, or give model.factory and model.weights")
+    if "train" in stages and ("checkpoint" in model or "weights" in model):
+        raise RecipeError(f"{_where(path, nodes['stages'])}: the model is already trained (model.checkpoint or model.weights): remove the train stage")
     if "prune" in stages and ("ratio" in stages["prune"]) == ("target_macs" in stages["prune"]):
         raise RecipeError(f"{_where(path, nodes['stages'])}: stages.prune needs exactly one of ratio or target_macs")
     if "bench" in stages and not any(s in stages for s in ("export", "quantize")):

@@ -68,7 +68,7 @@ def check_targets(recipe: Recipe) -> None:
 def check_inputs(recipe: Recipe, root: Path) -> None:
     """Inputs named by the recipe must exist before any work starts."""
     base = recipe.path.parent
-    for key in ("checkpoint", "weights"):
+    for key in ("checkpoint", "weights", "onnx"):
         if key in recipe.model and not (base / recipe.model[key]).exists():
             raise RecipeError(f"{recipe.path}: model.{key} {recipe.model[key]!r} does not exist: fix the path "
                               "(relative to the recipe's folder)")
@@ -122,16 +122,16 @@ def run_recipe(path: str | Path, run_dir: str | Path | None = None, *, data_dir:
     upstream: dict[str, str] = {}  # what each later stage consumes: checkpoint, bundles, results
     if "checkpoint" in recipe.model:
         upstream["checkpoint"] = _resolve(recipe, recipe.model["checkpoint"])
-    elif "factory" in recipe.model and "weights" in recipe.model:
-        upstream["checkpoint"] = _resolve(recipe, recipe.model["weights"])
     for stage in recipe.stage_order:
-        options = recipe.stages[stage]
+        options = recipe.stages.get(stage, {})
         folder = root / stage
         inputs = {"stage": stage, "options": options, "edgemed": __version__, "data": dataset.sha256,
                   "bound": recipe.accuracy_bound, "targets": recipe.targets,
                   "upstream": {k: _output_hash(v) for k, v in upstream.items()}}
-        if stage == "train":
+        if stage in ("train", "import"):
             inputs["model"] = recipe.model
+        if stage == "import":  # the weights' content, not only their name
+            inputs["source"] = _file_hash(_resolve(recipe, recipe.model.get("weights") or recipe.model["onnx"]))
         key = sha256_json(inputs)
         record = folder / STAGE_FILE
         done = _finished(record) if not force else None
@@ -178,6 +178,29 @@ def _paths(outputs: dict) -> list[str]:
 
 # ---- stages: each returns {name: path} of what it produced --------------------------------
 
+def _import(recipe, opts, folder, upstream, data_dir, progress):
+    """model.weights (zoo or factory) or model.onnx → a checkpoint or an ONNX bundle; classes and
+    channels from the recipe's data set, input size from the model entry or the data set."""
+    from edgemed.data.datasets import load_dataset
+    from edgemed.importer import import_model
+
+    m = recipe.model
+    ds = load_dataset(recipe.dataset, data_dir)
+    onnx = "onnx" in m
+    source = _resolve(recipe, m["onnx"]) if onnx else (m.get("zoo") or factory_spec(recipe))
+    out = folder / ("bundle" if onnx else "model.safetensors")
+    import_model(source, out=out, weights=None if onnx else _resolve(recipe, m["weights"]), classes=ds.class_names,
+                 input_size=m.get("input_size") or (None if onnx else ds.image_size[0]), channels=ds.channels,
+                 mean=_as_list(m.get("mean")), std=_as_list(m.get("std")), dataset=recipe.dataset, data_dir=data_dir,
+                 model_kwargs=m.get("kwargs"), weights_key=m.get("weights_key"),
+                 allow_missing=m.get("allow_missing", ()), force=True, record_trust=False)
+    return {"checkpoint": str(out)}
+
+
+def _as_list(value):
+    return None if value is None else value if isinstance(value, list) else [value]
+
+
 def _train(recipe, opts, folder, upstream, data_dir, progress):
     from edgemed.train import train
 
@@ -211,7 +234,6 @@ def _export(recipe, opts, folder, upstream, data_dir, progress):
 
 
 def _quantize(recipe, opts, folder, upstream, data_dir, progress):
-    from edgemed.checkpoint import read_checkpoint
     from edgemed.compress.calibration import build_calibration
     from edgemed.compress.quantize import quantize
 
@@ -219,7 +241,9 @@ def _quantize(recipe, opts, folder, upstream, data_dir, progress):
     if calib:
         calib = _resolve(recipe, calib)
     else:
-        name = read_checkpoint(upstream["checkpoint"]).dataset["name"]
+        from edgemed.data.datasets import load_dataset
+
+        name = load_dataset(recipe.dataset, data_dir).name
         committed = Path("calibration") / f"{name}.json"
         calib = str(committed) if committed.exists() else str(
             build_calibration(recipe.dataset, size=300, data_dir=data_dir, out=folder / "calibration.json", force=True))
@@ -258,7 +282,7 @@ def _report(recipe, opts, folder, upstream, data_dir, progress):
     return {"report": str(out / "report.html")}
 
 
-STAGE_RUNNERS = {"train": _train, "prune": _prune, "export": _export, "quantize": _quantize,
+STAGE_RUNNERS = {"import": _import, "train": _train, "prune": _prune, "export": _export, "quantize": _quantize,
                  "bench": _bench, "report": _report}
 
 
