@@ -37,6 +37,7 @@ _API = {
     "predict": "edgemed.predict",
     "bench": "edgemed.bench",
     "report": "edgemed.report",
+    "doctor": "edgemed.doctor",
 }
 
 __all__ = sorted(_API) + ["__version__"]

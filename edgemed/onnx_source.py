@@ -271,6 +271,19 @@ def _logits(path: Path, x: np.ndarray, classes: int, threads=None) -> np.ndarray
         s.close()
 
 
+def _openvino_ir(onnx_file: Path, folder: Path, spec, precision: str) -> list[Path]:
+    """OpenVINO IR converted from the ONNX file (dynamic batch; FP16-compressed weights for fp16)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise missing_extra("OpenVINO", "openvino") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    with quiet_native():
+        model = ov.convert_model(str(onnx_file), input=[ov.PartialShape([-1, *spec.input_shape[1:]])])
+        ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=(precision == "fp16"))
+    return [folder / "model.xml", folder / "model.bin"]
+
+
 def export_onnx_source(source, formats, precisions=("fp32",), out=None, *, force: bool = False,
                        data_dir=None, parity_count: int = 128, threads=None, **flags):
     """OpenVINO IR (FP32/FP16) converted from the ONNX reference, parity-checked against it."""
@@ -299,13 +312,8 @@ def export_onnx_source(source, formats, precisions=("fp32",), out=None, *, force
         for precision in precisions:
             if "openvino" not in formats:
                 break
-            sub = tmp / f"openvino_{precision}"
-            sub.mkdir()
-            shape = [-1, *src.preprocess.input_shape[1:]]
-            with quiet_native():
-                model = ov.convert_model(str(src.path), input=[ov.PartialShape(shape)])
-                ov.save_model(model, str(sub / "model.xml"), compress_to_fp16=(precision == "fp16"))
-            a = writer.add(f"openvino-{precision}", "openvino", precision, [sub / "model.xml", sub / "model.bin"],
+            files = _openvino_ir(src.path, tmp / f"openvino_{precision}", src.preprocess, precision)
+            a = writer.add(f"openvino-{precision}", "openvino", precision, files,
                            details={"converter": "openvino.convert_model (from ONNX)", "openvino": ov.__version__})
             parity = compare(reference, _logits(a.path, x, src.num_classes, threads)) if x is not None else None
             if parity is not None:
@@ -365,8 +373,12 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
         for fmt in formats:
             with quiet_native():
                 if fmt == "openvino":
-                    r = quantize_openvino(None, None, cal.x, tmp, preset=preset, accuracy=accuracy,
-                                          fp32_ir=tmp / "model_fp32.onnx")
+                    # the FP32 IR beside the INT8 one, as `edgemed quantize` of a checkpoint gives
+                    ir = _openvino_ir(tmp / "model_fp32.onnx", tmp / "openvino_fp32", src.preprocess, "fp32")
+                    writer.add("openvino-fp32", "openvino", "fp32", ir,
+                               parity=compare(ref_logits, _logits(ir[0], x_val, src.num_classes, threads)),
+                               details={"converter": "openvino.convert_model (from ONNX)"})
+                    r = quantize_openvino(None, None, cal.x, tmp, preset=preset, accuracy=accuracy, fp32_ir=ir[0])
                     files, details = r.files, r.details
                 elif onnx_route == "ort":
                     details = ort_quantize(tmp / "model_fp32.onnx", cal.x, tmp / "model_int8.onnx")

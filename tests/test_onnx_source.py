@@ -148,3 +148,21 @@ def test_an_nn_module_in_memory_quantizes_without_files_first(tmp_path):
     assert r.recommended == "onnx-int8" and (tmp_path / "q" / "edgemed.json").exists()
     with pytest.raises(EdgemedError, match="needs classes"):
         edgemed.quantize(small_cnn(), calib=cal, out=tmp_path / "x")
+
+
+def test_optimize_searches_an_onnx_source(onnx_bundle, tmp_path):
+    from edgemed.compress.calibration import build_calibration
+    from edgemed.export.bundle import load_bundle
+
+    cal = build_calibration("pneumoniamnist", size=32, out=tmp_path / "cal.json")
+    r = run("optimize", onnx_bundle / "bundle", "--calib", cal, "--budget-minutes", 5, "--val-limit", 64,
+            "--rounds", 10, "--formats", "onnx,openvino", "--out", tmp_path / "opt")
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "opt" / "optimize.json").read_text())
+    assert {c["name"] for c in s["candidates"]} == {"full-onnx-performance", "full-openvino-performance",
+                                                   "full-openvino-mixed"}
+    assert s["reference_runtime"] == "the FP32 ONNX on onnxruntime" and not s["sensitivity"]
+    rec = load_bundle(tmp_path / "opt" / "recommended")
+    assert "onnx-fp32" in {a.id for a in rec.artifacts} and rec.recommended == s["recommended"]["artifact"]
+    assert_clean_error(run("optimize", onnx_bundle / "bundle", "--pruned", "x.safetensors", "--out", tmp_path / "o2"),
+                       "--pruned")

@@ -127,6 +127,7 @@ def _register() -> None:
         bench,
         compress,
         data,
+        doctor,
         export,
         importing,
         models,
@@ -140,6 +141,7 @@ def _register() -> None:
     models.register(app)
     train.register(app)
     importing.register(app)
+    doctor.register(app)
     export.register(app)
     compress.register(app)
     bench.register(app)

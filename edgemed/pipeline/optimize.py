@@ -199,13 +199,17 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         if target not in offered:
             raise EdgemedError(f"target {target!r} is not available here: available are {', '.join(offered)}")
     formats = parse_list(formats, FORMATS, "format")
-    from edgemed.onnx_source import is_onnx_source
+    from edgemed.onnx_source import _logits, is_onnx_source, onnx_formats, open_source
 
-    if is_onnx_source(checkpoint):
-        raise EdgemedError("optimize searches pruning and per-layer float choices of a PyTorch model and does not "
-                           "take ONNX yet: run `edgemed quantize MODEL.onnx --max-drop D` then `edgemed bench`")
-    ckpt = read_checkpoint(checkpoint)
-    given = given_variants(checkpoint, ckpt, pruned)
+    onnx = is_onnx_source(checkpoint)
+    if onnx:  # no PyTorch model: INT8 presets × formats × runtimes × threads, no pruning, no sensitivity
+        if pruned:
+            raise EdgemedError("--pruned variants are PyTorch checkpoints; an ONNX source has none: leave it out")
+        ckpt = open_source(checkpoint)
+        checkpoint, formats, prune_levels, given = ckpt.bundle.root, onnx_formats(formats, FORMATS), (), []
+    else:
+        ckpt = read_checkpoint(checkpoint)
+        given = given_variants(checkpoint, ckpt, pruned)
     out = Path(out) if out else Path("optimize") / Path(checkpoint).stem
     check_output(out, force)  # exists without --force, or cannot be written: said before any work
     if calib is None:
@@ -215,7 +219,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
     from edgemed.metrics import check_evaluable
 
     check_evaluable(y_val, metric, ckpt.class_names)
-    estimate = estimate_candidate_seconds(ckpt, 300, len(y_val))
+    estimate = 20.0 if onnx else estimate_candidate_seconds(ckpt, 300, len(y_val))
     if budget_minutes * 60 < 1.5 * estimate:
         raise EdgemedError(f"--budget-minutes {budget_minutes:g} is too small to evaluate one candidate of this model "
                            f"(≈ {estimate / 60:.1f} min each): give at least {max(1, round(1.5 * estimate / 60 + 0.5))}")
@@ -228,21 +232,25 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         work.mkdir()
         if calib is None:
             calib = build_calibration(ckpt.dataset["name"], size=300, data_dir=data_dir, out=work / "calibration.json")
-        from edgemed.models import deploy_form
+        if onnx:
+            model, ranking, suggested = None, [], ()
+            ref = _reference_of(_logits(ckpt.path, x_val, ckpt.num_classes), y_val, ckpt, metric)
+        else:
+            from edgemed.models import deploy_form
 
-        _, model = load_checkpoint(checkpoint)
-        model = deploy_form(model)  # layer names as `quantize` sees them
-        ref = _reference(model, x_val, y_val, ckpt, metric)
-        # sensitivity once, on the unpruned model: it proposes the float-layer variant to try
-        cal = load_calibration(calib, ckpt, data_dir=data_dir)
-        task = bar.add_task("sensitivity", total=None, info="")
-        # one quantized copy per layer: keep it to a few images on large models (minutes otherwise)
-        n_sens = 64 if estimate < 120 else 16
-        ranking = layer_sensitivity(model, cal.x[:n_sens], x_val[:n_sens])
-        bar.update(task, completed=1, total=1)
-        # a float-layer variant is always tried: on few images the ranking may show no flips
-        # (convnext_med 224², 16 images) while full INT8 still misses the bound on validation
-        suggested = tuple(suggest_ignore(ranking, top=2)) or tuple(r["layer"] for r in ranking[:2])
+            _, model = load_checkpoint(checkpoint)
+            model = deploy_form(model)  # layer names as `quantize` sees them
+            ref = _reference(model, x_val, y_val, ckpt, metric)
+            # sensitivity once, on the unpruned model: it proposes the float-layer variant to try
+            cal = load_calibration(calib, ckpt, data_dir=data_dir)
+            task = bar.add_task("sensitivity", total=None, info="")
+            # one quantized copy per layer: keep it to a few images on large models (minutes otherwise)
+            n_sens = 64 if estimate < 120 else 16
+            ranking = layer_sensitivity(model, cal.x[:n_sens], x_val[:n_sens])
+            bar.update(task, completed=1, total=1)
+            # a float-layer variant is always tried: on few images the ranking may show no flips
+            # (convnext_med 224², 16 images) while full INT8 still misses the bound on validation
+            suggested = tuple(suggest_ignore(ranking, top=2)) or tuple(r["layer"] for r in ranking[:2])
         variants: list[tuple[float | None, str]] = [(None, str(checkpoint))]
         specs = []
 
@@ -250,7 +258,8 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
             out_specs = []
             per_worker = max(1, (os.cpu_count() or 1) // workers)
             for fmt in formats:
-                for preset in presets:
+                # an ONNX source's ONNX INT8 is onnxruntime's route, which has no presets
+                for preset in presets[:1] if onnx and fmt == "onnx" else presets:
                     out_specs.append(CandidateSpec(path, level, fmt, preset, (), str(work), str(calib), metric,
                                                    data_dir, val_limit, per_worker, variant))
                 # pruning keeps module names, so a given pruned model gets the float variant too
@@ -311,7 +320,11 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         total = rounds * len(set(p["threads"] for p in points))
         mtask = bar.add_task("latency (interleaved)", total=total, info="")
         _measure(points, x_val[:1], rounds, lambda n: bar.update(mtask, completed=n))
-        torch_lat = _torch_latency(model, x_val[:1], threads, rounds)
+        if onnx:  # the reference is the FP32 ONNX on onnxruntime, timed with the others
+            torch_lat = {p["threads"]: p["p50_ms"] for p in points
+                         if p["artifact"] == "onnx-fp32" and p["runtime"] == "onnxruntime"}
+        else:
+            torch_lat = _torch_latency(model, x_val[:1], threads, rounds)
         for p in points:
             p["speedup_vs_torch_fp32"] = torch_lat[p["threads"]] / p["p50_ms"]
             p["drop_points"] = 100 * (ref["value"] - p["metric"])
@@ -319,7 +332,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         front = pareto_front(points)
         ok = [p for p in points if p["meets_bound"]]
         best = min(ok, key=lambda p: p["p50_ms"]) if ok else max(points, key=lambda p: (p["metric"], -p["p50_ms"]))
-        _write_recommended(tmp / "recommended", best, ok != [])
+        _write_recommended(tmp / "recommended", best, ok != [], "onnx-fp32" if onnx else "torch-fp32")
         # the folder is renamed into place when done: record candidate paths relative to it
         for item in [*results, *points]:
             if item.get("bundle"):
@@ -330,7 +343,8 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
                    "recommended": best, "bound_met": bool(ok), "sensitivity": ranking[:10],
                    "suggested_float_layers": list(suggested), "notes": notes, "workers": workers,
                    "given_pruned": [{"path": p, "name": n, "macs_kept": k} for k, p, n in given],
-                   "latency_rounds": rounds}
+                   "latency_rounds": rounds,
+                   "reference_runtime": "the FP32 ONNX on onnxruntime" if onnx else "PyTorch FP32 eager"}
         atomic_write_json(tmp / "optimize.json", summary)
         _plot(tmp / "pareto.png", points, front, best, ref, metric, max_drop)
         (tmp / "summary.md").write_text(_markdown(summary))
@@ -340,10 +354,15 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
 
 
 def _reference(model, x_val, y_val, ckpt, metric) -> dict:
-    from edgemed.metrics import classification_metrics, metric_value, softmax
     from edgemed.train.loop import predict_logits
 
-    m = classification_metrics(y_val, softmax(predict_logits(model, x_val)), ckpt.class_names, n_boot=0)
+    return _reference_of(predict_logits(model, x_val), y_val, ckpt, metric)
+
+
+def _reference_of(logits, y_val, ckpt, metric) -> dict:
+    from edgemed.metrics import classification_metrics, metric_value, softmax
+
+    m = classification_metrics(y_val, softmax(logits), ckpt.class_names, n_boot=0)
     return {"metric": metric, "value": metric_value(m, metric), "split": "val", "n": int(len(y_val))}
 
 
@@ -384,12 +403,12 @@ def _torch_latency(model, x1, threads, rounds) -> dict[int, float]:
     return out
 
 
-def _write_recommended(folder: Path, point: dict, met: bool) -> None:
-    """A bundle with the recommended artifact and the PyTorch reference, marked recommended."""
+def _write_recommended(folder: Path, point: dict, met: bool, reference: str = "torch-fp32") -> None:
+    """A bundle with the recommended artifact and the FP32 reference, marked recommended."""
     from edgemed.export.bundle import load_bundle
 
     src = load_bundle(point["bundle"])
-    keep = {point["artifact"], "torch-fp32"}
+    keep = {point["artifact"], reference}
     folder.mkdir(parents=True)
     manifest = dict(src.manifest)
     manifest["artifacts"] = [a.to_dict() for a in src.artifacts if a.id in keep]
@@ -431,13 +450,15 @@ def _markdown(s: dict) -> str:
     ref = s["reference"]
     best = s["recommended"]
     lines = [f"# edgemed optimize: {s['checkpoint']}", "",
-             f"Bound: validation {s['metric']} drop ≤ {s['max_drop_points']} pt vs PyTorch FP32 "
+             f"Bound: validation {s['metric']} drop ≤ {s['max_drop_points']} pt vs "
+             f"{s.get('reference_runtime', 'PyTorch FP32 eager').replace(' on onnxruntime', '').replace(' eager', '')} "
              f"({ref['value']:.4f}, n={ref['n']}). Budget {s['budget_minutes']} min, {s['workers']} workers.", "",
              f"**Recommended**: `{best['artifact']}` of `{best['candidate']}` on {best['runtime']} with {best['threads']} "
-             f"thread(s): p50 {best['p50_ms']:.3f} ms ({best['speedup_vs_torch_fp32']:.1f}× PyTorch FP32 eager), "
+             f"thread(s): p50 {best['p50_ms']:.3f} ms ({best['speedup_vs_torch_fp32']:.1f}× "
+             f"{s.get('reference_runtime', 'PyTorch FP32 eager')}), "
              f"{s['metric']} {best['metric']:.4f} (drop {best['drop_points']:+.2f} pt)"
              + ("" if s["bound_met"] else " — **BOUND NOT MET: best model found**"), "",
-             "| point | precision | runtime | threads | p50 ms | speed-up vs torch | metric | drop pt | bound | Pareto |",
+             "| point | precision | runtime | threads | p50 ms | speed-up vs FP32 reference | metric | drop pt | bound | Pareto |",
              "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
     front = set(s["pareto"])
     for p in sorted(s["points"], key=lambda q: q["p50_ms"]):

@@ -1,0 +1,128 @@
+"""`edgemed doctor`: what this machine can do with edgemed, and the command for each missing
+piece. Reads package metadata and asks each runtime for its devices; imports no torch unless it
+is installed (so it works in the runtime-only install)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from importlib import metadata
+
+
+def extras() -> list[dict]:
+    """Every extra of edgemed with its packages: installed (version) or missing, and the command."""
+    try:
+        requires = metadata.requires("edgemed") or []
+    except metadata.PackageNotFoundError:
+        return []
+    by_extra: dict[str, list[str]] = {}
+    for req in requires:
+        m = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?[^;]*;\s*extra\s*==\s*['\"]([^'\"]+)['\"]", req)
+        if m:
+            by_extra.setdefault(m.group(3), []).append(m.group(1) if not m.group(2) else f"{m.group(1)}{m.group(2)}")
+    out = []
+    for extra, packages in by_extra.items():
+        rows = []
+        for pkg in packages:
+            if pkg.startswith("edgemed["):  # an extra made of other extras
+                rows.append({"package": pkg, "version": "(see those extras)"})
+                continue
+            try:
+                rows.append({"package": pkg, "version": metadata.version(pkg)})
+            except metadata.PackageNotFoundError:
+                rows.append({"package": pkg, "version": None})
+        own = [r for r in rows if not r["package"].startswith("edgemed[")]
+        missing = [r["package"] for r in own if r["version"] is None]
+        out.append({"extra": extra, "packages": rows, "complete": not missing, "missing": missing,
+                    "install": None if not missing else f'pip install "edgemed[{extra}]"'
+                    + (" (torch first: pip install torch==2.13.0 for the CPU build)"
+                       if any(p == "torch" for p in missing) else "")})
+    return out
+
+
+def runtimes() -> list[dict]:
+    """Each runtime edgemed can run bundles with, its version and the devices it offers here."""
+    from edgemed.errors import OPTIONAL_MODULES
+    from edgemed.runtime import RUNTIMES, available_devices
+
+    package = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai-edge-litert", "torch": "torch"}
+    out = []
+    for name in RUNTIMES:
+        try:
+            devices = available_devices(name)
+        except Exception as e:  # a broken install is a finding, not a crash
+            devices, error = [], f"{e.__class__.__name__}: {str(e)[:120]}"
+        else:
+            error = None
+        try:
+            version = metadata.version(package[name])
+        except metadata.PackageNotFoundError:
+            version = None
+        module = {"litert": "ai_edge_litert"}.get(name, name)
+        extra = OPTIONAL_MODULES.get(module, (None, "runtime"))[1]
+        out.append({"runtime": name, "version": version, "devices": devices, "error": error,
+                    "install": None if devices else f'pip install "edgemed[{extra}]"'})
+    return out
+
+
+def gpus() -> list[dict]:
+    """GPUs seen by nvidia-smi, and by torch when it is installed."""
+    out = []
+    if shutil.which("nvidia-smi"):
+        try:
+            r = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=20)
+            for line in r.stdout.strip().splitlines():
+                name, driver, memory = (part.strip() for part in (line.split(",") + ["", ""])[:3])
+                out.append({"name": name, "driver": driver, "memory": memory, "seen_by": "nvidia-smi"})
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    try:
+        import torch
+    except ImportError:  # the runtime-only install
+        return out
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            out.append({"name": torch.cuda.get_device_name(i), "driver": torch.version.cuda or "",
+                        "memory": f"{torch.cuda.get_device_properties(i).total_memory / 2**30:.0f} GiB",
+                        "seen_by": f"torch {torch.__version__}"})
+    return out
+
+
+def data(data_dir=None) -> dict:
+    """Where edgemed looks for data here, and which known sets are present."""
+    from edgemed.data.catalog import CATALOG
+    from edgemed.data.datasets import search_dirs
+
+    dirs = search_dirs(data_dir)
+    sets = []
+    for info in CATALOG.values():
+        found = next((d / f"{info.name}.npz" for d in dirs if (d / f"{info.name}.npz").is_file()), None)
+        sets.append({"name": info.name, "found": str(found) if found else None,
+                     "fix": None if found else ("downloaded on first use (needs the network)" if info.url else
+                                                f"put {info.name}.npz in the data folder (set EDGEMED_DATA_DIR)")})
+    return {"search": [str(d) for d in dirs], "sets": sets}
+
+
+def cpu() -> dict:
+    from edgemed.bench.system import cores_available, cpu_model, isa_flags
+
+    flags = isa_flags()
+    int8 = [f for f in flags if "vnni" in f or f in ("amx_int8", "dotprod", "i8mm")]
+    return {"model": cpu_model(), "cores": cores_available(), "isa": flags,
+            "int8_acceleration": int8 or None,
+            "note": None if int8 else "no VNNI/AMX/dot-product INT8 instructions: INT8 gains will be small here"}
+
+
+def doctor(data_dir=None) -> dict:
+    """The whole report (what `edgemed doctor --json` prints).
+
+    Example: `edgemed.doctor()["runtimes"]`.
+    """
+    import platform
+
+    from edgemed import __version__
+
+    return {"edgemed": __version__, "python": platform.python_version(), "cpu": cpu(), "gpus": gpus(),
+            "runtimes": runtimes(), "extras": extras(), "data": data(data_dir)}
