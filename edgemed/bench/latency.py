@@ -86,6 +86,8 @@ def interleaved(calls: dict[str, Callable[[], object]], *, warmup: int = 10,
                 call()
                 while clock() - t0 < settle_seconds:
                     call()
+            turn = 0.0
+            n = 0
             for _ in range(block[key]):
                 if iterations is not None and len(samples[key]) >= iterations:
                     break
@@ -94,6 +96,10 @@ def interleaved(calls: dict[str, Callable[[], object]], *, warmup: int = 10,
                 dt = clock() - t
                 samples[key].append(dt)
                 spent[key] += dt
+                turn += dt
+                n += 1
+            if turns and n:  # the next turn's length from this turn's calls, not from a cold warm-up
+                block[key] = max(1, min(10_000, int(turn_seconds * n / turn))) if turn > 0 else block[key]
         rounds += 1
         counts = min(len(v) for v in samples.values())
         if on_round:
