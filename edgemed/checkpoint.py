@@ -52,6 +52,9 @@ class Checkpoint:
 
         name = self.dataset.get("name") or ""
         source = name if name in CATALOG else self.dataset.get("source") or name
+        if not isinstance(source, str) or len(source) > 4096:
+            raise CheckpointError(f"{self.path}: its data set entry is malformed: pass the data with --dataset, or "
+                                  "train or import it again")
         if not source:
             raise CheckpointError(f"{self.path} names no data set to validate or calibrate on (imported "
                                   "without --dataset): import it again with --dataset NAME|PATH|folder:PATH")
@@ -223,6 +226,7 @@ def build_model(ckpt: Checkpoint):
                                   f"{RETRAIN}")
     # built without memory first: metadata cannot make edgemed allocate a model far larger than
     # the weights stored (a pruned model is smaller than its fresh build, not 64× smaller)
+    probe = None
     try:
         with torch.device("meta"):
             probe = create_model(ckpt.model_name, ckpt.num_classes, ckpt.in_channels, ckpt.image_size,

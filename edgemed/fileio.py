@@ -66,9 +66,10 @@ def check_output(path: str | Path, force: bool, need_bytes: int = 0) -> Path:
     return p
 
 
-def write_error(path: str | Path, e: BaseException) -> EdgemedError | None:
+def write_error(path: str | Path, e: BaseException, writing: bool = True) -> EdgemedError | None:
     """The one-line error for a failed write of `path` caused by the place written to (full disk,
-    no permission, read-only); None for other failures."""
+    no permission, read-only); None for other failures. `writing=False`: an OSError of unknown
+    direction (the CLI's last resort), worded for reading or writing."""
     code = getattr(e, "errno", None)
     reason = _WRITE_ERRNOS.get(code) if code is not None else None
     if reason is None:
@@ -80,6 +81,9 @@ def write_error(path: str | Path, e: BaseException) -> EdgemedError | None:
     if reason is None:
         return None
     where = getattr(e, "filename", None) or path
+    if not writing:
+        return EdgemedError(f"cannot use {where}: {reason}; check the path and its permissions, free space, "
+                            "or choose another --out")
     return EdgemedError(f"cannot write {where}: {reason}; free space or choose another --out "
                         "(nothing was replaced)")
 
@@ -138,7 +142,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     libraries that only take a file name)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp{p.suffix}")
+    # created exclusively with an unpredictable name: nothing planted beside the output is followed
+    fd, name = tempfile.mkstemp(prefix=f".{p.name[:64]}.", suffix=f".tmp{p.suffix}", dir=p.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
         yield tmp
         if tmp.exists():
@@ -191,11 +198,11 @@ def read_bounded(path: str | Path, what: str, max_bytes: int, fix: str = "regene
     p = Path(path)
     if not p.is_file():
         raise EdgemedError(f"{what} not found: {p}; check the path")
-    size = p.stat().st_size
-    if size > max_bytes:
-        raise EdgemedError(f"{what} {p} is {size / 2**20:.1f} MiB, over edgemed's limit of "
-                           f"{max_bytes / 2**20:.0f} MiB for such a file: {fix}")
-    return p.read_bytes()
+    with open(p, "rb") as f:  # one byte past the limit: a size from stat() can be wrong (/proc, pipes)
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise EdgemedError(f"{what} {p} is over edgemed's limit of {max_bytes / 2**20:.0f} MiB for such a file: {fix}")
+    return data
 
 
 def read_json(path: str | Path, what: str = "file", max_bytes: int = MAX_JSON_BYTES,
@@ -252,6 +259,8 @@ def read_yaml(path: str | Path, what: str, max_bytes: int = 1 << 20, max_values:
         check_yaml_expansion(root, max_values, lambda node, problem: EdgemedError(
             f"{what} {p}:{node.start_mark.line + 1}: {problem}"))
         return yaml.safe_load(text)
+    except (ValueError, OverflowError) as e:  # dates like 2001-99-99, integers past Python's digit limit
+        raise EdgemedError(f"{what} {p} holds a value YAML cannot read ({str(e)[:80]}): {fix}") from None
     except UnicodeDecodeError:
         raise EdgemedError(f"{what} {p} is not UTF-8 text: {fix}") from None
     except RecursionError:

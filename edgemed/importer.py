@@ -275,10 +275,10 @@ def resolve_metadata(*, classes=None, input_size=None, channels=None, mean=None,
 
         info = inspect_onnx(onnx_path)
         own = onnx_metadata(onnx_path)
-        if info.channels:
-            own.setdefault("channels", info.channels)
+        if info.channels:  # the graph's static shape is the truth; metadata_props only fill gaps
+            own["channels"] = info.channels
         if info.size[0] and info.size[0] == info.size[1]:
-            own.setdefault("input_size", info.size[0])
+            own["input_size"] = info.size[0]
         side = {**own, **side}
 
     def pick(name, value, default=None):
@@ -287,10 +287,11 @@ def resolve_metadata(*, classes=None, input_size=None, channels=None, mean=None,
     classes = pick("classes", classes)
     if isinstance(classes, str):
         classes = [c.strip() for c in classes.split(",")]
-    if not classes or not isinstance(classes, list) or len(classes) < 2 or \
-            not all(isinstance(c, str) and c.strip() for c in classes) or len(set(classes)) != len(classes):
+    if not classes or not isinstance(classes, list) or not 2 <= len(classes) <= 10_000 or \
+            not all(isinstance(c, str) and c.strip() and len(c) <= 200 for c in classes) or \
+            len(set(classes)) != len(classes):
         raise EdgemedError("give the class names, in the order of the model's outputs: --classes A,B[,C...] "
-                           "(at least two, all different)")
+                           "(2 to 10,000, all different, each at most 200 characters)")
     channels = pick("channels", channels)
     size = pick("input_size", input_size)
     if type(channels) is not int or channels not in (1, 3):
@@ -376,8 +377,6 @@ def import_model(model: str, *, out: str | Path, weights: str | Path | None = No
                                                    declared.spec, declared.task, dict(declared.model_kwargs))
     if is_user_factory(model):
         model = absolute_spec(model)  # the checkpoint then loads from any working folder
-        if record_trust:  # the user named it: its checkpoints load later without --trust-code
-            remember(model)
     net = create_model(model, len(classes), channels, size, **kwargs)
     if not is_user_factory(model):
         kwargs = resolve_kwargs(model, size, kwargs)
@@ -385,10 +384,13 @@ def import_model(model: str, *, out: str | Path, weights: str | Path | None = No
     state, layout = read_weights(weights, weights_key)
     fitted, prefix, allowed = match_weights(expected, state, list(allow_missing))
     for k, v in fitted.items():
+        if v.is_quantized or not (v.is_floating_point() or v.dtype in (torch.int64, torch.int32, torch.bool)):
+            raise CheckpointError(f"{weights}: weight {k} is stored as {v.dtype}; edgemed imports float weights: "
+                                  "save the float model's state_dict (edgemed quantizes it itself)")
+        fitted[k] = v = v.to(expected[k].dtype)  # checked after the cast: float64 values may overflow float32
         if v.is_floating_point() and not torch.isfinite(v).all():
-            raise CheckpointError(f"{weights}: weight {k} holds NaN or infinite values: export the weights again "
-                                  "from a healthy training run")
-        fitted[k] = v.to(expected[k].dtype)
+            raise CheckpointError(f"{weights}: weight {k} holds NaN or infinite values (in {expected[k].dtype}): export "
+                                  "the weights again from a healthy training run")
     net.load_state_dict(fitted, strict=False)
     net.eval()
     example = torch.zeros(1, channels, size, size)
@@ -405,6 +407,8 @@ def import_model(model: str, *, out: str | Path, weights: str | Path | None = No
     if not torch.isfinite(y).all():
         raise EdgemedError(f"{model} with {Path(weights).name} gives NaN/inf scores on a blank image: the weights are damaged")
     exported = export_check(net, example)
+    if is_user_factory(model) and record_trust:  # checked and about to be written: trust what the user named
+        remember(model)
     layout.update({"prefix_stripped": prefix or None, "allowed_missing": allowed,
                    "sha256": sha256_file(weights), "torch_export": exported})
     ckpt = Checkpoint(

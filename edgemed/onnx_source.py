@@ -81,8 +81,8 @@ def onnx_metadata(path: Path) -> dict:
         key = prop.key.removeprefix("edgemed.")
         if key in ("classes", "class_names", "mean", "std", "input_size", "channels", "resize", "interpolation"):
             try:
-                value = json.loads(prop.value)
-            except ValueError:
+                value = json.loads(prop.value[:100_000])
+            except (ValueError, RecursionError):
                 value = prop.value.split(",") if key in ("classes", "class_names") else prop.value
             out["classes" if key == "class_names" else key] = value
     return out
@@ -115,9 +115,12 @@ def import_onnx(path: str | Path, *, out: str | Path, declared, dataset_meta: di
                               provenance={"onnx": {"file": p.name, "sha256": sha256_file(p), "opset": info.opset},
                                           "dataset": dataset_meta, "lineage": [{"op": "import", "from": "onnx"}],
                                           "libraries": library_versions()})
-        a = writer.add("onnx-fp32", "onnx", "fp32", [tmp / "model_fp32.onnx"],
-                       static_batch=info.static_batch if info.static_batch not in (None, 0) and info.static_batch != -1
-                       else None, details={"role": "FP32 reference (the imported ONNX file)", "opset": info.opset})
+        static = info.static_batch if info.static_batch and info.static_batch > 0 else None
+        if static is not None and static > 4096:
+            raise EdgemedError(f"{p}: a static batch of {static} is more than edgemed runs (4096): export it with a "
+                               "dynamic batch axis")
+        a = writer.add("onnx-fp32", "onnx", "fp32", [tmp / "model_fp32.onnx"], static_batch=static,
+                       details={"role": "FP32 reference (the imported ONNX file)", "opset": info.opset})
         a.num_classes = len(classes)
         with quiet_native():
             session = open_session(a)
@@ -186,8 +189,11 @@ class OnnxSource:
         from edgemed.data.catalog import CATALOG
         from edgemed.data.datasets import load_dataset
 
-        name = self.dataset.get("name") or ""
-        source = name if name in CATALOG else self.dataset.get("source") or name
+        name = self.dataset.get("name") or "" if isinstance(self.dataset, dict) else ""
+        source = name if name in CATALOG else (self.dataset.get("source") if isinstance(self.dataset, dict) else "") or name
+        if not isinstance(source, str) or len(source) > 4096:
+            raise DataError(f"{self.bundle.root}: its data set entry is malformed: import the ONNX file again with "
+                            "--dataset NAME|PATH")
         if not source:
             raise DataError(f"{self.bundle.root} names no data set to validate or calibrate on: import the ONNX file "
                             "again with --dataset NAME|PATH|folder:PATH")

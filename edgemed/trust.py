@@ -11,9 +11,10 @@ never choose code to import or call. A factory named in a file runs only when th
 - allowed for one command with `--trust-code` (or `with edgemed.trust.trusting(): ...`).
 
 The trust list lives in `$EDGEMED_CONFIG_DIR/trusted_code.json` (default
-`$XDG_CONFIG_HOME/edgemed`, `~/.config/edgemed`). A file factory is keyed by the sha256 of the
-file and the factory name, so an edited or swapped file is no longer trusted; a module factory
-(installed code, e.g. `monai.networks.nets:DenseNet121`) by its dotted name.
+`$XDG_CONFIG_HOME/edgemed`, `~/.config/edgemed`). A file factory is keyed by the file's resolved
+path, its sha256 and the factory name, so an edited file, or a copy of it in another folder
+(whose neighbouring modules may differ), is not trusted; a module factory (installed code, e.g.
+`monai.networks.nets:DenseNet121`) by its dotted name.
 """
 
 from __future__ import annotations
@@ -81,12 +82,12 @@ def identity(spec: str) -> dict:
         path = Path(target)
         if not path.is_file():
             raise EdgemedError(f"user model file {path} not found: give the path to your model's .py file")
-        return {"kind": "file", "sha256": sha256_file(path), "factory": attr}
+        return {"kind": "file", "path": str(path.resolve()), "sha256": sha256_file(path), "factory": attr}
     return {"kind": "module", "module": target, "factory": attr}
 
 
 def _key(ident: dict) -> tuple:
-    return (ident["kind"], ident.get("sha256") or ident.get("module"), ident["factory"])
+    return (ident["kind"], ident.get("path"), ident.get("sha256") or ident.get("module"), ident["factory"])
 
 
 def trusted_entries() -> list[dict]:

@@ -37,13 +37,14 @@ class EdgemedGroup(TyperGroup):
     def parse_args(self, ctx, args):
         # `--trust-code` holds for the whole command wherever it is written
         # (`edgemed bench B --trust-code` as well as `edgemed --trust-code bench B`)
-        from edgemed.trust import set_trust_code
-
-        set_trust_code(TRUST_FLAG in args)
+        ctx.meta["trust_code"] = TRUST_FLAG in args
         return super().parse_args(ctx, [a for a in args if a != TRUST_FLAG])
 
     def invoke(self, ctx):
+        from edgemed.trust import set_trust_code
+
         try:
+            set_trust_code(ctx.meta.get("trust_code", False))
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
@@ -59,7 +60,7 @@ class EdgemedGroup(TyperGroup):
         except OSError as e:
             from edgemed.fileio import write_error
 
-            err = write_error(getattr(e, "filename", None) or "an output", e)
+            err = write_error(getattr(e, "filename", None) or "a file", e, writing=False)
             if _STATE["debug"]:
                 raise
             if err is None:

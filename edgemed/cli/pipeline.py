@@ -47,13 +47,16 @@ def register(app: typer.Typer) -> None:
         print_run(run_recipe(recipe, run_dir, data_dir=data_dir, force=force))
 
     @app.command()
-    def demo(run_dir: Path = typer.Option(Path("runs/demo"), "--run-dir"),
+    def demo(run_dir: Path = typer.Option(None, "--run-dir", help="Default runs/demo (runs/demo-train with --train)."),
              data_dir: str = typer.Option(None, "--data-dir"),
+             train: bool = typer.Option(False, "--train", help="Train the model first (about 8 min more) instead "
+                                        "of starting from the shipped weights."),
              force: bool = typer.Option(False, "--force", help="Redo every stage.")):
-        """Train → prune → export → quantize → bench → report on PneumoniaMNIST (7–9 min on 2 cores)."""
+        """Shipped mednext_small → prune → export → quantize → bench → report on PneumoniaMNIST (--train: train first)."""
         from edgemed.pipeline.demo import demo as demo_api
 
-        print_run(demo_api(run_dir, data_dir=data_dir, force=force))
+        run_dir = run_dir or Path("runs/demo-train" if train else "runs/demo")
+        print_run(demo_api(run_dir, data_dir=data_dir, force=force, train=train))
 
     @app.command()
     def optimize(

@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         limit_train: int = typer.Option(None, help="Use a stratified subset of this many training images."),
         limit_eval: int = typer.Option(None, help="Use a stratified subset of this many val/test images."),
         init: Path = typer.Option(None, "--init", help="Start from this checkpoint's weights (same model and classes; may change --image-size)."),
+        pretrained: str = typer.Option(None, "--pretrained", help="Start from the weights edgemed ships for MODEL on this data set (see `edgemed models`)."),
         resume: bool = typer.Option(True, "--resume/--no-resume", help="Keep the training state in OUT.train-state each epoch; rerunning the same command after an interruption continues from the last finished epoch."),
         force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     ):
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
             precision=precision, feature_smoothing=feature_smoothing, label_smoothing=label_smoothing,
             model_kwargs=parse_json_option(model_kwargs, "--model-kwargs"), threads=threads,
             limit_train=limit_train, limit_eval=limit_eval, init=init, resume=resume, force=force,
+            pretrained=pretrained,
         )
         split = "test" if "test" in result.metrics else "val"
         for t in metrics_tables(result.metrics[split], f"{split} metrics of {result.checkpoint}"):

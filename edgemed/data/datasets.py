@@ -316,8 +316,11 @@ def load_csv(path: str | Path, fractions=(0.7, 0.1, 0.2), seed: int = 0) -> Data
     if not all(labels):
         line = next(i for i, v in enumerate(labels) if not v) + 2
         raise DataError(f"{p}:{line}: empty label: give every row a class")
-    numeric = all(v.isdigit() for v in labels)
-    class_names = [str(i) for i in range(max(map(int, labels)) + 1)] if numeric else sorted(set(labels))
+    numeric = all(v.isascii() and v.isdigit() for v in labels)
+    class_names = sorted(set(labels)) if not numeric else [str(i) for i in range(max(map(int, labels)) + 1)] \
+        if max(len(v) for v in labels) <= 5 and max(map(int, labels)) < MAX_CLASSES else None
+    if class_names is None or len(class_names) > MAX_CLASSES:
+        raise DataError(f"{p}: more than {MAX_CLASSES:,} classes: label rows 0..K-1 or by class name")
     if len(set(labels)) < 2:
         raise DataError(f"{p}: every row has the class {labels[0]!r}: a classifier needs at least two classes")
     items, splits_given = [], "split" in rows[0]
@@ -362,12 +365,22 @@ def _read_splits(name: str, class_names: list[str], files: dict, root: Path, sou
                    sha256=digest.hexdigest(), source=source, _splits=splits)
 
 
+MAX_FOLDER_IMAGES = 1_000_000  # an image folder read whole: a mistyped folder:/ must not walk the disk
+
+
 def _class_files(root: Path, class_names: list[str]) -> list[tuple[Path, int]]:
     out = []
     for label, cls in enumerate(class_names):
         d = root / cls
         if d.is_dir():
-            out += [(f, label) for f in sorted(d.rglob("*")) if f.is_file() and is_image_file(f)]
+            found = []
+            for f in d.rglob("*"):  # counted while walking: sorted() would walk everything first
+                if is_image_file(f) and f.is_file():
+                    found.append(f)
+                    if len(out) + len(found) > MAX_FOLDER_IMAGES:
+                        raise DataError(f"{root}: more than {MAX_FOLDER_IMAGES:,} images: is it the right folder? "
+                                        "give the folder of one data set (one sub-folder per class)")
+            out += [(f, label) for f in sorted(found)]
     if not out:
         raise DataError(f"{root}: no PNG/JPEG/DICOM images in its class sub-folders: put the images in "
                         "one sub-folder per class")

@@ -135,7 +135,7 @@ def _check_kwarg(model: str, key: str, value) -> None:
         v is None or isinstance(v, (bool, str)) and len(str(v)) <= 100
         or isinstance(v, int) and abs(v) <= MAX_KWARG_INT
         or isinstance(v, float) and math.isfinite(v) and abs(v) <= MAX_KWARG_INT for v in items)
-    if ok and key == "depths":
+    if ok and key in ("depths", "layers"):  # blocks per stage
         ok = sum(v for v in items if isinstance(v, int)) <= MAX_BLOCKS
     if not ok:
         raise ModelError(f"model {model}: argument {key}={str(value)[:80]} is outside what edgemed builds "
@@ -151,8 +151,15 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: int | None = None,
-                 **kwargs):
-    """Build a model by registry name or user factory; checks the input size fits it."""
+                 pretrained: str | bool | None = None, **kwargs):
+    """Build a model by registry name or user factory; checks the input size fits it.
+    `pretrained`: a data set with shipped weights (`edgemed models` lists them), or True for the
+    model's only one; the model then has those weights (and their class count and channels).
+
+    Example: `create_model("mednext_small", 2, 1, pretrained="pneumoniamnist")`.
+    """
+    if pretrained:
+        return _pretrained(name, num_classes, in_channels, pretrained, kwargs)
     if num_classes < 2:
         raise ModelError(f"a classifier needs at least 2 classes, got {num_classes}: use a data set with two or "
                          "more classes")
@@ -229,9 +236,32 @@ def _user_model(spec, num_classes, in_channels, image_size, kwargs):
         if name is not None and name not in call and not any(n in call for n in names):
             call[name] = value
     try:
-        return factory(**call)
+        model = factory(**call)
     except TypeError as e:
         raise ModelError(f"user model {spec}: {e}: give its other arguments with --model-kwargs") from None
+    except Exception as e:  # the user's code failed: say so in one line
+        raise ModelError(f"user model {spec} failed to build ({e.__class__.__name__}: {str(e)[:160]}): fix that code "
+                         "or its --model-kwargs") from None
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise ModelError(f"user model {spec} returned a {type(model).__name__}, not a torch.nn.Module: name the "
+                         "function that builds the model")
+    return model
+
+
+def _pretrained(name, num_classes, in_channels, dataset, kwargs):
+    from edgemed.checkpoint import load_checkpoint
+    from edgemed.models.pretrained import pretrained_checkpoint
+
+    if kwargs:
+        raise ModelError("shipped weights fix the architecture: leave out the constructor arguments")
+    ckpt, model = load_checkpoint(pretrained_checkpoint(name, dataset))
+    if (ckpt.num_classes, ckpt.in_channels) != (num_classes, in_channels):
+        raise ModelError(f"the shipped {name} weights are for {ckpt.num_classes} classes and {ckpt.in_channels} "
+                         f"channel(s) ({', '.join(ckpt.class_names)}): build it with those, or fine-tune from them "
+                         "with `edgemed train --pretrained` on your data")
+    return model
 
 
 def list_models(include_tests: bool = False) -> list[ModelEntry]:

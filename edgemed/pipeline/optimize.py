@@ -95,8 +95,11 @@ class OptimizeResult:
 def estimate_candidate_seconds(ckpt, calib_n: int, val_n: int) -> float:
     """A rough lower bound for one candidate: converter overhead plus calibration and validation
     passes at ~20 GMAC/s (measured order of magnitude on 2 cores)."""
-    from edgemed.models import count_macs, create_model
+    from edgemed.models import count_macs, create_model, is_user_factory
+    from edgemed.trust import require_trusted
 
+    if is_user_factory(ckpt.model_name):  # the checkpoint names code: only if the user chose it
+        require_trusted(ckpt.model_name, ckpt.path)
     model = create_model(ckpt.model_name, ckpt.num_classes, ckpt.in_channels, ckpt.image_size, **ckpt.model_kwargs)
     macs = count_macs(model, (1, ckpt.in_channels, ckpt.image_size, ckpt.image_size))
     return 20.0 + (calib_n + 2 * val_n) * macs / 20e9
@@ -121,12 +124,16 @@ def given_variants(checkpoint: str | Path, ckpt, pruned) -> list[tuple[float, st
     out = []
     for path in pruned or []:
         child = read_checkpoint(path)
-        steps = [s for s in child.lineage if s.get("op") == "prune"]
+        steps = [s for s in child.lineage if isinstance(s, dict) and s.get("op") == "prune"]
         if not any(s.get("parent_sha256") == ckpt.sha256 for s in steps):
             raise EdgemedError(f"{path} was not pruned from {checkpoint} (no `edgemed prune` step from it in its "
                                f"lineage): pass checkpoints made by `edgemed prune {checkpoint}`")
         first = next(s for s in steps if s.get("parent_sha256") == ckpt.sha256)
-        kept = steps[-1]["after"]["macs"] / first["before"]["macs"]
+        try:
+            kept = float(steps[-1]["after"]["macs"]) / float(first["before"]["macs"])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            raise EdgemedError(f"{path}: its prune record has no MAC counts: prune it again with "
+                               f"`edgemed prune {checkpoint}`") from None
         name = f"given{len(out) + 1}-macs{round(100 * kept)}"
         out.append((kept, str(path), name))
     return out

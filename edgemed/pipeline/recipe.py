@@ -113,7 +113,11 @@ def _check_mapping(path: Path, node, schema: dict, context: str) -> dict:
         if key not in schema:
             raise RecipeError(f"{_where(path, key_node)}: unknown key {key!r} in {context} "
                               f"(known: {', '.join(sorted(schema))})")
-        value = yaml.safe_load(yaml.serialize(value_node))
+        try:
+            value = yaml.safe_load(yaml.serialize(value_node))
+        except (ValueError, OverflowError, yaml.YAMLError) as e:  # a date like 2001-99-99, a 5000-digit number
+            raise RecipeError(f"{_where(path, value_node)}: {context}.{key} cannot be read ({str(e)[:80]}): "
+                              "write a plain number, string or list") from None
         if not _type_ok(value, schema[key]):
             wanted = " or ".join(t.__name__ for t in schema[key])
             raise RecipeError(f"{_where(path, value_node)}: {context}.{key} must be {wanted}, got {value!r}")

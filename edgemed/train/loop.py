@@ -266,7 +266,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
           label_smoothing: float = 0.0, warmup_epochs: float = 1.0, model_kwargs: dict | None = None,
           threads: int | None = None, limit_train: int | None = None, limit_eval: int | None = None,
           init: str | Path | None = None, resume: bool = True, force: bool = False,
-          progress: bool = True, record_trust: bool = True) -> TrainResult:
+          progress: bool = True, record_trust: bool = True, pretrained: str | None = None) -> TrainResult:
     """Train a zoo model (or a user factory) on a data set and save the best-on-validation
     checkpoint; the test split is evaluated once at the end.
 
@@ -276,6 +276,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     `resume`: keep the training state in `OUT.train-state` after every epoch; a rerun with the same
     settings after an interruption continues from the last finished epoch (same result as an
     uninterrupted run). The file goes once the checkpoint is saved.
+    `pretrained`: start from the weights edgemed ships for `model` on that data set (the same as
+    `init` with the shipped checkpoint; `edgemed models` lists them).
     `record_trust`: a user factory named here is added to this machine's trust list
     (edgemed.trust), so the checkpoint loads in later commands without `--trust-code`.
 
@@ -286,6 +288,12 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     from edgemed.models import create_model, get_entry, is_user_factory, resolve_kwargs
 
     out = check_output(out, force)
+    if pretrained:
+        from edgemed.models.pretrained import pretrained_checkpoint
+
+        if init is not None:
+            raise ModelError("give --pretrained or --init, not both")
+        init = pretrained_checkpoint(model, pretrained)
     if not is_user_factory(model):
         get_entry(model)  # fail on an unknown name before loading any data
     else:

@@ -60,7 +60,7 @@ def test_shipped_recipes_are_valid():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    recipes = sorted((root / "benchmarks" / "recipes").glob("*.yaml")) + [root / "edgemed" / "recipes" / "demo.yaml"]
+    recipes = sorted((root / "benchmarks" / "recipes").glob("*.yaml")) + sorted((root / "edgemed" / "recipes").glob("*.yaml"))
     assert len(recipes) >= 5
     for p in recipes:
         load_recipe(p)
