@@ -17,7 +17,9 @@ RESULTS = ROOT / "results"
 
 
 def command_line() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    head = ["-m", spec.name] if spec is not None and spec.name else [os.path.relpath(sys.argv[0])]
+    return "python " + " ".join(shlex.quote(a) for a in head + sys.argv[1:])
 
 
 def edgemed_cli() -> str:

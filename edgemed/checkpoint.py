@@ -47,18 +47,10 @@ class Checkpoint:
     def open_dataset(self, data_dir=None):
         """The data set the model was trained on (or imported with `--dataset`): by catalog name,
         else the path it was loaded from."""
-        from edgemed.data.catalog import CATALOG
-        from edgemed.data.datasets import load_dataset
+        from edgemed.data.datasets import load_recorded
 
-        name = self.dataset.get("name") or ""
-        source = name if name in CATALOG else self.dataset.get("source") or name
-        if not isinstance(source, str) or len(source) > 4096:
-            raise CheckpointError(f"{self.path}: its data set entry is malformed: pass the data with --dataset, or "
-                                  "train or import it again")
-        if not source:
-            raise CheckpointError(f"{self.path} names no data set to validate or calibrate on (imported "
-                                  "without --dataset): import it again with --dataset NAME|PATH|folder:PATH")
-        return load_dataset(source, data_dir)
+        return load_recorded(self.dataset, self.path, "train it, or import it again with --dataset "
+                             "NAME|PATH|folder:PATH|csv:PATH", data_dir)
 
     def meta(self) -> dict:
         return {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.errors import DataError, EdgemedError, ExportError, missing_extra
+from edgemed.errors import EdgemedError, ExportError, missing_extra
 from edgemed.fileio import atomic_dir, check_output, quiet_native, sha256_file
 
 ONNX_FORMATS = ("onnx", "openvino")  # what an ONNX source can be turned into without PyTorch
@@ -186,18 +186,10 @@ class OnnxSource:
         return sha256_file(self.path)
 
     def open_dataset(self, data_dir=None):
-        from edgemed.data.catalog import CATALOG
-        from edgemed.data.datasets import load_dataset
+        from edgemed.data.datasets import load_recorded
 
-        name = self.dataset.get("name") or "" if isinstance(self.dataset, dict) else ""
-        source = name if name in CATALOG else (self.dataset.get("source") if isinstance(self.dataset, dict) else "") or name
-        if not isinstance(source, str) or len(source) > 4096:
-            raise DataError(f"{self.bundle.root}: its data set entry is malformed: import the ONNX file again with "
-                            "--dataset NAME|PATH")
-        if not source:
-            raise DataError(f"{self.bundle.root} names no data set to validate or calibrate on: import the ONNX file "
-                            "again with --dataset NAME|PATH|folder:PATH")
-        return load_dataset(source, data_dir)
+        return load_recorded(self.dataset, self.bundle.root, "import the ONNX file again with --dataset "
+                             "NAME|PATH|folder:PATH|csv:PATH", data_dir)
 
 
 def is_onnx_source(path: str | Path) -> bool:
@@ -277,6 +269,20 @@ def _logits(path: Path, x: np.ndarray, classes: int, threads=None) -> np.ndarray
         s.close()
 
 
+def _start_bundle(src: OnnxSource, tmp: Path):
+    """A new bundle in `tmp` with the source's manifest and its FP32 ONNX reference."""
+    from edgemed.export.bundle import BundleWriter
+
+    shutil.copy2(src.path, tmp / "model_fp32.onnx")
+    writer = BundleWriter(tmp, class_names=src.class_names, preprocess=src.preprocess,
+                          model=src.bundle.manifest["model"], provenance=src.bundle.manifest["provenance"],
+                          input_name=src.bundle.manifest["input"].get("name", "input"))
+    ref = src.bundle.artifact("onnx-fp32")
+    writer.add("onnx-fp32", "onnx", "fp32", [tmp / "model_fp32.onnx"], static_batch=ref.static_batch,
+               details=ref.details)
+    return writer
+
+
 def _openvino_ir(onnx_file: Path, folder: Path, spec, precision: str) -> list[Path]:
     """OpenVINO IR converted from the ONNX file (dynamic batch; FP16-compressed weights for fp16)."""
     try:
@@ -293,7 +299,6 @@ def _openvino_ir(onnx_file: Path, folder: Path, spec, precision: str) -> list[Pa
 def export_onnx_source(source, formats, precisions=("fp32",), out=None, *, force: bool = False,
                        data_dir=None, parity_count: int = 128, threads=None, **flags):
     """OpenVINO IR (FP32/FP16) converted from the ONNX reference, parity-checked against it."""
-    from edgemed.export.bundle import BundleWriter
     from edgemed.export.exporter import ExportResult
     from edgemed.export.parity import compare, within_tolerance
 
@@ -308,13 +313,7 @@ def export_onnx_source(source, formats, precisions=("fp32",), out=None, *, force
     import openvino as ov
 
     with atomic_dir(out, force) as tmp:
-        shutil.copy2(src.path, tmp / "model_fp32.onnx")
-        writer = BundleWriter(tmp, class_names=src.class_names, preprocess=src.preprocess,
-                              model=src.bundle.manifest["model"], provenance=src.bundle.manifest["provenance"],
-                              input_name=src.bundle.manifest["input"].get("name", "input"))
-        ref = src.bundle.artifact("onnx-fp32")
-        writer.add("onnx-fp32", "onnx", "fp32", [tmp / "model_fp32.onnx"], static_batch=ref.static_batch,
-                   details=ref.details)
+        writer = _start_bundle(src, tmp)
         for precision in precisions:
             if "openvino" not in formats:
                 break
@@ -342,7 +341,6 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
     from edgemed.compress.nncf_quant import AccuracyTarget, quantize_onnx, quantize_openvino
     from edgemed.compress.ort_quant import quantize_onnx as ort_quantize
     from edgemed.compress.quantize import CONTROL_METRICS, QuantizeResult
-    from edgemed.export.bundle import BundleWriter
     from edgemed.export.parity import compare
     from edgemed.metrics import check_evaluable
     from edgemed.runtime import check_threads
@@ -369,13 +367,7 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
     accuracy = target if max_drop is not None else None
     rows = []
     with atomic_dir(out, force) as tmp:
-        shutil.copy2(src.path, tmp / "model_fp32.onnx")
-        writer = BundleWriter(tmp, class_names=src.class_names, preprocess=src.preprocess,
-                              model=src.bundle.manifest["model"], provenance=src.bundle.manifest["provenance"],
-                              input_name=src.bundle.manifest["input"].get("name", "input"))
-        ref = src.bundle.artifact("onnx-fp32")
-        writer.add("onnx-fp32", "onnx", "fp32", [tmp / "model_fp32.onnx"], static_batch=ref.static_batch,
-                   details=ref.details)
+        writer = _start_bundle(src, tmp)
         for fmt in formats:
             with quiet_native():
                 if fmt == "openvino":
@@ -411,7 +403,8 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
             rows.append({"artifact": a8.id, "format": fmt, "route": details.get("route"), "metric": score,
                          "drop_points": 100 * drop, "bound_met": met, "size": a8.size,
                          "reverted_layers": list(details.get("reverted_layers") or []),
-                         "fp32_size": (tmp / "model_fp32.onnx").stat().st_size})
+                         "fp32_size": sum(f["size"] for a in writer.manifest["artifacts"] if a["id"] == f"{fmt}-fp32"
+                                          for f in a["files"])})
         ok = [r for r in rows if r["bound_met"] is not False]
         if ok:  # the fastest within the bound, by the same indicative timing as `edgemed quantize`
             from edgemed.compress.quantize import _latency

@@ -112,6 +112,19 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     return load_npz(find_or_download(info, data_dir, download), info)
 
 
+def load_recorded(entry, where, fix: str, data_dir: str | Path | None = None) -> Dataset:
+    """The data set a checkpoint or bundle records it was trained on: by catalog name, else by the
+    path it was loaded from. `where` names the file for messages, `fix` says how to give data."""
+    name = entry.get("name") if isinstance(entry, dict) else None
+    name = name if isinstance(name, str) else ""
+    source = name if name in CATALOG else (entry.get("source") if isinstance(entry, dict) else None) or name
+    if not isinstance(source, str) or len(source) > 4096:
+        raise DataError(f"{where}: its data set entry is malformed: {fix}")
+    if not source:
+        raise DataError(f"{where} names no data set to validate or calibrate on: {fix}")
+    return load_dataset(source, data_dir)
+
+
 def find_or_download(info: DatasetInfo, data_dir=None, download: bool = True) -> Path:
     dirs = search_dirs(data_dir)
     for d in dirs:

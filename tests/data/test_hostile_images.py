@@ -89,7 +89,8 @@ def test_oversized_and_corrupt_files_are_data_errors(tmp_path, monkeypatch):
             read_image(tmp_path / name)
 
 
-def _dicom(path, rows, cols, frames=1, pixel_bytes=None):
+def _dicom(path, rows, cols, frames=1, pixel_bytes=None, pixels=None, **tags):
+    """A 16-bit grey DICOM file: `pixels` (uint16, rows×cols) or a ramp; extra header `tags`."""
     pydicom = pytest.importorskip("pydicom", reason="pydicom (edgemed[dicom]) is not installed")
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -106,8 +107,10 @@ def _dicom(path, rows, cols, frames=1, pixel_bytes=None):
         ds.NumberOfFrames = frames
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    for key, value in tags.items():
+        setattr(ds, key, value)
     n = rows * cols * frames * 2 if pixel_bytes is None else pixel_bytes
-    ds.PixelData = (np.arange(n // 2, dtype="<u2") % 4096).tobytes()
+    ds.PixelData = (np.asarray(pixels, "<u2") if pixels is not None else np.arange(n // 2, dtype="<u2") % 4096).tobytes()
     ds.save_as(path, enforce_file_format=True)
     assert pydicom.dcmread(path).Rows == rows
     return path

@@ -71,27 +71,13 @@ def test_bad_csvs_are_one_line_each(image_list, tmp_path):
 
 
 def test_dicom_rescale_and_window(tmp_path):
-    pydicom = pytest.importorskip("pydicom", reason="pydicom (edgemed[dicom]) is not installed")
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
     from edgemed.data.images import read_image
+    from tests.data.test_hostile_images import _dicom
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 2, 2, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024  # stored 0..2048 → -1024..1024 HU
-    ds.WindowCenter, ds.WindowWidth = 40, 400  # soft tissue: -160..240 HU
-    ds.PixelData = np.array([[0, 864], [1064, 2048]], np.uint16).tobytes()  # -1024, -160, 40, 1024 HU
-    ds.save_as(tmp_path / "ct.dcm", enforce_file_format=True)
-    assert pydicom.dcmread(tmp_path / "ct.dcm").Rows == 2
-    assert read_image(tmp_path / "ct.dcm").tolist() == [[0, 0], [128, 255]]  # the file's window
-    assert read_image(tmp_path / "ct.dcm", window=(0, 2048)).tolist() == [[0, 108], [132, 255]]
+    # stored 0..2048 → -1024..1024 HU; the file's window is soft tissue (-160..240 HU)
+    path = _dicom(tmp_path / "ct.dcm", 2, 2, pixels=[[0, 864], [1064, 2048]], RescaleSlope=1,
+                  RescaleIntercept=-1024, WindowCenter=40, WindowWidth=400)
+    assert read_image(path).tolist() == [[0, 0], [128, 255]]  # -1024, -160, 40, 1024 HU in the file's window
+    assert read_image(path, window=(0, 2048)).tolist() == [[0, 108], [132, 255]]
     with pytest.raises(DataError, match="width > 0"):
-        read_image(tmp_path / "ct.dcm", window=(40, 0))
+        read_image(path, window=(40, 0))

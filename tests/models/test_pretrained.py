@@ -1,0 +1,65 @@
+"""The shipped weights: listed by `edgemed models`, loaded without pickle by create_model and
+`train --pretrained`, and as good on the test split as their metadata says."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from edgemed.cli import app
+from edgemed.errors import ModelError
+from edgemed.models import create_model
+from edgemed.models.pretrained import available, weights_path
+from tests.conftest import needs_data
+
+SHIPPED = {"mednext_small": ["pneumoniamnist"], "convnext_med_28": ["pneumoniamnist"]}
+
+
+def test_the_small_seed_models_ship_weights_for_pneumoniamnist():
+    assert {k: v for k, v in available().items() if k in SHIPPED} == SHIPPED
+    for model, sets in SHIPPED.items():
+        path = weights_path(model, sets[0])
+        assert path.stat().st_size < 12 << 20
+        head = path.read_bytes()[:9]  # safetensors: an 8-byte header length, then JSON (no pickle)
+        assert head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 20
+    r = CliRunner().invoke(app, ["models", "--json"])
+    rows = {m["name"]: m for m in json.loads(r.stdout)}
+    assert rows["mednext_small"]["pretrained"] == ["pneumoniamnist"] and rows["mednext_base"]["pretrained"] == []
+
+
+@needs_data
+@pytest.mark.parametrize("model", list(SHIPPED))
+def test_shipped_weights_load_and_score_what_they_record(model):
+    from edgemed.checkpoint import read_checkpoint
+    from edgemed.train import evaluate
+
+    net = create_model(model, 2, 1, pretrained="pneumoniamnist")
+    assert not net.training and all(p.dtype == torch.float32 for p in net.parameters())
+    ck = read_checkpoint(weights_path(model, "pneumoniamnist"))
+    assert ck.training["stored_as"] == "fp16" and ck.training["command"].startswith(f"edgemed train {model}")
+    m = evaluate(weights_path(model, "pneumoniamnist"), split="test", n_boot=0)
+    assert m["accuracy"]["value"] > 0.8  # PneumoniaMNIST: the MedMNIST ResNet-18 reference is 0.854
+
+
+def test_pretrained_mismatches_are_one_line():
+    with pytest.raises(ModelError, match="2 classes and 1 channel"):
+        create_model("mednext_small", 3, 1, pretrained="pneumoniamnist")
+    with pytest.raises(ModelError, match="no shipped weights for mednext_small on bloodmnist"):
+        create_model("mednext_small", 8, 3, pretrained="bloodmnist")
+    with pytest.raises(ModelError, match="mednext_base has no shipped weights"):
+        create_model("mednext_base", 2, 1, pretrained=True)
+
+
+@needs_data
+def test_train_starts_from_the_shipped_weights(tmp_path):
+    from edgemed.checkpoint import read_checkpoint
+
+    r = CliRunner().invoke(app, ["train", "mednext_small", "--dataset", "pneumoniamnist", "--pretrained",
+                                 "pneumoniamnist", "--epochs", "1", "--limit-train", "128", "--limit-eval", "128",
+                                 "--out", tmp_path / "ft.safetensors"])
+    assert r.exit_code == 0, r.output
+    lineage = read_checkpoint(tmp_path / "ft.safetensors").lineage
+    assert lineage[-1]["op"] == "train" and lineage[-1]["init"] == "mednext_small-pneumoniamnist.safetensors"
