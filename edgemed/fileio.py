@@ -201,7 +201,10 @@ def read_bounded(path: str | Path, what: str, max_bytes: int, fix: str = "regene
     with open(p, "rb") as f:  # one byte past the limit: a size from stat() can be wrong (/proc, pipes)
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise EdgemedError(f"{what} {p} is over edgemed's limit of {max_bytes / 2**20:.0f} MiB for such a file: {fix}")
+        size = max(len(data), p.stat().st_size)
+        limit = f"{max_bytes / 2**20:.0f} MiB" if max_bytes >= 1 << 20 else f"{max_bytes} bytes"
+        raise EdgemedError(f"{what} {p} is {size / 2**20:.1f} MiB, over edgemed's limit of {limit} for such a "
+                           f"file: {fix}")
     return data
 
 

@@ -3,6 +3,9 @@ output on stdout stays clean)."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -13,7 +16,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True, log_path=False)
+
+def log_width(stream) -> int | None:
+    """Rich wraps and truncates at 80 columns when it cannot ask a terminal; a log file has no
+    width, so give it room for every number (COLUMNS still wins)."""
+    if os.environ.get("COLUMNS") or stream.isatty():
+        return None
+    return 160
+
+
+console = Console(stderr=True, log_path=False, width=log_width(sys.stderr))
 
 
 def progress_bar(enabled: bool = True, transient: bool = False) -> Progress:

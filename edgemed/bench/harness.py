@@ -44,13 +44,19 @@ class Target:
 def torch_available() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("torch") is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ImportError:  # an import hook that refuses torch (a locked-down device image)
+        return False
 
 
 def plan_targets(bundle: Bundle, artifacts: list[str] | None, runtimes: list[str] | None,
-                 device: str) -> list[Target]:
+                 device: str, skipped: list[dict] | None = None) -> list[Target]:
     """Which (artifact, runtime) pairs to measure. Without --runtime each artifact runs on its
-    format's default runtime; with it, on each named runtime that can take its format."""
+    format's default runtime; with it, on each named runtime that can take its format.
+    Without --artifacts, an artifact whose runtime (or device) this machine lacks is left out and
+    listed in `skipped` with the reason (a Raspberry Pi with the runtime-only install benches what
+    it can run); it is an error only when nothing can run, or when --artifacts named it."""
     from edgemed.runtime import available_devices, runtimes_for
 
     chosen = bundle.select(ids=artifacts) if artifacts else list(bundle.artifacts)
@@ -67,15 +73,30 @@ def plan_targets(bundle: Bundle, artifacts: list[str] | None, runtimes: list[str
     if not targets:
         raise EdgemedError("nothing to measure: no artifact matches the chosen runtimes; pick runtimes that run "
                            "the bundle's formats (see `edgemed bundle inspect BUNDLE`) or leave --runtime out")
+    usable, problems = [], []
     for t in targets:
         devices = available_devices(t.runtime)
         if not devices:
-            raise RuntimeUnavailable(f"runtime {t.runtime} is not installed here (needed for {t.artifact.id}); "
-                                     f"choose artifacts with --artifacts or install its extra")
-        if device.lower() not in devices and not (device.lower() == "gpu" and "cuda" in devices):
-            raise RuntimeUnavailable(f"device {device!r} is not available to {t.runtime} here: "
-                                     f"available devices are {', '.join(devices)}")
-    return targets
+            problems.append(RuntimeUnavailable(f"runtime {t.runtime} is not installed here (needed for {t.artifact.id}): "
+                                               f"{missing_runtime_hint(t.runtime)}, or leave it out with --artifacts"))
+        elif device.lower() not in devices and not (device.lower() == "gpu" and "cuda" in devices):
+            problems.append(RuntimeUnavailable(f"device {device!r} is not available to {t.runtime} here: "
+                                               f"available devices are {', '.join(devices)}"))
+        else:
+            usable.append(t)
+            continue
+        if artifacts or skipped is None:  # asked for by name: say why it cannot run
+            raise problems[-1]
+        skipped.append({"artifact": t.artifact.id, "runtime": t.runtime, "reason": str(problems[-1])})
+    if not usable:
+        raise problems[0]
+    return usable
+
+
+def missing_runtime_hint(runtime: str) -> str:
+    from edgemed.predict import RUNTIME_EXTRA
+
+    return f'pip install "edgemed[{RUNTIME_EXTRA.get(runtime, "runtime")}]"'
 
 
 def pick_baseline(targets: list[Target], baseline: str | None) -> Target:
@@ -156,7 +177,10 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
 
         bundle_path = open_source(bundle_path).bundle.root
     bundle = load_bundle(bundle_path)
-    targets = plan_targets(bundle, artifacts, runtimes, device)
+    skipped: list[dict] = []
+    targets = plan_targets(bundle, artifacts, runtimes, device, skipped)
+    for s in skipped:
+        console.print(f"[yellow]skipped {s['artifact']}: {s['reason']}", soft_wrap=True)
     for t in targets:
         sb = t.artifact.static_batch
         if sb is not None and batch != sb:
@@ -190,10 +214,17 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
     calls = {name: (lambda s=s, p=prepared[name]: s.infer(p)) for name, s in sessions.items()}
     rows = {}
     with progress_bar(progress) as bar:
-        total = iterations if iterations is not None else None
-        task = bar.add_task(f"latency ({len(targets)} interleaved, batch {batch})", total=total, info="")
-        samples = interleaved(calls, warmup=warmup, iterations=iterations, duration=duration,
-                              on_round=lambda r: bar.update(task, completed=r, info=f"round {r}"))
+        # by calls with --iterations; by seconds with --duration (a count with no total shows "616/?")
+        total = iterations if iterations is not None else round(duration * len(calls))
+        task = bar.add_task(f"latency ({len(targets)} interleaved, batch {batch})", total=total,
+                            info="" if iterations is not None else "s measured")
+        t_start = time.perf_counter()
+
+        def on_round(r):
+            done = r if iterations is not None else min(total, round(time.perf_counter() - t_start))
+            bar.update(task, completed=done)
+
+        samples = interleaved(calls, warmup=warmup, iterations=iterations, duration=duration, on_round=on_round)
         large = {}
         if large_batch and large_batch > batch:
             dyn = {n: s for n, s in sessions.items() if s.static_batch is None}
@@ -269,6 +300,7 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
                      "rss_note": "peak RSS of a fresh process that loads and runs one artifact"},
         "baseline": base.name,
         "rows": [rows[t.name] for t in targets],
+        "skipped": skipped,  # artifacts this machine could not run, with why
     }
     if out is not None:
         atomic_write_json(out, result)

@@ -8,7 +8,9 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-out = Console()  # results on stdout
+from edgemed.progress import log_width
+
+out = Console(width=log_width(sys.stdout))  # results on stdout
 err = Console(stderr=True)
 
 

@@ -139,3 +139,20 @@ def test_bench_runs_in_the_runtime_only_install(tiny_bundle):
     result = json.loads(r.stdout)
     assert result["baseline"] == "onnx-fp32" and validate(result)
     assert {row["runtime"] for row in result["rows"]} == {"onnxruntime", "litert"}
+
+
+@needs_data
+def test_a_device_benches_what_it_can_run_and_lists_the_rest(tiny_bundle):
+    """The README's Raspberry Pi command on a bundle that also holds OpenVINO and torch artifacts:
+    the runtime-only install benches ONNX and TFLite, and says what it skipped and why."""
+    r = run_without_torch(["bench", str(tiny_bundle), "--iterations", "5", "--no-memory", "--limit", "32",
+                           "--large-batch", "0", "--json"])
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert {row["runtime"] for row in result["rows"]} == {"onnxruntime", "litert"} and validate(result)
+    skipped = {s["artifact"]: s["reason"] for s in result["skipped"]}
+    assert {"openvino-fp32", "openvino-fp16"} <= set(skipped)
+    assert 'pip install "edgemed[openvino]"' in skipped["openvino-fp32"]
+    # named explicitly, an artifact that cannot run here is still an error
+    r = run_without_torch(["bench", str(tiny_bundle), "--artifacts", "openvino-fp32", "--iterations", "5"])
+    assert r.returncode == 2 and "openvino is not installed here" in r.stderr
