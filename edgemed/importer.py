@@ -194,10 +194,12 @@ def _keys(obj) -> str:
     return ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
 
 
-def match_weights(expected: dict, state: dict, allow_missing: list[str]) -> tuple[dict, str, list[str]]:
+def match_weights(expected: dict, state: dict, allow_missing: list[str],
+                  ignore_unexpected: list[str] = ()) -> tuple[dict, str, list[str]]:
     """Fit a file's tensors to a model's state dict: pick the prefix to strip that matches most
-    keys, then refuse unexpected or misshaped keys and missing ones not allowed. Returns (state
-    to load, prefix stripped, missing keys that were allowed)."""
+    keys, then refuse unexpected or misshaped keys (unless `ignore_unexpected` globs name them,
+    as written in the file: a Lightning module's loss weights) and missing ones not allowed.
+    Returns (state to load, prefix stripped, missing keys that were allowed)."""
     def strip(prefix: str) -> dict:
         return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)} if prefix else dict(state)
 
@@ -205,8 +207,10 @@ def match_weights(expected: dict, state: dict, allow_missing: list[str]) -> tupl
     fitted = strip(prefix)
     dropped = len(state) - len(fitted)  # keys without the prefix (e.g. a Lightning module's loss weights)
     missing = sorted(set(expected) - set(fitted))
-    unexpected = sorted(set(fitted) - set(expected)) + (
+    unexpected = [prefix + k for k in sorted(set(fitted) - set(expected))] + (
         sorted(k for k in state if not k.startswith(prefix)) if dropped else [])
+    unexpected = [k for k in unexpected if not any(fnmatch.fnmatchcase(k, pat) for pat in ignore_unexpected)]
+    fitted = {k: v for k, v in fitted.items() if k in expected}
     misshaped = [f"{k} (file {tuple(fitted[k].shape)}, model {tuple(expected[k].shape)})"
                  for k in sorted(set(fitted) & set(expected)) if tuple(fitted[k].shape) != tuple(expected[k].shape)]
     patterns = list(allow_missing) + list(SELF_MADE)
@@ -220,8 +224,10 @@ def match_weights(expected: dict, state: dict, allow_missing: list[str]) -> tupl
             parts.append(f"{len(unexpected)} unexpected ({_few(unexpected)})")
         if misshaped:
             parts.append(f"{len(misshaped)} misshaped ({_few(misshaped)})")
-        hint = ("the weights are for another architecture or other --model-kwargs/--classes" if misshaped or unexpected
-                else "pass --allow-missing 'PATTERN' for keys your model may lack (e.g. a new head)")
+        hint = ("the weights are for another architecture or other --model-kwargs/--classes"
+                if misshaped or (refused and unexpected) else
+                "pass --ignore-unexpected 'PATTERN' for file entries that are not model weights (e.g. a loss's)"
+                if unexpected else "pass --allow-missing 'PATTERN' for keys your model may lack (e.g. a new head)")
         raise CheckpointError(f"weights do not fit the model ({_n_fit(fitted, expected)} of "
                               f"{len(expected)} keys fit): {'; '.join(parts)}: {hint}")
     return fitted, prefix, allowed
@@ -337,7 +343,8 @@ def import_model(model: str, *, out: str | Path, weights: str | Path | None = No
                  resize: str | None = None, interpolation: str | None = None, task: str | None = None,
                  dataset: str | None = None, data_dir: str | None = None, model_kwargs: dict | None = None,
                  metadata: str | Path | None = None, weights_key: str | None = None,
-                 allow_missing: list[str] | tuple = (), force: bool = False,
+                 allow_missing: list[str] | tuple = (), ignore_unexpected: list[str] | tuple = (),
+                 force: bool = False,
                  record_trust: bool = True) -> ImportResult:
     """Check and write a checkpoint of `model` with `weights` (see the module docstring); for an
     FP32 `model.onnx` (no weights), a bundle folder holding it.
@@ -382,7 +389,7 @@ def import_model(model: str, *, out: str | Path, weights: str | Path | None = No
         kwargs = resolve_kwargs(model, size, kwargs)
     expected = net.state_dict()
     state, layout = read_weights(weights, weights_key)
-    fitted, prefix, allowed = match_weights(expected, state, list(allow_missing))
+    fitted, prefix, allowed = match_weights(expected, state, list(allow_missing), list(ignore_unexpected))
     for k, v in fitted.items():
         if v.is_quantized or not (v.is_floating_point() or v.dtype in (torch.int64, torch.int32, torch.bool)):
             raise CheckpointError(f"{weights}: weight {k} is stored as {v.dtype}; edgemed imports float weights: "

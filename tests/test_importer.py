@@ -96,8 +96,16 @@ def test_missing_unexpected_and_misshaped_keys_are_named(user_model, tmp_path):
                      allow_missing=["5.*"], **META)
     assert r.allowed_missing == ["5.bias", "5.weight"]
     torch.save({**sd, "extra.weight": torch.zeros(3)}, tmp_path / "u.pt")
-    with pytest.raises(EdgemedError, match=r"1 unexpected \(extra.weight\)"):
+    with pytest.raises(EdgemedError, match=r"1 unexpected \(extra.weight\).*--ignore-unexpected"):
         import_model(f"{net}:build", weights=tmp_path / "u.pt", out=tmp_path / "y.safetensors", **META)
+    # a Lightning module's own buffers (a weighted loss) beside the model's: left out by name
+    torch.save({"state_dict": {**{"model." + k: v for k, v in sd.items()}, "criterion.weight": torch.ones(2)}},
+               tmp_path / "l.ckpt")
+    with pytest.raises(EdgemedError, match=r"1 unexpected \(criterion.weight\)"):
+        import_model(f"{net}:build", weights=tmp_path / "l.ckpt", out=tmp_path / "l.safetensors", **META)
+    r = import_model(f"{net}:build", weights=tmp_path / "l.ckpt", out=tmp_path / "l.safetensors",
+                     ignore_unexpected=["criterion.*"], **META)
+    assert r.loaded == len(sd) and r.layout["prefix_stripped"] == "model."
     torch.save(sd, tmp_path / "w.pt")
     with pytest.raises(EdgemedError, match=r"2 misshaped \(5.bias \(file \(2,\), model \(3,\)\)"):
         import_model(f"{net}:build", weights=tmp_path / "w.pt", out=tmp_path / "z.safetensors",

@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
                                         "(default: bare, state_dict, model_state_dict, model, ...)."),
         allow_missing: list[str] = typer.Option(None, "--allow-missing", help="Glob of model keys the file may lack "
                                                 "(e.g. 'classifier.*' for a new head). Repeatable."),
+        ignore_unexpected: list[str] = typer.Option(None, "--ignore-unexpected", help="Glob of file entries that are "
+                                                    "not model weights (e.g. 'model.criterion.*'). Repeatable."),
         force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     ):
         """Check a model trained elsewhere (builds, weights fit, runs, exports) and write it as a checkpoint."""
@@ -57,7 +59,8 @@ def register(app: typer.Typer) -> None:
                          input_size=input_size, channels=channels, mean=_floats(mean, "--mean"),
                          std=_floats(std, "--std"), resize=resize, interpolation=interpolation, task=task,
                          dataset=dataset, data_dir=data_dir, model_kwargs=parse_json_option(model_kwargs, "--model-kwargs") or None,
-                         metadata=metadata, weights_key=weights_key, allow_missing=allow_missing or (), force=force)
+                         metadata=metadata, weights_key=weights_key, allow_missing=allow_missing or (),
+                         ignore_unexpected=ignore_unexpected or (), force=force)
         if r.layout["kind"] == "onnx":
             out.print(f"checked {model} by running it; bundle written to {r.checkpoint}", soft_wrap=True)
             return

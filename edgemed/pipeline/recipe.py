@@ -59,8 +59,8 @@ TOP_LEVEL = {"name": (str,), "model": (dict,), "dataset": (str,), "data_dir": (s
              "targets": (list,), "accuracy_bound": (dict,), "threads": (int,)}
 MODEL_KEYS = {"zoo": (str,), "kwargs": (dict,), "checkpoint": (str,), "factory": (str,), "weights": (str,),
               "onnx": (str,), "input_size": (int,), "mean": (float, int, list), "std": (float, int, list),
-              "weights_key": (str,), "allow_missing": (list,)}
-IMPORT_KEYS = ("input_size", "mean", "std", "weights_key", "allow_missing")  # for weights or onnx
+              "weights_key": (str,), "allow_missing": (list,), "ignore_unexpected": (list,)}
+IMPORT_KEYS = ("input_size", "mean", "std", "weights_key", "allow_missing", "ignore_unexpected")  # weights/onnx
 BOUND_KEYS = {"metric": (str,), "max_drop": (float, int)}
 TARGETS = ("cpu", "gpu", "cuda", "tensorrt", "npu")
 

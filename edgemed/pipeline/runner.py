@@ -193,7 +193,8 @@ def _import(recipe, opts, folder, upstream, data_dir, progress):
                  input_size=m.get("input_size") or (None if onnx else ds.image_size[0]), channels=ds.channels,
                  mean=_as_list(m.get("mean")), std=_as_list(m.get("std")), dataset=recipe.dataset, data_dir=data_dir,
                  model_kwargs=m.get("kwargs"), weights_key=m.get("weights_key"),
-                 allow_missing=m.get("allow_missing", ()), force=True, record_trust=False)
+                 allow_missing=m.get("allow_missing", ()), ignore_unexpected=m.get("ignore_unexpected", ()),
+                 force=True, record_trust=False)
     return {"checkpoint": str(out)}
 
 
