@@ -44,6 +44,23 @@ class Checkpoint:
     def sha256(self) -> str:
         return sha256_file(self.path)
 
+    def architecture(self, device: str | None = None):
+        """A fresh, untrained model of the architecture this checkpoint records (on `device`, e.g.
+        "meta" to size it without memory). The one place a model is built from a file's metadata:
+        a user factory it names runs only when the user chose it (edgemed.trust)."""
+        import contextlib
+
+        import torch
+
+        from edgemed.models import create_model, is_user_factory
+        from edgemed.trust import require_trusted
+
+        if is_user_factory(self.model_name):
+            require_trusted(self.model_name, self.path)
+        with torch.device(device) if device else contextlib.nullcontext():
+            return create_model(self.model_name, self.num_classes, self.in_channels, self.image_size,
+                                **self.model_kwargs)
+
     def open_dataset(self, data_dir=None):
         """The data set the model was trained on (or imported with `--dataset`): by catalog name,
         else the path it was loaded from."""
@@ -200,11 +217,16 @@ def build_model(ckpt: Checkpoint):
     that are not finite are refused by name."""
     import torch
 
-    from edgemed.models import create_model, is_user_factory
-    from edgemed.trust import require_trusted
+    from edgemed.models import is_user_factory
 
-    if is_user_factory(ckpt.model_name):
-        require_trusted(ckpt.model_name, ckpt.path)
+    try:  # the trust gate and the arguments, then the size: built without memory first
+        wanted = sum(v.numel() for v in ckpt.architecture("meta").state_dict().values())
+    except EdgemedError:
+        raise
+    except Exception:
+        if not is_user_factory(ckpt.model_name):
+            raise
+        wanted = 0  # trusted user code that cannot be built on the meta device: not sized first
     st = _safetensors()
     try:
         tensors = st.load_file(str(ckpt.path))
@@ -216,24 +238,12 @@ def build_model(ckpt: Checkpoint):
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise CheckpointError(f"{ckpt.path}: weight {key} holds NaN or infinite values: the file is damaged; "
                                   f"{RETRAIN}")
-    # built without memory first: metadata cannot make edgemed allocate a model far larger than
-    # the weights stored (a pruned model is smaller than its fresh build, not 64× smaller)
-    probe = None
-    try:
-        with torch.device("meta"):
-            probe = create_model(ckpt.model_name, ckpt.num_classes, ckpt.in_channels, ckpt.image_size,
-                                 **ckpt.model_kwargs)
-        wanted = sum(v.numel() for v in probe.state_dict().values())
-    except Exception:
-        if not is_user_factory(ckpt.model_name):
-            raise
-        wanted = 0  # trusted user code that cannot be built on the meta device: not sized first
+    # metadata cannot make edgemed allocate a model far larger than the weights stored (a pruned
+    # model is smaller than its fresh build, not 64× smaller)
     if wanted > 64 * stored + (1 << 20):
         raise CheckpointError(f"{ckpt.path}: its metadata describes a {ckpt.model_name} of {wanted:,} values but "
                               f"the file holds {stored:,}: the metadata was altered; {RETRAIN}")
-    del probe
-    model = create_model(ckpt.model_name, ckpt.num_classes, ckpt.in_channels, ckpt.image_size,
-                         **ckpt.model_kwargs)
+    model = ckpt.architecture()
     if ckpt.module_shapes:
         try:
             apply_module_shapes(model, ckpt.module_shapes, tensors)
@@ -285,11 +295,8 @@ def module_shapes(model) -> dict:
 
 
 def _shapes_if_pruned(model, ckpt: Checkpoint) -> dict | None:
-    from edgemed.models import create_model
-
     if ckpt.model_name and ":" not in ckpt.model_name:
-        fresh = create_model(ckpt.model_name, ckpt.num_classes, ckpt.in_channels, ckpt.image_size,
-                             **ckpt.model_kwargs)
+        fresh = ckpt.architecture("meta")  # shapes only
         fresh_shapes = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
         if all(fresh_shapes.get(k) == tuple(v.shape) for k, v in model.state_dict().items()):
             return None

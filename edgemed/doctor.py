@@ -43,7 +43,7 @@ def extras() -> list[dict]:
 
 def runtimes() -> list[dict]:
     """Each runtime edgemed can run bundles with, its version and the devices it offers here."""
-    from edgemed.errors import OPTIONAL_MODULES
+    from edgemed.predict import missing_runtime_hint
     from edgemed.runtime import RUNTIMES, available_devices
 
     package = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai-edge-litert", "torch": "torch"}
@@ -59,10 +59,8 @@ def runtimes() -> list[dict]:
             version = metadata.version(package[name])
         except metadata.PackageNotFoundError:
             version = None
-        module = {"litert": "ai_edge_litert"}.get(name, name)
-        extra = OPTIONAL_MODULES.get(module, (None, "runtime"))[1]
         out.append({"runtime": name, "version": version, "devices": devices, "error": error,
-                    "install": None if devices else f'pip install "edgemed[{extra}]"'})
+                    "install": None if devices else missing_runtime_hint(name)})
     return out
 
 

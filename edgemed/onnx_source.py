@@ -250,13 +250,6 @@ def refuse_torch_only(what: str) -> EdgemedError:
                         f"as `edgemed import net.py:build --weights W` ({NEEDS_TORCH})")
 
 
-def _validation(src: OnnxSource, data_dir, limit):
-    from edgemed.data.datasets import prepare_split
-
-    x_u8, y = prepare_split(src.open_dataset(data_dir), "val", src.preprocess, limit)
-    return src.preprocess.normalize(x_u8), y
-
-
 def _logits(path: Path, x: np.ndarray, classes: int, threads=None) -> np.ndarray:
     from edgemed.runtime import open_session
 
@@ -308,6 +301,8 @@ def export_onnx_source(source, formats, precisions=("fp32",), out=None, *, force
     src = open_source(source, **flags)
     out = Path(out) if out else Path("bundles") / f"{src.path.stem}_export"
     check_output(out, force)
+    from edgemed.compress.quantize import _validation
+
     x, _ = _validation(src, data_dir, parity_count) if parity_count else (None, None)
     reference = _logits(src.path, x, src.num_classes, threads) if x is not None else None
     import openvino as ov
@@ -340,7 +335,7 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
     from edgemed.compress.calibration import load_calibration
     from edgemed.compress.nncf_quant import AccuracyTarget, quantize_onnx, quantize_openvino
     from edgemed.compress.ort_quant import quantize_onnx as ort_quantize
-    from edgemed.compress.quantize import CONTROL_METRICS, QuantizeResult
+    from edgemed.compress.quantize import CONTROL_METRICS, QuantizeResult, _validation
     from edgemed.export.parity import compare
     from edgemed.metrics import check_evaluable
     from edgemed.runtime import check_threads

@@ -19,6 +19,11 @@ PREFERENCE = ("tflite", "onnx", "openvino", "torch")
 RUNTIME_EXTRA = {"onnxruntime": "runtime", "litert": "runtime", "openvino": "openvino", "torch": "train"}
 
 
+def missing_runtime_hint(runtime: str) -> str:
+    """The command that installs a runtime edgemed can run bundles with."""
+    return f'pip install "edgemed[{RUNTIME_EXTRA.get(runtime, "runtime")}]"'
+
+
 @dataclass
 class Prediction:
     file: str

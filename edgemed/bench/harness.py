@@ -57,6 +57,7 @@ def plan_targets(bundle: Bundle, artifacts: list[str] | None, runtimes: list[str
     Without --artifacts, an artifact whose runtime (or device) this machine lacks is left out and
     listed in `skipped` with the reason (a Raspberry Pi with the runtime-only install benches what
     it can run); it is an error only when nothing can run, or when --artifacts named it."""
+    from edgemed.predict import missing_runtime_hint
     from edgemed.runtime import available_devices, runtimes_for
 
     chosen = bundle.select(ids=artifacts) if artifacts else list(bundle.artifacts)
@@ -91,12 +92,6 @@ def plan_targets(bundle: Bundle, artifacts: list[str] | None, runtimes: list[str
     if not usable:
         raise problems[0]
     return usable
-
-
-def missing_runtime_hint(runtime: str) -> str:
-    from edgemed.predict import RUNTIME_EXTRA
-
-    return f'pip install "edgemed[{RUNTIME_EXTRA.get(runtime, "runtime")}]"'
 
 
 def pick_baseline(targets: list[Target], baseline: str | None) -> Target:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemed.errors import ModelError, missing_extra
+from edgemed.trust import is_user_factory  # one definition, shared with the trust gate
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,6 @@ def _register_zoo() -> None:
 _register_zoo()
 
 
-from edgemed.trust import is_user_factory  # noqa: E402  (one definition, shared with the trust gate)
 
 
 def resolve_kwargs(name: str, image_size: int, kwargs: dict | None = None) -> dict:

@@ -95,12 +95,9 @@ class OptimizeResult:
 def estimate_candidate_seconds(ckpt, calib_n: int, val_n: int) -> float:
     """A rough lower bound for one candidate: converter overhead plus calibration and validation
     passes at ~20 GMAC/s (measured order of magnitude on 2 cores)."""
-    from edgemed.models import count_macs, create_model, is_user_factory
-    from edgemed.trust import require_trusted
+    from edgemed.models import count_macs
 
-    if is_user_factory(ckpt.model_name):  # the checkpoint names code: only if the user chose it
-        require_trusted(ckpt.model_name, ckpt.path)
-    model = create_model(ckpt.model_name, ckpt.num_classes, ckpt.in_channels, ckpt.image_size, **ckpt.model_kwargs)
+    model = ckpt.architecture()  # gated: a factory the checkpoint names runs only if the user chose it
     macs = count_macs(model, (1, ckpt.in_channels, ckpt.image_size, ckpt.image_size))
     return 20.0 + (calib_n + 2 * val_n) * macs / 20e9
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from edgemed.errors import EdgemedError
-from edgemed.fileio import check_yaml_expansion
+from edgemed.fileio import check_yaml_expansion, read_bounded
 
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of YAML
 MAX_RECIPE_NODES = 20_000  # values after expanding YAML aliases (an alias bomb expands to billions)
@@ -130,11 +130,9 @@ def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe not found: {path}: check the path (benchmarks/recipes/ holds examples)")
-    if path.stat().st_size > MAX_RECIPE_BYTES:
-        raise RecipeError(f"{path}: {path.stat().st_size / 2**20:.1f} MiB is too large for a recipe "
-                          f"(limit {MAX_RECIPE_BYTES >> 10} KiB); is it the right file?")
+    text = read_bounded(path, "recipe", MAX_RECIPE_BYTES, "is it the right file?")
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
+        root = yaml.compose(text.decode("utf-8"))
     except UnicodeDecodeError:
         raise RecipeError(f"{path}: not a UTF-8 text file; a recipe is YAML text") from None
     except RecursionError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgemed.errors import RuntimeUnavailable
+from edgemed.errors import EdgemedError, RuntimeUnavailable
 
 
 class Session:
@@ -49,8 +49,6 @@ class Session:
         return self.check_logits(self._run(batch), len(batch))
 
     def check_logits(self, out: np.ndarray, n: int) -> np.ndarray:
-        from edgemed.errors import EdgemedError
-
         name = self.source or f"the {self.runtime} model"
         if out.ndim != 2 or out.shape[0] != n:
             raise EdgemedError(f"{name}: the model returned scores of shape {tuple(out.shape)} for {n} "
