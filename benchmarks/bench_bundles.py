@@ -3,7 +3,7 @@ references) with the harness — `edgemed bench` — on this machine, then merge
 `edgemed report` into benchmarks/results/bench/ (one results JSON per bundle, report.md,
 report.html with plots, results.csv).
 
-    EDGEMED_DATA_DIR=../shared/data python benchmarks/bench_bundles.py [--only KEY ...] [--duration 3]
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.bench_bundles [--only KEY ...] [--duration 3]
 
 Needs benchmarks/compression.py to have run (bundles in benchmarks/work/compression/).
 """
@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import RESULTS, WORK, command_line  # noqa: E402
+from benchmarks.common import RESULTS, WORK, command_line
 
 OUT = RESULTS / "bench"
 VARIANTS = ("int8", "pruned_int8")

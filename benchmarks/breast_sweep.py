@@ -4,17 +4,12 @@ BreastMNIST has 546 training and 78 validation images, so the default recipe (be
 validation accuracy) picks noisy epochs. This sweep tries a few settings per model and keeps
 the one with the best validation AUC; the test split is read once, for the chosen setting.
 
-    EDGEMED_DATA_DIR=../shared/data python benchmarks/breast_sweep.py
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.breast_sweep
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import WORK, command_line, save_results, system_line  # noqa: E402
+from benchmarks.common import WORK, command_line, save_results, system_line
 
 SETTINGS = {
     "default": dict(epochs=80, batch_size=64, patience=25),

@@ -43,25 +43,3 @@ def system_line(sysinfo: dict) -> str:
     return (f"{sysinfo['cpu']} ({sysinfo['cores_available']} cores available; "
             f"ISA {', '.join(sysinfo['isa'])}), {sysinfo['distro'] or sysinfo['os']}, "
             f"Python {sysinfo['python']}, torch {sysinfo['libraries'].get('torch', '-')}")
-
-
-def seed_checkpoints(only: list[str] | None = None):
-    """(key, checkpoint) of every trained seed model of benchmarks/train_seeds.py, in order,
-    filtered by --only substrings; missing checkpoints are skipped with a note."""
-    from benchmarks.train_seeds import RUNS, checkpoint_path
-
-    for cfg in RUNS:
-        key = cfg["key"]
-        if cfg.get("intermediate") or (only and not any(s in key for s in only)):
-            continue
-        if not checkpoint_path(key).exists():
-            print(f"skip {key}: no checkpoint (run benchmarks/train_seeds.py)")
-            continue
-        print(f"=== {key}", flush=True)
-        yield key, checkpoint_path(key)
-
-
-def in_seed_order(done: dict) -> list:
-    from benchmarks.train_seeds import RUNS
-
-    return [done[c["key"]] for c in RUNS if c["key"] in done]

@@ -3,7 +3,7 @@ measured side by side: batch-1 latency at 1 and 2 threads (all artifacts of a mo
 A B C … in one process), size, and accuracy/AUC on the TEST split with 95 % CIs and the drop
 against PyTorch FP32 (paired bootstrap). Also times each `edgemed quantize` run.
 
-    EDGEMED_DATA_DIR=../shared/data python benchmarks/compression.py [--only KEY ...] [--rounds 200]
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.compression [--only KEY ...] [--rounds 200]
 
 Needs the checkpoints of benchmarks/train_seeds.py. Work files go to benchmarks/work/compression/.
 """
@@ -11,21 +11,11 @@ Needs the checkpoints of benchmarks/train_seeds.py. Work files go to benchmarks/
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import (  # noqa: E402
-    WORK,
-    command_line,
-    in_seed_order,
-    load_results,
-    save_results,
-    seed_checkpoints,
-    system_line,
-)
+from benchmarks.common import WORK, command_line, load_results, save_results, system_line
+from benchmarks.train_seeds import in_seed_order, seed_checkpoints
 
 # fine-tuning epochs after pruning (distilled from the unpruned model), per data set
 FINETUNE = {"pneumoniamnist": 6, "breastmnist": 15, "bloodmnist": 2, "sarscov2_ct_224": 6}  # CPU budget

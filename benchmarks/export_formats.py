@@ -3,7 +3,7 @@ file sizes and parity with PyTorch on the FULL test split (max |Δlogit|, top-1 
 Also measures TFLite NCHW vs channel-last (NHWC) I/O latency side by side, which decides the
 default layout.
 
-    EDGEMED_DATA_DIR=../shared/data python benchmarks/export_formats.py [--only KEY ...]
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.export_formats [--only KEY ...]
 
 Needs the checkpoints of benchmarks/train_seeds.py. Bundles go to benchmarks/work/bundles/.
 """
@@ -12,21 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import (  # noqa: E402
-    WORK,
-    command_line,
-    in_seed_order,
-    load_results,
-    save_results,
-    seed_checkpoints,
-    system_line,
-)
+from benchmarks.common import WORK, command_line, load_results, save_results, system_line
+from benchmarks.train_seeds import in_seed_order, seed_checkpoints
 
 GOAL = 0.999  # top-1 agreement with PyTorch for FP32 and FP16 artifacts
 

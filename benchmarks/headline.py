@@ -3,7 +3,7 @@ deployment per runtime, measured side by side: batch-1 latency ratio to PyTorch 
 (interleaved in one process), size ratio, and TEST-split accuracy/AUC with 95 % CIs and retention
 (paired bootstrap against PyTorch FP32). The search itself only ever sees the validation split.
 
-    EDGEMED_DATA_DIR=../shared/data python benchmarks/headline.py [--only KEY ...] [--budget 12]
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.headline [--only KEY ...] [--budget 12]
 
 Targets: seed A (convnext_med, 224², ConvNeXt-Tiny width) on CT ≥ 0.97 accuracy from scratch; best
 deployment ≥ 6× faster than PyTorch FP32 eager with accuracy drop ≤ 0.5 pt.
@@ -16,18 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import (  # noqa: E402
-    RESULTS,
-    WORK,
-    in_seed_order,
-    load_results,
-    save_results,
-    seed_checkpoints,
-    system_line,
-)
-from edgemed.fileio import atomic_write_text  # noqa: E402
+from benchmarks.common import RESULTS, WORK, load_results, save_results, system_line
+from benchmarks.train_seeds import in_seed_order, seed_checkpoints
+from edgemed.fileio import atomic_write_text
 
 MAX_DROP = 0.5
 BUDGET = {"convnext_med-sarscov2_ct_224": 25, "mednext_small-sarscov2_ct_224": 4}  # minutes (2-core CPU budget); others: --budget
@@ -44,7 +35,7 @@ def run_optimize(key: str, ckpt: Path, budget: float) -> Path:
     out = WORK / "headline" / key
     given = [GIVEN_PRUNED[key]] if key in GIVEN_PRUNED else []
     if any(not p.exists() for p in given):
-        sys.exit(f"{given[0]} is missing: run `python benchmarks/compression.py --only {key} --prune-only` first")
+        sys.exit(f"{given[0]} is missing: run `python -m benchmarks.compression --only {key} --prune-only` first")
     search = out / "optimize.json"
     # an earlier search is reused only if no input changed since (a re-pruned variant must be searched again)
     if not search.exists() or any(p.stat().st_mtime > search.stat().st_mtime for p in [ckpt, *given]):
@@ -115,12 +106,12 @@ def measure(key: str, ckpt_path: Path, opt: Path, rounds: int) -> dict:
 
 def run_command(key: str, budget: float) -> str:
     """The command that reproduces one model's run (models are run one at a time)."""
-    return f"python benchmarks/headline.py --only {key}" + ("" if key in BUDGET else f" --budget {budget:g}")
+    return f"python -m benchmarks.headline --only {key}" + ("" if key in BUDGET else f" --budget {budget:g}")
 
 
 def markdown(runs, sysline) -> str:
     lines = ["# Headline: PyTorch FP32 vs the best deployment per runtime", "",
-             "Command: `python benchmarks/headline.py --only KEY [--budget MINUTES]`, one model per run "
+             "Command: `python -m benchmarks.headline --only KEY [--budget MINUTES]`, one model per run "
              "(each section names its own)  ",
              f"Machine: {sysline}", "",
              "Each model went through `edgemed optimize --max-drop 0.5 --metric accuracy` (search on the validation "

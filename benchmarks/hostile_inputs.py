@@ -38,7 +38,7 @@ def fixtures(work: Path) -> tuple[Path, Path, Path]:
         train("mednext_micro", "pneumoniamnist", out=ck, epochs=1, batch_size=32, limit_train=256,
               limit_eval=128, threads=2, progress=False, lr=3e-3)
     if not bundle.exists():
-        export(ck, ["onnx", "openvino", "tflite"], ["fp32"], bundle, parity_count=32, progress=False, threads=2)
+        export(ck, ["onnx", "openvino", "tflite"], ["fp32"], bundle, parity_images=32, progress=False, threads=2)
     if not images.exists():
         images.mkdir()
         x, _ = load_dataset("pneumoniamnist").split("test")

@@ -8,7 +8,7 @@ interleaved A B C … in one process (1 and 2 threads, median of N rounds), vali
 of each (the split quantization may look at) and top-1 agreement with PyTorch FP32 there, and
 the wall time of each quantization.
 
-    EDGEMED_DATA_DIR=../shared/data python benchmarks/quantize_routes.py [--only KEY ...] [--rounds 200]
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.quantize_routes [--only KEY ...] [--rounds 200]
 
 Needs the checkpoints and export bundles of benchmarks/train_seeds.py / export_formats.py.
 Results: benchmarks/results/quantize_routes.{json,md}; work files in benchmarks/work/quantize_routes/.
@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import WORK, command_line, load_results, save_results, system_line  # noqa: E402
+from benchmarks.common import WORK, command_line, load_results, save_results, system_line
 
 MODELS = {  # key → (format, routes or model types to compare, rounds)
     "mednext_small-pneumoniamnist": [("onnx", ("ort", "nncf", "pt2e"))],

@@ -3,7 +3,7 @@
 FP32 references exported and parity-checked, accuracy control `--max-drop 0.5` on validation
 accuracy, 2 threads. Target: ≤ 5 minutes on this 2-core machine.
 
-    EDGEMED_DATA_DIR=../shared/data python benchmarks/quantize_time.py [--key convnext_med-sarscov2_ct_224]
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.quantize_time [--key convnext_med-sarscov2_ct_224]
 
 Runs the CLI in a fresh process (imports and model loading included), as a user would.
 Results: benchmarks/results/quantize_time.{json,md}; the bundle goes to benchmarks/work/quantize_time/.
@@ -20,9 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import WORK, command_line, edgemed_cli, save_results, system_line  # noqa: E402
+from benchmarks.common import WORK, command_line, edgemed_cli, save_results, system_line
 
 TARGET_SECONDS = 300
 

@@ -3,7 +3,7 @@ record what each stage took and what the run produced: the trained model's test 
 pruned model's validation accuracy, how many benched artifacts keep the recipe's accuracy bound,
 and the fastest of them against the FP32 file of the same format.
 
-    EDGEMED_DATA_DIR=../shared/data python benchmarks/run_recipes.py [--only breastmnist ...]
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.run_recipes [--only breastmnist ...]
 
 A rerun reuses finished stages (that is `edgemed run`'s caching); results of recipes not run this
 time are kept. Run folders go to benchmarks/work/recipes/<name>/ (not committed); the table to
@@ -22,9 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     ROOT,
     WORK,
     command_line,
@@ -33,8 +31,8 @@ from benchmarks.common import (  # noqa: E402
     save_results,
     system_line,
 )
-from edgemed.pipeline.recipe import load_recipe  # noqa: E402
-from edgemed.pipeline.runner import STAGE_FILE, STAGE_RUNNERS  # noqa: E402
+from edgemed.pipeline.recipe import load_recipe
+from edgemed.pipeline.runner import STAGE_FILE, STAGE_RUNNERS
 
 RECIPES = ROOT / "recipes"
 STAGES = tuple(STAGE_RUNNERS)  # train, prune, export, quantize, bench, report
@@ -104,7 +102,7 @@ def run_one(recipe: Path, data_dir: str | None) -> dict:
 
 def markdown(done: dict, sysinfo: dict) -> str:
     lines = ["# Shipped recipes run end to end with `edgemed run`", "",
-             "Command: `EDGEMED_DATA_DIR=../shared/data python benchmarks/run_recipes.py [--only NAME]`  ",
+             "Command: `EDGEMED_DATA_DIR=../shared/data python -m benchmarks.run_recipes [--only NAME]`  ",
              f"Machine: {system_line(sysinfo)}", "",
              "Each recipe under `benchmarks/recipes/` in a fresh `edgemed run` process (train → prune → export → "
              "quantize → bench → report). Stage times in seconds (a stage reused from an earlier run of the same "

@@ -32,9 +32,7 @@ import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import WORK, command_line, load_results, save_results, system_line  # noqa: E402
+from benchmarks.common import WORK, command_line, load_results, save_results, system_line
 
 CONFIGS = [
     dict(key="convnext_med-224", model="convnext_med", size=224, dataset="sarscov2_ct_224",

@@ -1,7 +1,7 @@
 """Train the seed models on the shared data sets from scratch on this CPU and record test
 accuracy/AUC with 95 % CIs, params, MACs and training wall time.
 
-    EDGEMED_DATA_DIR=../shared/data python benchmarks/train_seeds.py [--only NAME ...] [--retrain]
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.train_seeds [--only NAME ...] [--retrain]
 
 Checkpoints go to benchmarks/work/checkpoints/ (not committed; later benchmarks read them);
 results to benchmarks/results/seed_models.{json,md}. Finished runs are skipped on rerun.
@@ -10,12 +10,9 @@ results to benchmarks/results/seed_models.{json,md}. Finished runs are skipped o
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import RESULTS, WORK, load_results, save_results, system_line  # noqa: E402
+from benchmarks.common import RESULTS, WORK, load_results, save_results, system_line
 
 # MedMNIST v2 ResNet-18 (28) reference (acc, auc) and our targets.
 REFERENCE = {"pneumoniamnist": (0.854, 0.944), "breastmnist": (0.863, 0.901),
@@ -115,6 +112,25 @@ def markdown(rows: list[dict], sysinfo_line: str, command: str) -> str:
     return "\n".join(lines)
 
 
+
+def seed_checkpoints(only: list[str] | None = None):
+    """(key, checkpoint) of every trained seed model of benchmarks/train_seeds.py, in order,
+    filtered by --only substrings; missing checkpoints are skipped with a note."""
+    for cfg in RUNS:
+        key = cfg["key"]
+        if cfg.get("intermediate") or (only and not any(s in key for s in only)):
+            continue
+        if not checkpoint_path(key).exists():
+            print(f"skip {key}: no checkpoint (run benchmarks/train_seeds.py)")
+            continue
+        print(f"=== {key}", flush=True)
+        yield key, checkpoint_path(key)
+
+
+def in_seed_order(done: dict) -> list:
+    return [done[c["key"]] for c in RUNS if c["key"] in done]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*", help="run keys or substrings to run")
@@ -133,7 +149,7 @@ def main() -> None:
         from edgemed.bench.system import system_info
 
         # runs are resumed one key at a time (--only KEY); the table is what the whole script produces
-        save_results("seed_models", {"runs": rows}, markdown(rows, system_line(system_info()), "python benchmarks/train_seeds.py"))
+        save_results("seed_models", {"runs": rows}, markdown(rows, system_line(system_info()), "python -m benchmarks.train_seeds"))
     print(f"results in {RESULTS / 'seed_models.md'}")
 
 

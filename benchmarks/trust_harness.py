@@ -6,7 +6,7 @@
 2. The harness's own per-call overhead on a tiny model at 28×28 (goal ≤ 2 % of the model time):
    the same session timed by the harness loop and by a bare loop (no per-call clock), alternated.
 
-    EDGEMED_DATA_DIR=../shared/data python benchmarks/trust_harness.py [--bundle B] [--runs 5]
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.trust_harness [--bundle B] [--runs 5]
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import WORK, command_line, save_results, system_line  # noqa: E402
+from benchmarks.common import WORK, command_line, save_results, system_line
 
 
 def benchmark_app_p50(xml: Path, threads: int, seconds: float) -> float:
@@ -154,7 +152,7 @@ def main() -> None:
 
         ck = train("resnet18_micro", "pneumoniamnist", out=tiny.parent / "tiny.safetensors", epochs=1, limit_train=256,
                    limit_eval=64, progress=False, force=True).checkpoint
-        export(ck, ["onnx", "openvino", "tflite"], ["fp32"], tiny, parity_count=32, progress=False, force=True)
+        export(ck, ["onnx", "openvino", "tflite"], ["fp32"], tiny, parity_images=32, progress=False, force=True)
     over = [overhead(tiny, a) for a in ("onnx-fp32", "openvino-fp32", "tflite-fp32")]
     for o in over:
         print(o, flush=True)

@@ -5,8 +5,6 @@ is installed (so it works in the runtime-only install)."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from importlib import metadata
 
 
@@ -43,10 +41,9 @@ def extras() -> list[dict]:
 
 def runtimes() -> list[dict]:
     """Each runtime edgemed can run bundles with, its version and the devices it offers here."""
-    from edgemed.predict import missing_runtime_hint
-    from edgemed.runtime import RUNTIMES, available_devices
+    from edgemed.formats import RUNTIMES, install_hint
+    from edgemed.runtime import available_devices
 
-    package = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai-edge-litert", "torch": "torch"}
     out = []
     for name in RUNTIMES:
         try:
@@ -56,26 +53,19 @@ def runtimes() -> list[dict]:
         else:
             error = None
         try:
-            version = metadata.version(package[name])
+            version = metadata.version(RUNTIMES[name].package)
         except metadata.PackageNotFoundError:
             version = None
         out.append({"runtime": name, "version": version, "devices": devices, "error": error,
-                    "install": None if devices else missing_runtime_hint(name)})
+                    "install": None if devices else install_hint(name)})
     return out
 
 
 def gpus() -> list[dict]:
     """GPUs seen by nvidia-smi, and by torch when it is installed."""
-    out = []
-    if shutil.which("nvidia-smi"):
-        try:
-            r = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                               capture_output=True, text=True, timeout=20)
-            for line in r.stdout.strip().splitlines():
-                name, driver, memory = (part.strip() for part in (line.split(",") + ["", ""])[:3])
-                out.append({"name": name, "driver": driver, "memory": memory, "seen_by": "nvidia-smi"})
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+    from edgemed.bench.system import nvidia_gpus
+
+    out = nvidia_gpus()
     try:
         import torch
     except ImportError:  # the runtime-only install

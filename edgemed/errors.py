@@ -51,6 +51,7 @@ OPTIONAL_MODULES = {
     "ai_edge_quantizer": ("ai-edge-quantizer", "tflite"), "nncf": ("NNCF", "quantize"),
     "torchao": ("torchao", "quantize"), "torch_pruning": ("torch-pruning", "prune"),
     "matplotlib": ("matplotlib", "report"), "pydicom": ("pydicom", "dicom"),
+    "executorch": ("executorch", "executorch"),
 }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemed.bounds import meets_bound
 from edgemed.errors import EdgemedError, ExportError, missing_extra
 from edgemed.fileio import atomic_dir, check_output, quiet_native, sha256_file
 
@@ -134,7 +135,7 @@ def import_onnx(path: str | Path, *, out: str | Path, declared, dataset_meta: di
                                f"({e.__class__.__name__}: {' '.join(str(e).split())[:160]}): check --input-size") from None
         finally:
             session.close()
-        writer.manifest["artifacts"][-1]["details"]["checked_outputs"] = list(y.shape)
+        writer.update(a.id, details={**a.details, "checked_outputs": list(y.shape)})
         writer.write()
     return out
 
@@ -289,8 +290,8 @@ def _openvino_ir(onnx_file: Path, folder: Path, spec, precision: str) -> list[Pa
     return [folder / "model.xml", folder / "model.bin"]
 
 
-def export_onnx_source(source, formats, precisions=("fp32",), out=None, *, force: bool = False,
-                       data_dir=None, parity_count: int = 128, threads=None, **flags):
+def export_onnx_source(source, formats, precision=("fp32",), out=None, *, force: bool = False,
+                       data_dir=None, parity_images: int = 128, threads=None, **flags):
     """OpenVINO IR (FP32/FP16) converted from the ONNX reference, parity-checked against it."""
     from edgemed.export.exporter import ExportResult
     from edgemed.export.parity import compare, within_tolerance
@@ -303,26 +304,26 @@ def export_onnx_source(source, formats, precisions=("fp32",), out=None, *, force
     check_output(out, force)
     from edgemed.compress.quantize import _validation
 
-    x, _ = _validation(src, data_dir, parity_count) if parity_count else (None, None)
+    x, _ = _validation(src, data_dir, parity_images) if parity_images else (None, None)
     reference = _logits(src.path, x, src.num_classes, threads) if x is not None else None
     import openvino as ov
 
     with atomic_dir(out, force) as tmp:
         writer = _start_bundle(src, tmp)
-        for precision in precisions:
+        for p in precision:
             if "openvino" not in formats:
                 break
-            files = _openvino_ir(src.path, tmp / f"openvino_{precision}", src.preprocess, precision)
-            a = writer.add(f"openvino-{precision}", "openvino", precision, files,
+            files = _openvino_ir(src.path, tmp / f"openvino_{p}", src.preprocess, p)
+            a = writer.add(f"openvino-{p}", "openvino", p, files,
                            details={"converter": "openvino.convert_model (from ONNX)", "openvino": ov.__version__})
             parity = compare(reference, _logits(a.path, x, src.num_classes, threads)) if x is not None else None
             if parity is not None:
-                ok, why = within_tolerance(parity, precision)
+                ok, why = within_tolerance(parity, p)
                 if not ok:
-                    raise ExportError(f"openvino-{precision} failed parity with the ONNX reference: {why}")
-                writer.manifest["artifacts"][-1]["parity"] = parity
+                    raise ExportError(f"openvino-{p} failed parity with the ONNX reference: {why}")
+                writer.update(a.id, parity=parity)
         writer.write()
-    return ExportResult(out, [a["id"] for a in writer.manifest["artifacts"]], [])
+    return ExportResult(out, writer.artifact_ids, [])
 
 
 def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_drop: float | None = None,
@@ -332,8 +333,9 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
     """INT8 of an ONNX reference: ONNX through onnxruntime (`ort`, default) or NNCF, OpenVINO
     through NNCF; within `max_drop` points of `metric` on validation (NNCF's accuracy control; an
     `ort` model over the bound is rebuilt by NNCF's). Returns a QuantizeResult."""
+    from edgemed.compress.accuracy_control import AccuracyTarget
     from edgemed.compress.calibration import load_calibration
-    from edgemed.compress.nncf_quant import AccuracyTarget, quantize_onnx, quantize_openvino
+    from edgemed.compress.nncf_quant import quantize_onnx, quantize_openvino
     from edgemed.compress.ort_quant import quantize_onnx as ort_quantize
     from edgemed.compress.quantize import CONTROL_METRICS, QuantizeResult, _validation
     from edgemed.export.parity import compare
@@ -391,28 +393,25 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
                 logits = _logits(files[0], x_val, src.num_classes, threads)
                 score = target.score(logits)
             drop = target.reference - score
-            met = None if max_drop is None else bool(drop <= target.max_drop + 1e-12)
+            met = None if max_drop is None else meets_bound(100 * drop, max_drop)
             precision = "mixed" if details.get("reverted_layers") else "int8"
             a8 = writer.add(f"{fmt}-{precision}", fmt, precision, files, parity=compare(ref_logits, logits),
                             details={**details, "val_metric": score, "val_drop_points": 100 * drop, "bound_met": met})
             rows.append({"artifact": a8.id, "format": fmt, "route": details.get("route"), "metric": score,
                          "drop_points": 100 * drop, "bound_met": met, "size": a8.size,
                          "reverted_layers": list(details.get("reverted_layers") or []),
-                         "fp32_size": sum(f["size"] for a in writer.manifest["artifacts"] if a["id"] == f"{fmt}-fp32"
-                                          for f in a["files"])})
+                         "fp32_size": writer.get(f"{fmt}-fp32").size if writer.get(f"{fmt}-fp32") else 0})
         ok = [r for r in rows if r["bound_met"] is not False]
         if ok:  # the fastest within the bound, by the same indicative timing as `edgemed quantize`
             from edgemed.compress.quantize import _latency
-            from edgemed.export.bundle import Artifact
 
-            lat = _latency([Artifact.from_dict(a, tmp) for a in writer.manifest["artifacts"]
-                            if a["id"] in {r["artifact"] for r in ok}], x_val[:1], threads)
+            lat = _latency(writer.artifacts({r["artifact"] for r in ok}), x_val[:1], threads)
             for r in rows:
                 r["p50_ms_indicative"] = lat.get(r["artifact"])
             recommended = min(lat, key=lat.get)
         else:
             recommended = min(rows, key=lambda r: r["drop_points"])["artifact"]
-        writer.set("recommended", recommended)
+        writer.recommend(recommended)
         writer.set("quantization", {"source": "onnx", "metric": metric, "max_drop_points": max_drop,
                                     "validation_images": int(len(y_val)), "reference_metric": target.reference,
                                     "calibration": cal.info, "results": rows, "recommended": recommended})

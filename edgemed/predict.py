@@ -11,17 +11,8 @@ import numpy as np
 from edgemed.data.images import is_image_file, read_image
 from edgemed.errors import DataError, EdgemedError
 from edgemed.export.bundle import Artifact, Bundle, load_bundle
+from edgemed.formats import FORMATS, RUNTIMES
 from edgemed.metrics import softmax
-
-# With no choice given: the manifest's recommendation, else the first artifact whose runtime is
-# installed, in this order (small, fast runtimes first; torch last).
-PREFERENCE = ("tflite", "onnx", "openvino", "torch")
-RUNTIME_EXTRA = {"onnxruntime": "runtime", "litert": "runtime", "openvino": "openvino", "torch": "train"}
-
-
-def missing_runtime_hint(runtime: str) -> str:
-    """The command that installs a runtime edgemed can run bundles with."""
-    return f'pip install "edgemed[{RUNTIME_EXTRA.get(runtime, "runtime")}]"'
 
 
 @dataclass
@@ -48,13 +39,15 @@ def choose_artifact(bundle: Bundle, artifact_id: str | None = None, fmt: str | N
     if artifact_id:
         return bundle.artifact(artifact_id)
     candidates = bundle.select(formats=[fmt] if fmt else None, precisions=[precision] if precision else None)
-    order = sorted(candidates, key=lambda a: PREFERENCE.index(a.format) if a.format in PREFERENCE else 99)
+    # with no choice given: the manifest's recommendation, else the first artifact whose runtime is
+    # installed, small on-device runtimes first (the table's preference), torch last
+    order = sorted(candidates, key=lambda a: FORMATS[a.format].preference if a.format in FORMATS else 99)
     if bundle.recommended and not fmt and not precision:
         order.insert(0, bundle.artifact(bundle.recommended))
     for a in order:
         if available_devices(runtimes_for(a.format)[0]):
             return a
-    extras = sorted({RUNTIME_EXTRA[runtimes_for(a.format)[0]] for a in candidates})
+    extras = sorted({RUNTIMES[runtimes_for(a.format)[0]].extra for a in candidates})
     raise EdgemedError(f"no installed runtime can run {', '.join(a.id for a in candidates)} from "
                        f"{bundle.root}: pip install \"edgemed[{','.join(extras)}]\"")
 

@@ -8,7 +8,7 @@ from importlib import metadata
 
 LIBRARIES = ("numpy", "torch", "onnx", "onnxruntime", "openvino", "nncf", "litert-torch",
              "ai-edge-litert", "tflite-runtime", "ai-edge-quantizer", "torch-pruning", "torchao",
-             "scikit-learn")
+             "scikit-learn", "executorch")
 
 
 def library_versions() -> dict[str, str]:

@@ -3,7 +3,7 @@
 on the same real preprocessed test images, and compare the logits artifact by artifact.
 
     sudo bash benchmarks/arm/setup_rootfs.sh                        # once (about 10 minutes)
-    sudo env EDGEMED_DATA_DIR=../shared/data "$(command -v python)" benchmarks/arm/compare_arm.py \
+    sudo env EDGEMED_DATA_DIR=../shared/data "$(command -v python)" -m benchmarks.arm.compare_arm \
         BUNDLE [BUNDLE ...] [--with-int8-copy]
 
 Runs on the host with the x86 development install; needs root (chroot, mount). What it does:
@@ -51,11 +51,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.arm.output_quantization import output_step
+from benchmarks.common import RESULTS, WORK, command_line
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.common import RESULTS, WORK, command_line  # noqa: E402
-
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROOTFS = WORK / "arm" / "rootfs"
 VENV = "/opt/edgemed-venv"  # inside the rootfs (setup_rootfs.sh)
@@ -202,57 +201,6 @@ def qemu_info() -> dict:
 
 
 # ---- ONNX output quantization (host side: the x86 dev install has the onnx package) -----------
-def onnx_output_quantization(path: str | Path) -> dict | None:
-    """Scale/zero point of the DequantizeLinear that produces the graph's first output, if any
-    (ONNX QDQ INT8 models). None when the output is not dequantized or onnx is not installed."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:
-        return None
-    model = onnx.load(str(path), load_external_data=False)
-    graph = model.graph
-    out_name = graph.output[0].name
-    producers = {o: n for n in graph.node for o in n.output}
-    node = producers.get(out_name)
-    # look through shape-only ops between the last DequantizeLinear and the output
-    while node is not None and node.op_type in ("Reshape", "Flatten", "Squeeze", "Identity"):
-        node = producers.get(node.input[0])
-    if node is None or node.op_type != "DequantizeLinear":
-        return None
-    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    consts = {n.output[0]: numpy_helper.to_array(a.t) for n in graph.node if n.op_type == "Constant"
-              for a in n.attribute if a.name == "value"}
-    scale = inits.get(node.input[1], consts.get(node.input[1]))
-    zero = inits.get(node.input[2], consts.get(node.input[2])) if len(node.input) > 2 else np.zeros((), np.int8)
-    if scale is None or np.size(scale) != 1:
-        return None
-    return {"scale": float(np.asarray(scale).reshape(())), "zero_point": int(np.asarray(zero).reshape(())),
-            "dtype": np.asarray(zero).dtype.name, "source": "ONNX output DequantizeLinear"}
-
-
-# ---- comparison -----------------------------------------------------------------------------------
-def output_step(art, x86_meta: dict, arm_meta: dict, x86: np.ndarray) -> tuple[float, str, dict | None]:
-    """One quantization step of an INT8 artifact's logits, and where it came from."""
-    details = art.details or {}
-    q = details.get("output_quantization") or {}
-    if q.get("scale"):
-        return float(q["scale"]), f"manifest details.output_quantization, read from the {q.get('source', 'model')}", None
-    io_out = (details.get("io") or {}).get("output") or {}  # edgemed.compress.tflite_int8 (INT8 I/O)
-    if io_out.get("scale"):
-        return float(io_out["scale"]), "manifest details.io.output", None
-    qx, qa = x86_meta.get("output_quantization"), arm_meta.get("output_quantization")
-    if qx and qx.get("scale"):
-        mismatch = None if qa == qx else {"x86": qx, "aarch64": qa}
-        return float(qx["scale"]), qx["source"], mismatch
-    if art.format == "onnx":
-        q = onnx_output_quantization(art.path)
-        if q:
-            return q["scale"], q["source"], None
-    span = float(x86.max() - x86.min())
-    return max(span, 1e-12) / 255, "estimated: 1/255 of the x86 logits' range (no scale found)", None
-
-
 def _tolerance(precision: str, scale: float) -> tuple[float, str]:
     t = TOLERANCES.get(precision, TOLERANCES["fp32"])
     floor = t.get("scale_floor", 0.0)

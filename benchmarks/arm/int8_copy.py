@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from edgemed.export.bundle import BundleWriter, load_bundle  # noqa: E402
-from edgemed.fileio import quiet_native  # noqa: E402
+from edgemed.export.bundle import BundleWriter, load_bundle
+from edgemed.fileio import quiet_native
 
 DEMO_NOTE = "throwaway INT8 copy made by benchmarks/arm/int8_copy.py to test the ARM comparison; not a product artifact"
 
@@ -66,7 +63,7 @@ def quantize_onnx(src: Path, dest: Path, calib: np.ndarray) -> dict:
         quantize_static,
     )
 
-    from benchmarks.arm.compare_arm import onnx_output_quantization
+    from benchmarks.arm.output_quantization import onnx_output_quantization
 
     class Reader(CalibrationDataReader):
         def __init__(self):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.bench.latency import LatencyStats, interleaved
+from edgemed.bench.latency import LatencyStats, time_sessions
 from edgemed.bench.system import system_info
 from edgemed.errors import EdgemedError, RuntimeUnavailable
 from edgemed.export.bundle import Artifact, Bundle, load_bundle
@@ -57,7 +57,7 @@ def plan_targets(bundle: Bundle, artifacts: list[str] | None, runtimes: list[str
     Without --artifacts, an artifact whose runtime (or device) this machine lacks is left out and
     listed in `skipped` with the reason (a Raspberry Pi with the runtime-only install benches what
     it can run); it is an error only when nothing can run, or when --artifacts named it."""
-    from edgemed.predict import missing_runtime_hint
+    from edgemed.formats import install_hint as missing_runtime_hint
     from edgemed.runtime import available_devices, runtimes_for
 
     chosen = bundle.select(ids=artifacts) if artifacts else list(bundle.artifacts)
@@ -205,12 +205,10 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
     sample = fitted[rng.integers(0, len(fitted), batch)] if fitted is not None else \
         np.full((batch, *spec.size, spec.channels), 128, np.uint8)
     x = spec.normalize(sample)
-    prepared = {name: s.prepare(x) for name, s in sessions.items()}
-    calls = {name: (lambda s=s, p=prepared[name]: s.infer(p)) for name, s in sessions.items()}
     rows = {}
     with progress_bar(progress) as bar:
         # by calls with --iterations; by seconds with --duration (a count with no total shows "616/?")
-        total = iterations if iterations is not None else round(duration * len(calls))
+        total = iterations if iterations is not None else round(duration * len(sessions))
         task = bar.add_task(f"latency ({len(targets)} interleaved, batch {batch})", total=total,
                             info="" if iterations is not None else "s measured")
         t_start = time.perf_counter()
@@ -219,21 +217,20 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
             done = r if iterations is not None else min(total, round(time.perf_counter() - t_start))
             bar.update(task, completed=done)
 
-        samples = interleaved(calls, warmup=warmup, iterations=iterations, duration=duration, on_round=on_round)
+        samples = time_sessions(sessions, x, warmup=warmup, iterations=iterations, duration=duration, on_round=on_round)
         large = {}
         if large_batch and large_batch > batch:
             dyn = {n: s for n, s in sessions.items() if s.static_batch is None}
             if dyn:
                 xl = spec.normalize(np.resize(sample, (large_batch, *sample.shape[1:])))
-                calls_l = {n: (lambda s=s, p=s.prepare(xl): s.infer(p)) for n, s in dyn.items()}
                 task_l = bar.add_task(f"throughput at batch {large_batch}", total=None, info="")
-                large = interleaved(calls_l, warmup=2, iterations=None,
+                large = time_sessions(dyn, xl, warmup=2, iterations=None,
                                     duration=max(1.0, (duration or 1.0) / 4), min_iterations=5,
                                     on_round=lambda r: bar.update(task_l, completed=r, info=f"round {r}"))
         for t in targets:
             s = sessions[t.name]
             lat = LatencyStats.from_seconds(samples[t.name])
-            raw = s.infer(prepared[t.name])
+            raw = s.infer(s.prepare(x))
             pre, post = pre_post_ms(s, spec, list(sample[: min(8, len(sample))]), raw)
             row = {"artifact": t.artifact.id, "name": t.name, "format": t.artifact.format,
                    "precision": t.artifact.precision, "runtime": t.runtime, "device": device,

@@ -109,3 +109,61 @@ def interleaved(calls: dict[str, Callable[[], object]], *, warmup: int = 10,
         if duration is not None and counts >= min_iterations and min(spent.values()) >= duration:
             break
     return samples
+
+
+def time_sessions(sessions: dict, x: np.ndarray, **interleave) -> dict[str, list[float]]:
+    """The one "prepare the batch once, then time each session's model call interleaved" loop:
+    bench, quantize's indicative timing, optimize and prune all measure through it.
+    `interleave`: `interleaved`'s options (warmup, iterations or duration, on_round, ...)."""
+    calls = {k: (lambda s=s, p=s.prepare(x): s.infer(p)) for k, s in sessions.items()}
+    return interleaved(calls, **interleave)
+
+
+def time_artifacts(artifacts: dict, x: np.ndarray, *, threads: int | None = None, device: str = "cpu",
+                   **interleave) -> dict[str, list[float]]:
+    """Open a session per bundle artifact (`{key: artifact}` or `{key: (artifact, runtime)}`),
+    time them with `time_sessions`, close them."""
+    from edgemed.fileio import quiet_native
+    from edgemed.runtime import open_session
+
+    sessions = {}
+    try:
+        with quiet_native():
+            for key, a in artifacts.items():
+                artifact, runtime = a if isinstance(a, tuple) else (a, None)
+                sessions[key] = open_session(artifact, device=device, threads=threads, runtime=runtime)
+        return time_sessions(sessions, x, **interleave)
+    finally:
+        for s in sessions.values():
+            s.close()
+
+
+class _TorchModule:
+    """A torch module behind the Session calls `time_sessions` makes (prepare, infer), so eager
+    PyTorch is timed by the same loop as the runtimes."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def prepare(self, x):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+    def infer(self, x):
+        import torch
+
+        with torch.inference_mode():
+            return self.model(x)
+
+
+def time_torch(models: dict, x: np.ndarray, threads: int, **interleave) -> dict[str, list[float]]:
+    """Eager PyTorch models timed like artifacts (interleaved), at `threads` intra-op threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return time_sessions({k: _TorchModule(m) for k, m in models.items()}, x, **interleave)
+
+
+def median_ms(samples: dict[str, list[float]]) -> dict[str, float]:
+    return {k: float(np.median(v)) * 1e3 for k, v in samples.items()}

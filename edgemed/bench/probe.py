@@ -45,17 +45,8 @@ def main(argv: list[str]) -> dict:
     bundle_path, artifact_id, runtime, device, threads, batch, iterations = argv
     bundle = load_bundle(bundle_path, verify=False)  # the parent process verified it
     artifact = bundle.artifact(artifact_id)
-    importlib.import_module(RUNTIMES[runtime][0])
-    if runtime == "torch":
-        import torch  # noqa: F401  (its import is part of the runtime's footprint, not the model's)
-    elif runtime == "onnxruntime":
-        import onnxruntime  # noqa: F401
-    elif runtime == "openvino":
-        import openvino  # noqa: F401
-    elif runtime == "litert":
-        from edgemed.runtime.litert import interpreter_class
-
-        interpreter_class()
+    # devices() imports the runtime's library: its import is the runtime's footprint, not the model's
+    importlib.import_module(RUNTIMES[runtime][0]).devices()
     base_rss = _rss_mb()
     t0 = time.perf_counter()
     session = open_session(artifact, device=device, threads=int(threads) or None, runtime=runtime)

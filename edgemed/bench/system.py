@@ -97,6 +97,24 @@ def cores_available() -> int:
         return os.cpu_count() or 1
 
 
+def nvidia_gpus() -> list[dict]:
+    """GPUs nvidia-smi reports (name, driver, memory); none where it is absent. No torch needed."""
+    import shutil
+    import subprocess
+
+    out = []
+    if shutil.which("nvidia-smi"):
+        try:
+            r = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=20)
+            for line in r.stdout.strip().splitlines():
+                name, driver, memory = (part.strip() for part in (line.split(",") + ["", ""])[:3])
+                out.append({"name": name, "driver": driver, "memory": memory, "seen_by": "nvidia-smi"})
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return out
+
+
 def system_info() -> dict:
     """A record of the machine and software, stored with every benchmark result."""
     uname = platform.uname()
@@ -111,6 +129,7 @@ def system_info() -> dict:
         "python": platform.python_version(),
         "libraries": library_versions(),
         "env_threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
+        "gpus": nvidia_gpus(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

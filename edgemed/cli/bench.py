@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+import edgemed.formats as formats_table
 from edgemed.cli.common import fmt_ci, out, print_json
 
 
@@ -41,7 +42,7 @@ def register(app: typer.Typer) -> None:
     def bench(
         bundle: Path = typer.Argument(..., help="Bundle folder."),
         artifacts: str = typer.Option(None, "--artifacts", help="Comma list of artifact ids (default: all)."),
-        runtime: str = typer.Option(None, "--runtime", help="Comma list: onnxruntime, openvino, litert, torch."),
+        runtime: str = typer.Option(None, "--runtime", help=f"Comma list: {', '.join(formats_table.RUNTIMES)}."),
         device: str = typer.Option("cpu", "--device", help="cpu | gpu | cuda | tensorrt | npu | NAME."),
         threads: int = typer.Option(None, "--threads", help="Intra-op threads for every runtime."),
         batch: int = typer.Option(1, "--batch"),

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+import edgemed.formats as formats_table
 from edgemed.cli.common import out, print_json
 
 calibration_app = typer.Typer(no_args_is_help=True, help="Calibration sets for INT8 quantization.")
@@ -75,12 +76,13 @@ def register(app: typer.Typer) -> None:
     def quantize(
         checkpoint: Path = typer.Argument(..., help="Checkpoint (FP32, pruned or not)."),
         calib: Path = typer.Option(..., "--calib", help="Calibration manifest (.json), image folder, or .npy array."),
-        formats: str = typer.Option("openvino,onnx,tflite", "--formats"),
+        formats: str = typer.Option(",".join(formats_table.QUANTIZE_DEFAULT), "--formats",
+                                    help=f"Comma list: {formats_table.listing(formats_table.QUANTIZABLE)}."),
         preset: str = typer.Option("performance", help="performance (symmetric) | mixed (asymmetric activations)."),
         ignore: list[str] = typer.Option(None, "--ignore", help="Layers to keep float: module paths or globs (stages.3.*). Repeatable."),
         max_drop: float = typer.Option(None, "--max-drop", help="Largest allowed drop of --metric on the validation split, in points."),
         metric: str = typer.Option("accuracy", help="accuracy | auc | sensitivity | balanced_accuracy."),
-        routes: str = typer.Option(None, help="Per-format routes, e.g. onnx=pt2e,tflite=aeq."),
+        routes: str = typer.Option(None, help="Per-format routes: " + "; ".join(f"{f}={'|'.join(formats_table.FORMATS[f].routes)}" for f in formats_table.QUANTIZABLE) + " (first: default)."),
         model_type: str = typer.Option("auto", help="auto | cnn | transformer (NNCF model type)."),
         sensitivity: bool = typer.Option(False, "--sensitivity", help="Rank layers by the error INT8 adds (one at a time)."),
         out_path: Path = typer.Option(None, "--out", "-o", help="Bundle folder."),
@@ -91,7 +93,7 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json"),
         force: bool = typer.Option(False, "--force"),
     ):
-        """INT8 for OpenVINO / ONNX / TFLite with accuracy control and a sensitivity report."""
+        """INT8 for OpenVINO / ONNX / TFLite / ExecuTorch with accuracy control and a sensitivity report."""
         from edgemed.compress.quantize import quantize as quantize_api
 
         r = quantize_api(checkpoint, calib=calib, formats=_list(formats), out=out_path, preset=preset,

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+import edgemed.formats as formats_table
 from edgemed.cli.common import out, print_json
 
 bundle_app = typer.Typer(no_args_is_help=True, help="Deployment bundles: inspect and verify.")
@@ -38,7 +39,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def export(
         checkpoint: Path = typer.Argument(..., help="Checkpoint (.safetensors)."),
-        formats: str = typer.Option("onnx,openvino,tflite", "--formats", help="Comma list: onnx, openvino, tflite."),
+        formats: str = typer.Option(",".join(formats_table.DEFAULT_FORMATS), "--formats", help=f"Comma list: {formats_table.listing()}."),
         precision: str = typer.Option("fp32", "--precision", help="Comma list: fp32, fp16."),
         out_dir: Path = typer.Option(None, "--out", "-o", help="Bundle folder (default bundles/<checkpoint>)."),
         data_dir: str = typer.Option(None, "--data-dir"),
@@ -48,12 +49,12 @@ def register(app: typer.Typer) -> None:
         strict: bool = typer.Option(False, help="Fail if any format fails."),
         force: bool = typer.Option(False, "--force", help="Replace an existing bundle."),
     ):
-        """Export a checkpoint to ONNX / OpenVINO / TFLite with a parity check each; write a bundle."""
+        """Export a checkpoint to ONNX / OpenVINO / TFLite / ExecuTorch with a parity check each; write a bundle."""
         from edgemed.export.bundle import load_bundle
         from edgemed.export.exporter import export as export_api
 
         result = export_api(checkpoint, formats, precision, out_dir, force=force, data_dir=data_dir,
-                            parity_count=parity_images, dynamic_batch=not static_batch,
+                            parity_images=parity_images, static_batch=static_batch,
                             tflite_layout=tflite_layout.upper(), strict=strict)
         out.print(artifacts_table(load_bundle(result.bundle)))
         for f in result.failed:
@@ -107,7 +108,7 @@ def register(app: typer.Typer) -> None:
         bundle: Path = typer.Argument(..., help="Bundle folder."),
         images: list[Path] = typer.Argument(..., help="Image files or folders (PNG, JPEG, DICOM)."),
         artifact: str = typer.Option(None, "--artifact", help="Artifact id (see `edgemed bundle inspect`)."),
-        fmt: str = typer.Option(None, "--format", help="onnx | openvino | tflite | torch."),
+        fmt: str = typer.Option(None, "--format", help=" | ".join(formats_table.FORMATS) + "."),
         top_k: int = typer.Option(1, "--top-k"),
         threads: int = typer.Option(None),
         device: str = typer.Option("cpu"),

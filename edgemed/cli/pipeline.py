@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+import edgemed.formats as formats_table
 from edgemed.cli.common import out
 
 
@@ -68,7 +69,8 @@ def register(app: typer.Typer) -> None:
         out_path: Path = typer.Option(None, "--out", "-o", help="Output folder (default optimize/<checkpoint>)."),
         calib: Path = typer.Option(None, "--calib", help="Calibration manifest (default calibration/<data set>.json)."),
         workers: int = typer.Option(None, help="Parallel candidate builds (default: cores, at most 2)."),
-        formats: str = typer.Option("openvino,onnx,tflite", "--formats"),
+        formats: str = typer.Option(",".join(formats_table.QUANTIZE_DEFAULT), "--formats",
+                                    help=f"Comma list: {formats_table.listing(formats_table.QUANTIZABLE)}."),
         finetune_epochs: int = typer.Option(2, help="Distilled fine-tuning epochs per pruning level."),
         rounds: int = typer.Option(100, help="Interleaved latency rounds per point."),
         val_limit: int = typer.Option(None, help="Stratified subset of validation images."),

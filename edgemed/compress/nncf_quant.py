@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edgemed.compress.accuracy_control import MODEL_TYPES, PRESETS, AccuracyTarget
+from edgemed.compress.int8 import Int8Files, Int8Job
 from edgemed.compress.scope import (
     module_of_backend_node,
     onnx_module_of,
@@ -17,56 +18,6 @@ from edgemed.compress.scope import (
     openvino_patterns,
 )
 from edgemed.errors import EdgemedError, missing_extra
-from edgemed.metrics import classification_metrics, metric_value, softmax
-
-PRESETS = ("performance", "mixed")
-MODEL_TYPES = ("cnn", "transformer")
-
-
-@dataclass
-class AccuracyTarget:
-    """What accuracy control keeps: `metric` on validation images within `max_drop` (metric units)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    metric: str
-    max_drop: float
-    class_names: list[str]
-    reference: float | None = None
-    batch: int = 32
-
-    def score(self, logits: np.ndarray, y: np.ndarray | None = None) -> float:
-        y = self.y if y is None else y
-        v = metric_value(classification_metrics(y, softmax(logits), self.class_names, n_boot=0), self.metric)
-        return float(v) if v is not None else 0.0  # undefined on a one-class slice (NNCF probes one item)
-
-    def evaluate(self, run, items) -> tuple[float, None]:
-        """NNCF's validation_fn contract: (metric over the items, no per-item values)."""
-        logits, ys = [], []
-        for x, y in items:
-            logits.append(run(x))
-            ys.append(y)
-        return self.score(np.concatenate(logits), np.concatenate(ys)), None
-
-    def batches(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(self.x[i:i + self.batch], self.y[i:i + self.batch]) for i in range(0, len(self.y), self.batch)]
-
-    def restorer_options(self, nncf) -> dict:
-        """NNCF ranks every quantizer group by re-running the ranking subset with it reverted; by
-        default that subset is the whole validation split, which at 224² took minutes per model
-        here. Large inputs rank on 64 images (two batches); the final check still uses them all."""
-        if self.x.shape[-1] * self.x.shape[-2] <= 64 * 64:
-            return {}
-        from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
-
-        items = max(1, -(-64 // self.batch))
-        return {"advanced_accuracy_restorer_parameters": AdvancedAccuracyRestorerParameters(ranking_subset_size=items)}
-
-
-@dataclass
-class NNCFOutcome:
-    files: list[Path]
-    details: dict = field(default_factory=dict)
 
 
 def _nncf():
@@ -116,7 +67,7 @@ def _capture_reverted():
 
 def quantize_openvino(model, example, calibration: np.ndarray, folder: Path, *, preset: str = "performance",
                       model_type: str = "cnn", ignore_layers: list[str] | None = None,
-                      accuracy: AccuracyTarget | None = None, fp32_ir: Path | None = None) -> NNCFOutcome:
+                      accuracy: AccuracyTarget | None = None, fp32_ir: Path | None = None) -> Int8Files:
     """Quantize with NNCF; INT8 IR written to folder/openvino_int8/. `fp32_ir`: the FP32 IR already
     exported from this model (dynamic batch), read instead of converting the model again."""
     nncf = _nncf()
@@ -149,12 +100,12 @@ def quantize_openvino(model, example, calibration: np.ndarray, folder: Path, *, 
     sub = folder / "openvino_int8"
     sub.mkdir(parents=True, exist_ok=True)
     ov.save_model(q, str(sub / "model.xml"), compress_to_fp16=False)
-    return NNCFOutcome([sub / "model.xml", sub / "model.bin"], details)
+    return Int8Files([sub / "model.xml", sub / "model.bin"], details)
 
 
 def quantize_onnx(fp32_path: Path, calibration: np.ndarray, out_path: Path, *, preset: str = "performance",
                   model_type: str = "cnn", ignore_layers: list[str] | None = None,
-                  accuracy: AccuracyTarget | None = None, fused: dict[str, str] | None = None) -> NNCFOutcome:
+                  accuracy: AccuracyTarget | None = None, fused: dict[str, str] | None = None) -> Int8Files:
     """Quantize an FP32 ONNX model with NNCF (QDQ INT8). `fused` maps BatchNorms folded into convs
     back to the convs (`scope.conv_bn_pairs`)."""
     nncf = _nncf()
@@ -186,4 +137,25 @@ def quantize_onnx(fp32_path: Path, calibration: np.ndarray, out_path: Path, *, p
         details["accuracy_control"] = "nncf.quantize_with_accuracy_control"
         details["reverted_layers"] = sorted({by_name.get(n) or n for n in reverted})
     onnx.save(q, str(out_path))
-    return NNCFOutcome([out_path], details)
+    return Int8Files([out_path], details)
+
+
+def quantize_openvino_route(job: Int8Job) -> Int8Files:
+    """Route `nncf` for OpenVINO IR (edgemed/compress/int8.py's interface)."""
+    return quantize_openvino(job.model, job.example, job.calibration, job.folder, preset=job.preset,
+                             model_type=job.model_type, ignore_layers=job.keep_float, accuracy=job.accuracy,
+                             fp32_ir=job.fp32_file if job.fp32_file.suffix == ".xml" else None)
+
+
+def quantize_onnx_route(job: Int8Job) -> Int8Files:
+    """Route `nncf` for ONNX (edgemed/compress/int8.py's interface)."""
+    from edgemed.compress.scope import conv_bn_pairs
+
+    return quantize_onnx(job.fp32_file, job.calibration, job.folder / "model_int8.onnx", preset=job.preset,
+                         model_type=job.model_type, ignore_layers=job.keep_float, accuracy=job.accuracy,
+                         fused=conv_bn_pairs(job.model, job.example))
+
+
+# both search float layers themselves when given an AccuracyTarget (compress/int8.py)
+quantize_openvino_route.own_accuracy_control = True
+quantize_onnx_route.own_accuracy_control = True

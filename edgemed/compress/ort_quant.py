@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemed.compress.int8 import Int8Files, Int8Job
 from edgemed.compress.scope import onnx_node_names
 from edgemed.errors import missing_extra
 
@@ -87,3 +88,14 @@ def quantize_onnx(fp32_path: Path, calibration: np.ndarray, out_path: Path,
             "ignored_layers": list(ignore_layers or []), "excluded_nodes": len(excluded),
             "float_depthwise_convs": len(depthwise),
             "calibration_images": int(len(calibration))}
+
+
+def quantize(job: Int8Job) -> Int8Files:
+    """Route `ort` for ONNX (edgemed/compress/int8.py's interface). The bundle's staging folder
+    holds the calibrated ranges for this FP32 file; unreferenced by the manifest, so not kept."""
+    from edgemed.compress.scope import conv_bn_pairs
+
+    out = job.folder / "model_int8.onnx"
+    fused = conv_bn_pairs(job.model, job.example) if job.model is not None else None
+    return Int8Files([out], quantize_onnx(job.fp32_file, job.calibration, out, job.keep_float, fused,
+                                          ranges_cache=job.folder / "ort_ranges.json"))

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,20 +39,9 @@ def _tp():
 
 def torch_latency_ms(models: dict, example, threads: int, rounds: int = 60) -> dict:
     """Median batch-1 eager latency of several models, interleaved so they share the noise."""
-    import torch
+    from edgemed.bench.latency import median_ms, time_torch
 
-    torch.set_num_threads(threads)
-    times = {k: [] for k in models}
-    with torch.inference_mode():
-        for m in models.values():
-            for _ in range(5):
-                m(example)
-        for _ in range(rounds):
-            for k, m in models.items():
-                t = time.perf_counter()
-                m(example)
-                times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    return median_ms(time_torch(models, example.numpy(), threads, warmup=5, iterations=rounds))
 
 
 def _importance(tp, name: str):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemed.compress.int8 import Int8Files, Int8Job
 from edgemed.errors import missing_extra
 
 
@@ -59,3 +60,10 @@ def export_onnx(model, calibration: np.ndarray, out_path: Path, ignore_layers: l
     onnx.checker.check_model(str(out_path))
     return {"route": "pt2e", "quantizer": "X86InductorQuantizer (torchao)", "opset": OPSET,
             "ignored_layers": list(ignore_layers or []), "calibration_images": int(len(calibration))}
+
+
+def quantize(job: Int8Job) -> Int8Files:
+    """Route `pt2e` for ONNX (edgemed/compress/int8.py's interface)."""
+
+    out = job.folder / "model_int8.onnx"
+    return Int8Files([out], export_onnx(job.model, job.calibration, out, job.keep_float))

@@ -1,30 +1,35 @@
-"""`edgemed quantize`: INT8 artifacts (plus FP32 references) for OpenVINO, ONNX and TFLite in one
-bundle, with accuracy control against a bound on the validation split (never test), a per-layer
-sensitivity report, and the fastest artifact within the bound marked as recommended."""
+"""`edgemed quantize`: INT8 artifacts (plus FP32 references) for every format with INT8 routes
+(edgemed/formats.py) in one bundle, with accuracy control against a bound on the validation split
+(never test), a per-layer sensitivity report, and the fastest artifact within the bound marked
+as recommended."""
 
 from __future__ import annotations
 
 import importlib
 import os
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgemed.compress.nncf_quant import PRESETS, AccuracyTarget
+from edgemed.bounds import meets_bound
+from edgemed.compress.accuracy_control import (
+    PRESETS,
+    AccuracyTarget,
+    revert_limit,
+    revert_until_within,
+)
+from edgemed.compress.int8 import Int8Job, own_accuracy_control, route_layers, routes_of, run_route
 from edgemed.errors import EdgemedError, ExportError
 from edgemed.export.base import describe_failure
 from edgemed.fileio import atomic_dir, check_output, quiet_native
+from edgemed.formats import FORMATS as TABLE
+from edgemed.formats import QUANTIZABLE, QUANTIZE_DEFAULT
 from edgemed.progress import progress_bar
 
-FORMATS = ("openvino", "onnx", "tflite")
+FORMATS = QUANTIZE_DEFAULT
 CONTROL_METRICS = ("accuracy", "auc", "sensitivity", "balanced_accuracy")
-# format → routes; the first is the default (ONNX: `ort`, measured fastest on onnxruntime and as
-# accurate in benchmarks/quantize_routes.py)
-ROUTES = {"openvino": ("nncf",), "onnx": ("ort", "nncf", "pt2e"), "tflite": None}
-MAX_REVERT_FRACTION = 0.25  # our accuracy-control loop keeps at most this share of layers float
 
 
 def sensitivity_images(x: np.ndarray) -> int:
@@ -43,33 +48,24 @@ class QuantizeResult:
     suggested_ignore: list[str] = field(default_factory=list)
 
 
-def tflite_routes() -> tuple[str, ...]:
-    from edgemed.compress import tflite_int8
-
-    return tuple(tflite_int8.ROUTES)
-
-
 def parse_routes(routes: dict | str | None, formats: list[str]) -> dict[str, str]:
-    """`{"onnx": "pt2e"}` or "onnx=pt2e,tflite=aeq" → a route for every format."""
+    """`{"onnx": "pt2e"}` or "onnx=pt2e,tflite=conv_fc" → a route for every format (the table's
+    first route where none is given)."""
     if isinstance(routes, str):
         pairs = [r.split("=", 1) for r in routes.split(",") if r.strip()]
         if any(len(p) != 2 for p in pairs):
-            raise EdgemedError(f"--routes must look like onnx=pt2e,tflite=aeq; got {routes!r}")
+            raise EdgemedError(f"--routes must look like onnx=pt2e,tflite=conv_fc; got {routes!r}")
         routes = {k.strip(): v.strip() for k, v in pairs}
     routes = dict(routes or {})
-
-    def options(fmt: str) -> tuple[str, ...]:
-        return ROUTES[fmt] if ROUTES[fmt] is not None else tflite_routes()
-
     for fmt, route in routes.items():
-        if fmt not in ROUTES:
-            raise EdgemedError(f"--routes names unknown format {fmt!r}: use {', '.join(ROUTES)}")
-        if route not in options(fmt):
-            raise EdgemedError(f"unknown {fmt} route {route!r}: use {', '.join(options(fmt))}")
+        if fmt not in QUANTIZABLE:
+            raise EdgemedError(f"--routes names unknown format {fmt!r}: use {', '.join(QUANTIZABLE)}")
+        if route not in routes_of(fmt):
+            raise EdgemedError(f"unknown {fmt} route {route!r}: use {', '.join(routes_of(fmt))}")
     extra = [f for f in routes if f not in formats]
     if extra:
         raise EdgemedError(f"routes given for formats not being quantized: {', '.join(extra)}")
-    return {fmt: routes.get(fmt, options(fmt)[0]) for fmt in formats}
+    return {fmt: routes.get(fmt, routes_of(fmt)[0]) for fmt in formats}
 
 
 def auto_model_type(model_name: str) -> str:
@@ -89,34 +85,9 @@ def _validation(ckpt, data_dir, limit):
 
 def _int8(fmt, route, model, example, calib, tmp: Path, fp32_file: Path, opts: dict, keep_float: list[str],
           accuracy: AccuracyTarget | None = None):
-    """Quantize one format; returns (files, details)."""
-    from edgemed.compress import nncf_quant, pt2e
-    from edgemed.compress.scope import conv_bn_pairs
-
-    if fmt == "openvino":
-        r = nncf_quant.quantize_openvino(model, example, calib, tmp, ignore_layers=keep_float, accuracy=accuracy,
-                                         fp32_ir=fp32_file if fp32_file.suffix == ".xml" else None, **opts)
-        return r.files, r.details
-    if fmt == "onnx" and route == "nncf":
-        r = nncf_quant.quantize_onnx(fp32_file, calib, tmp / "model_int8.onnx", ignore_layers=keep_float,
-                                     accuracy=accuracy, fused=conv_bn_pairs(model, example), **opts)
-        return r.files, r.details
-    if fmt == "onnx" and route == "ort":
-        from edgemed.compress import ort_quant
-
-        # the bundle's staging folder holds the ranges for this FP32 file; unreferenced, so not kept
-        return [tmp / "model_int8.onnx"], ort_quant.quantize_onnx(fp32_file, calib, tmp / "model_int8.onnx", keep_float,
-                                                                  conv_bn_pairs(model, example),
-                                                                  ranges_cache=tmp / "ort_ranges.json")
-    if fmt == "onnx":
-        return [tmp / "model_int8.onnx"], pt2e.export_onnx(model, calib, tmp / "model_int8.onnx", keep_float)
-    from edgemed.compress import tflite_int8
-
-    path = tmp / "model_int8.tflite"
-    details = tflite_int8.quantize_tflite(model, calib, path, route=route, keep_float=keep_float or None,
-                                          fp32_path=fp32_file)
-    return [path], {"route": route, **details, "ignored_layers": list(keep_float),
-                    "calibration_images": int(len(calib))}
+    """Quantize one format through its route (edgemed/compress/int8.py); returns (files, details)."""
+    r = run_route(Int8Job(fmt, route, model, example, calib, tmp, fp32_file, list(keep_float), accuracy, **opts))
+    return r.files, r.details
 
 
 def _score(artifact, x, accuracy: AccuracyTarget, threads) -> tuple[float, np.ndarray]:
@@ -131,14 +102,10 @@ def _score(artifact, x, accuracy: AccuracyTarget, threads) -> tuple[float, np.nd
 
 def _latency(artifacts: list, x1: np.ndarray, threads, seconds: float = 1.5) -> dict[str, float]:
     """Indicative batch-1 p50 of each artifact (interleaved), to pick the recommended one."""
-    from edgemed.bench.latency import interleaved
-    from edgemed.runtime import open_session
+    from edgemed.bench.latency import median_ms, time_artifacts
 
-    with quiet_native():
-        sessions = {a.id: open_session(a, threads=threads) for a in artifacts}
-    calls = {k: (lambda s=s, p=s.prepare(x1): s.infer(p)) for k, s in sessions.items()}
-    samples = interleaved(calls, warmup=5, duration=seconds / max(1, len(calls)), min_iterations=20)
-    return {k: statistics.median(v) * 1e3 for k, v in samples.items()}
+    return median_ms(time_artifacts({a.id: a for a in artifacts}, x1, threads=threads, warmup=5,
+                                    duration=seconds / max(1, len(artifacts)), min_iterations=20))
 
 
 def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path | None = None,
@@ -174,12 +141,11 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
         resolve,
         suggest_ignore,
     )
-    from edgemed.export.exporter import FORMATS as EXPORTERS
     from edgemed.export.exporter import check_parity, parse_list, remove_unreferenced, start_bundle
     from edgemed.export.parity import compare, within_tolerance
     from edgemed.onnx_source import is_onnx_source, onnx_formats, quantize_onnx_source
 
-    formats = parse_list(formats, FORMATS, "format")
+    formats = parse_list(formats, QUANTIZABLE, "format")
     if hasattr(checkpoint, "state_dict") and hasattr(checkpoint, "forward"):  # an nn.Module in memory
         from edgemed.onnx_source import from_module
 
@@ -192,7 +158,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
         if ignore or sensitivity:
             raise EdgemedError("--ignore and --sensitivity name PyTorch layers, which an ONNX source does not have: "
                                "leave them out (NNCF's accuracy control picks float layers itself)")
-        return quantize_onnx_source(checkpoint, calib=calib, formats=onnx_formats(formats, FORMATS), out=out,
+        return quantize_onnx_source(checkpoint, calib=calib, formats=onnx_formats(formats, QUANTIZABLE), out=out,
                                     max_drop=max_drop, metric=metric, preset=preset,
                                     routes=parse_routes(routes, [f for f in formats if f != "tflite"]) if routes else None,
                                     val_limit=val_limit, calib_limit=calib_limit, data_dir=data_dir, threads=threads,
@@ -250,37 +216,29 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
             ranking = layer_sensitivity(model, cal.x[:n], x_val[:n], layers, progress=lambda: bar.advance(task))
         writer = start_bundle(tmp, ckpt, {"quantize": settings})
         if base is not None:
-            import shutil
-
             for a in base.artifacts:
-                if a.id == "torch-fp32":
-                    continue
-                for f in a.files:
-                    (tmp / f["path"]).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(base.root / f["path"], tmp / f["path"])
-                writer.manifest["artifacts"].append({**a.to_dict()})
+                if a.id != "torch-fp32":
+                    writer.copy_from(base, a)
         task = bar.add_task("quantize", total=len(formats), info="")
         quantizable = set(quantizable_layers(model))
         learned_float: list[str] = []  # layers NNCF's accuracy control reverted: tried first elsewhere
         for fmt in formats:
             route = chosen_routes[fmt]
             bar.update(task, description=f"{fmt}: FP32 reference")
-            exporter = importlib.import_module(EXPORTERS[fmt])
+            exporter = importlib.import_module(TABLE[fmt].exporter)
             reused = None
             t_fp32 = time.perf_counter()
             try:
-                reused = next((a for a in writer.manifest["artifacts"] if a["id"] == f"{fmt}-fp32"), None)
+                reused = writer.get(f"{fmt}-fp32")
                 if reused is not None:  # from the base bundle: same checkpoint, already parity-checked
                     from edgemed.export.base import ExportedFiles
-                    from edgemed.export.bundle import Artifact
 
-                    a32 = Artifact.from_dict(reused, tmp)
-                    fp32 = ExportedFiles([tmp / f["path"] for f in reused["files"]], a32.input_layout,
+                    a32 = reused
+                    fp32 = ExportedFiles([tmp / f["path"] for f in a32.files], a32.input_layout,
                                          a32.static_batch, a32.details)
                 else:
                     with quiet_native():
-                        fp32 = exporter.export(model, example, tmp, "fp32",
-                                               **({} if fmt == "tflite" else {"dynamic_batch": True}))
+                        fp32 = exporter.export(model, example, tmp, "fp32")
                     a32 = writer.add(f"{fmt}-fp32", fmt, "fp32", fp32.files, input_layout=fp32.input_layout,
                                      static_batch=fp32.static_batch, details=fp32.details)
                     p32 = check_parity(writer, a32, x_val[:128], ref_logits[:128], threads)
@@ -289,7 +247,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
                 bar.update(task, description=f"{fmt}: INT8 ({route})")
                 t0 = time.perf_counter()
                 fp32_seconds = round(t0 - t_fp32, 1)
-                if max_drop is not None and route == "nncf":
+                if max_drop is not None and own_accuracy_control(fmt, route):
                     # NNCF's accuracy control quantizes by itself and keeps plain INT8 when that
                     # is within the bound: a separate plain pass first would be done twice
                     bar.update(task, description=f"{fmt}: INT8 with accuracy control")
@@ -313,9 +271,9 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
                         tried += more
                         drop = target.reference - score
                 reverted = details.get("reverted_layers") or [n for n in details.get("ignored_layers", []) if n not in keep]
-                if route == "nncf" and max_drop is not None and drop <= target.max_drop + 1e-12:
+                met = None if max_drop is None else meets_bound(100 * drop, max_drop)
+                if own_accuracy_control(fmt, route) and met:
                     learned_float = [n for n in reverted if n in quantizable]
-                met = None if max_drop is None else bool(drop <= target.max_drop + 1e-12)
                 parity = compare(ref_logits, logits)
                 ok, why = within_tolerance(parity, "int8")
                 if not ok:
@@ -326,7 +284,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
                                 "label": "BOUND NOT MET: best model found" if met is False else None})
                 precision = "mixed" if (reverted or keep) else "int8"
                 if precision == "mixed":
-                    writer.manifest["artifacts"] = [a for a in writer.manifest["artifacts"] if a["id"] != f"{fmt}-int8"]
+                    writer.remove(f"{fmt}-int8")
                 a8 = writer.add(f"{fmt}-{precision}", fmt, precision, files, input_layout=fp32.input_layout,
                                 static_batch=fp32.static_batch, parity=parity, details=details)
                 rows.append({"artifact": a8.id, "format": fmt, "route": route, "metric": score,
@@ -340,19 +298,16 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
             except Exception as e:
                 message = describe_failure(f"{fmt} INT8 ({route})", e)
                 created = {f"{fmt}-int8", f"{fmt}-mixed"} | (set() if reused else {f"{fmt}-fp32"})
-                writer.manifest["artifacts"] = [a for a in writer.manifest["artifacts"] if a["id"] not in created]
+                writer.remove(*created)
                 writer.fail(fmt, "int8", message)
                 bar.console.log(f"[red]{message}")
             bar.advance(task)
         if not rows:
-            raise ExportError("no format was quantized: " + "; ".join(f["error"] for f in writer.manifest["failed"]))
+            raise ExportError("no format was quantized: " + "; ".join(f["error"] for f in writer.failures))
         candidates = [r for r in rows if r["bound_met"] is not False]
         recommended = None
         if candidates:
-            from edgemed.export.bundle import Artifact
-
-            arts = [Artifact.from_dict(a, tmp) for a in writer.manifest["artifacts"]
-                    if a["id"] in {r["artifact"] for r in candidates}]
+            arts = writer.artifacts({r["artifact"] for r in candidates})
             lat = _latency(arts, x_val[:1], threads)
             for r in rows:
                 r["p50_ms_indicative"] = lat.get(r["artifact"])
@@ -360,7 +315,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
         else:
             recommended = min(rows, key=lambda r: r["drop_points"])["artifact"]
         suggestion = suggest_ignore(ranking) if ranking else []
-        writer.set("recommended", recommended)
+        writer.recommend(recommended)
         writer.set("quantization", {**settings, "results": rows, "recommended": recommended,
                                     "sensitivity": ranking[:20] if ranking else None,
                                     "suggested_ignore": suggestion})
@@ -372,11 +327,10 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
 
 def _control(fmt, route, model, example, cal, tmp, fp32_file, opts, keep, target, writer, fp32,
              ranking, threads, x_val, first, learned: list[str] | None = None):
-    """Bring the drop within the bound: NNCF's accuracy control for the NNCF routes; otherwise
-    first the layers NNCF's accuracy control reverted for another format (`learned`), then the
-    most sensitive layers in float, 1, 2, 4, … at a time, keeping the best model.
+    """Bring the drop within the bound: the route's own accuracy control where it has one (NNCF);
+    otherwise the shared search (accuracy_control.revert_until_within) over builds of this route.
     Returns (files, details, score, logits, attempts, ranking)."""
-    from edgemed.compress.scope import layer_sensitivity, quantizable_layers
+    from edgemed.compress.scope import layer_sensitivity
 
     def build(float_layers, accuracy=None):
         with quiet_native():
@@ -386,48 +340,28 @@ def _control(fmt, route, model, example, cal, tmp, fp32_file, opts, keep, target
         score, logits = _score(a, x_val, target, threads)
         return files, details, score, logits
 
-    if route == "nncf":
+    if own_accuracy_control(fmt, route):
         files, details, score, logits = build(keep, target)
         attempt = {"float_layers": details.get("reverted_layers", []), "metric": score,
                    "drop": target.reference - score, "by": "nncf.quantize_with_accuracy_control"}
         return files, details, score, logits, [attempt], ranking
-    attempts = []
-    best_layers, best = list(keep), first
-    on_disk = list(keep)  # which float layers the INT8 file written last has
-    learned = [layer for layer in learned or [] if layer not in keep]
-    if learned:  # one build instead of a sensitivity pass and several builds, when it suffices
-        result, on_disk = build(keep + learned), keep + learned
-        attempts.append({"float_layers": keep + learned, "metric": result[2], "drop": target.reference - result[2],
-                         "by": "layers NNCF's accuracy control reverted for another format"})
-        if result[2] > best[2]:
-            best, best_layers = result, keep + learned
-        if target.reference - result[2] <= target.max_drop:
-            files, details, score, logits = result
-            details = {**details, "reverted_layers": learned}
-            return files, details, score, logits, attempts, ranking
-    if ranking is None:
-        n = sensitivity_images(x_val)
-        ranking = layer_sensitivity(model, cal.x[:n], x_val[:n])
-    quantized = quantizable_layers(model)
-    if fmt == "tflite":  # TFLite routes leave some layer types float anyway: rank only the others
-        from edgemed.compress.tflite_int8 import quantizable_layers as route_layers
 
-        quantized = route_layers(model, route)
-    order = [r["layer"] for r in ranking if r["layer"] not in keep and r["layer"] in set(quantized)]
-    limit = min(len(order), max(1, int(MAX_REVERT_FRACTION * len(quantized))))
-    k = 1
-    while k <= limit:
-        last_layers = keep + order[:k]
-        result, on_disk = build(last_layers), last_layers
-        attempts.append({"float_layers": last_layers, "metric": result[2], "drop": target.reference - result[2],
-                         "by": "sensitivity-ranked revert"})
-        if result[2] > best[2]:
-            best, best_layers = result, last_layers
-        if target.reference - result[2] <= target.max_drop:
-            break
-        k *= 2
-    if on_disk != best_layers:  # later attempts overwrote the file: rebuild the best one
-        best = build(best_layers)
-    files, details, score, logits = best
-    details = {**details, "reverted_layers": [layer for layer in best_layers if layer not in keep]}
-    return files, details, score, logits, attempts, ranking
+    def ranked():
+        nonlocal ranking
+        if ranking is None:
+            n = sensitivity_images(x_val)
+            ranking = layer_sensitivity(model, cal.x[:n], x_val[:n])
+        quantized = set(route_layers(fmt, route, model))
+        return [r["layer"] for r in ranking if r["layer"] in quantized], revert_limit(len(quantized))
+
+    def scored(float_layers):
+        files, details, score, logits = build(float_layers)
+        return score, (files, details, logits)
+
+    found = revert_until_within(scored, keep=list(keep), first=(first[2], (first[0], first[1], first[3])),
+                                reference=target.reference, max_drop=target.max_drop, ranked=ranked,
+                                learned=learned)
+    files, details, logits = found.result
+    details = {**details, "reverted_layers": [layer for layer in found.float_layers if layer not in keep]}
+    return files, details, found.score, logits, found.attempts, ranking
+

@@ -61,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemed.compress.int8 import Int8Files, Int8Job
 from edgemed.errors import EdgemedError, ExportError, missing_extra
 
 ROUTES = ("conv", "conv_fc", "all")
@@ -586,3 +587,13 @@ def _jsonable(obj):
     import json
 
     return json.loads(json.dumps(obj, default=lambda o: getattr(o, "value", str(o))))
+
+
+def quantize(job: Int8Job) -> Int8Files:
+    """Routes conv / conv_fc / all for TFLite (edgemed/compress/int8.py's interface)."""
+
+    path = job.folder / "model_int8.tflite"
+    details = quantize_tflite(job.model, job.calibration, path, route=job.route, keep_float=job.keep_float or None,
+                              fp32_path=job.fp32_file)
+    return Int8Files([path], {"route": job.route, **details, "ignored_layers": list(job.keep_float),
+                              "calibration_images": int(len(job.calibration))})

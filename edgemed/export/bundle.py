@@ -263,11 +263,61 @@ class BundleWriter:
         self.manifest["artifacts"].append(a.to_dict())
         return a
 
+    def get(self, artifact_id: str) -> Artifact | None:
+        entry = next((a for a in self.manifest["artifacts"] if a["id"] == artifact_id), None)
+        return None if entry is None else Artifact.from_dict(entry, self.root)
+
+    def artifacts(self, ids=None) -> list[Artifact]:
+        return [Artifact.from_dict(a, self.root) for a in self.manifest["artifacts"] if ids is None or a["id"] in ids]
+
+    def remove(self, *artifact_ids: str) -> None:
+        """Forget artifacts (their files go with `remove_unreferenced`)."""
+        self.manifest["artifacts"] = [a for a in self.manifest["artifacts"] if a["id"] not in artifact_ids]
+
+    def update(self, artifact_id: str, **fields) -> None:
+        """Set manifest fields of one artifact (parity, details) after it was added."""
+        entry = next(a for a in self.manifest["artifacts"] if a["id"] == artifact_id)
+        entry.update(fields)
+
+    def copy_from(self, bundle: Bundle, artifact: Artifact) -> None:
+        """Copy an artifact, files and manifest entry, from another (verified) bundle."""
+        import shutil
+
+        for f in artifact.files:
+            (self.root / f["path"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(bundle.root / f["path"], self.root / f["path"])
+        self.remove(artifact.id)
+        self.manifest["artifacts"].append(artifact.to_dict())
+
+    @property
+    def failures(self) -> list[dict]:
+        return self.manifest["failed"]
+
     def fail(self, fmt: str, precision: str, message: str) -> None:
         self.manifest["failed"].append({"format": fmt, "precision": precision, "error": message})
 
     def set(self, key: str, value) -> None:
         self.manifest[key] = value
+
+    def recommend(self, artifact_id: str, **deployment) -> None:
+        """Mark the artifact `predict` and `bench` pick first; `deployment` records how it was chosen."""
+        if artifact_id not in self.artifact_ids:
+            raise EdgemedError(f"cannot recommend {artifact_id}: the bundle has {', '.join(self.artifact_ids)}")
+        self.manifest["recommended"] = artifact_id
+        if deployment:
+            self.manifest["deployment"] = deployment
+
+    @classmethod
+    def subset(cls, source: Bundle, root: Path, keep: set[str]) -> BundleWriter:
+        """A writer for a new bundle holding only `keep` of `source`'s artifacts (files copied)."""
+        writer = cls.__new__(cls)
+        writer.root = Path(root)
+        writer.manifest = {**source.manifest, "artifacts": [], "failed": list(source.manifest.get("failed", []))}
+        writer.manifest.pop("recommended", None)
+        for a in source.artifacts:
+            if a.id in keep:
+                writer.copy_from(source, a)
+        return writer
 
     def write(self) -> Path:
         return atomic_write_json(self.root / MANIFEST, self.manifest)

@@ -12,13 +12,13 @@ from pathlib import Path
 from edgemed.errors import EdgemedError, ExportError
 from edgemed.export.base import describe_failure
 from edgemed.export.bundle import BundleWriter, load_bundle
-from edgemed.export.parity import compare, parity_images, within_tolerance
+from edgemed.export.parity import compare, within_tolerance
+from edgemed.export.parity import parity_images as parity_batch
 from edgemed.fileio import atomic_dir, quiet_native
+from edgemed.formats import DEFAULT_FORMATS, EXPORTABLE
+from edgemed.formats import FORMATS as TABLE
 from edgemed.progress import console, progress_bar
 from edgemed.versions import library_versions
-
-FORMATS = {"onnx": "edgemed.export.onnx", "openvino": "edgemed.export.openvino",
-           "tflite": "edgemed.export.tflite"}
 
 
 @dataclass
@@ -69,9 +69,9 @@ def check_parity(writer: BundleWriter, artifact, x, reference, threads=None) -> 
     return compare(reference, out)
 
 
-def export(checkpoint: str | Path, formats=("onnx", "openvino", "tflite"), precisions=("fp32",),
+def export(checkpoint: str | Path, formats=DEFAULT_FORMATS, precision=("fp32",),
            out: str | Path | None = None, *, force: bool = False, data_dir: str | None = None,
-           parity_count: int = 128, dynamic_batch: bool = True, tflite_layout: str = "NCHW",
+           parity_images: int = 128, static_batch: bool = False, tflite_layout: str = "NCHW",
            strict: bool = False, threads: int | None = None, progress: bool = True) -> ExportResult:
     """Export a checkpoint to a bundle; every artifact gets a parity check against PyTorch.
 
@@ -83,23 +83,25 @@ def export(checkpoint: str | Path, formats=("onnx", "openvino", "tflite"), preci
     from edgemed.onnx_source import export_onnx_source, is_onnx_source, onnx_formats
 
     if is_onnx_source(checkpoint):  # an ONNX file or an imported ONNX bundle: no PyTorch model
-        return export_onnx_source(checkpoint, onnx_formats(parse_list(formats, FORMATS, "format"), tuple(FORMATS)),
-                                  parse_list(precisions, ("fp32", "fp16"), "precision"), out, force=force,
-                                  data_dir=data_dir, parity_count=parity_count, threads=threads)
+        return export_onnx_source(checkpoint, onnx_formats(parse_list(formats, EXPORTABLE, "format"), EXPORTABLE),
+                                  parse_list(precision, ("fp32", "fp16"), "precision"), out, force=force,
+                                  data_dir=data_dir, parity_images=parity_images, threads=threads)
     import torch
 
     from edgemed.checkpoint import load_checkpoint
 
-    formats = parse_list(formats, tuple(FORMATS), "format")
-    precisions = parse_list(precisions, ("fp32", "fp16"), "precision")
+    formats = parse_list(formats, EXPORTABLE, "format")
+    precisions = parse_list(precision, ("fp32", "fp16"), "precision")
+    if tflite_layout not in TABLE["tflite"].layouts:
+        raise EdgemedError(f"unknown --tflite-layout {tflite_layout!r}: use {', '.join(TABLE['tflite'].layouts)}")
     from edgemed.models import deploy_form
 
     ckpt, model = load_checkpoint(checkpoint)
     model = deploy_form(model)  # same outputs, fewer ops on every runtime
     out = Path(out) if out else Path("bundles") / Path(checkpoint).stem
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    if parity_count:
-        x, _ = parity_images(ckpt, data_dir, parity_count)
+    if parity_images:
+        x, _ = parity_batch(ckpt, data_dir, parity_images)
         with torch.inference_mode():
             reference = model(torch.from_numpy(x)).float().numpy()
     else:
@@ -107,18 +109,24 @@ def export(checkpoint: str | Path, formats=("onnx", "openvino", "tflite"), preci
         x = reference = None
     example = torch.from_numpy(x[:1]) if x is not None else torch.zeros(ckpt.preprocess.input_shape)
     jobs = [(f, p) for f in formats for p in precisions]
+    skipped = [f"{f}-{p}" for f, p in jobs if p not in TABLE[f].precisions]
+    if skipped:
+        console.print(f"[yellow]warning: {', '.join(skipped)} not made: "
+                      + "; ".join(f"{f} exports {'/'.join(TABLE[f].precisions)}" for f in formats
+                                  if any(p not in TABLE[f].precisions for p in precisions)))
+    jobs = [(f, p) for f, p in jobs if p in TABLE[f].precisions]
     with atomic_dir(out, force) as tmp, progress_bar(progress) as bar:
         writer = start_bundle(tmp, ckpt, {"export": {"formats": formats, "precisions": precisions,
-                                                     "parity_images": parity_count, "parity_split": "val"}})
+                                                     "parity_images": parity_images, "parity_split": "val"}})
         task = bar.add_task("export", total=len(jobs), info="")
         for fmt, precision in jobs:
             bar.update(task, description=f"export {fmt} {precision}")
-            module = importlib.import_module(FORMATS[fmt])
+            module = importlib.import_module(TABLE[fmt].exporter)
             artifact_id = f"{fmt}-{precision}"
             try:
-                kwargs = {"layout": tflite_layout} if fmt == "tflite" else {"dynamic_batch": dynamic_batch}
+                layout = tflite_layout if tflite_layout in TABLE[fmt].layouts else TABLE[fmt].layouts[0]
                 with quiet_native():
-                    files = module.export(model, example, tmp, precision, **kwargs)
+                    files = module.export(model, example, tmp, precision, static_batch=static_batch, layout=layout)
                 artifact = writer.add(artifact_id, fmt, precision, files.files,
                                       input_layout=files.input_layout, static_batch=files.static_batch,
                                       details=files.details)
@@ -126,8 +134,7 @@ def export(checkpoint: str | Path, formats=("onnx", "openvino", "tflite"), preci
                     parity = check_parity(writer, artifact, x, reference, threads)
                     ok, why = within_tolerance(parity, precision)
                     parity["tolerance_met"] = ok
-                    writer.add(artifact_id, fmt, precision, files.files, input_layout=files.input_layout,
-                               static_batch=files.static_batch, parity=parity, details=files.details)
+                    writer.update(artifact_id, parity=parity)
                     if not ok:
                         raise ExportError(f"{artifact_id} failed parity with PyTorch: {why}")
                 bar.console.log(f"{artifact_id}: ok" + (f" (max |Δ| {parity['max_abs_diff']:.2e}, top-1 "
@@ -137,17 +144,17 @@ def export(checkpoint: str | Path, formats=("onnx", "openvino", "tflite"), preci
                     message = str(e)
                 else:
                     raise
-                writer.manifest["artifacts"] = [a for a in writer.manifest["artifacts"] if a["id"] != artifact_id]
+                writer.remove(artifact_id)
                 writer.fail(fmt, precision, message)
                 bar.console.log(f"[red]{artifact_id}: {message}")
             except Exception as e:  # an exporter/converter that cannot take the model
-                writer.manifest["artifacts"] = [a for a in writer.manifest["artifacts"] if a["id"] != artifact_id]
+                writer.remove(artifact_id)
                 message = describe_failure(fmt, e)
                 writer.fail(fmt, precision, message)
                 bar.console.log(f"[red]{artifact_id}: {message}")
             bar.advance(task)
         exported = [a for a in writer.artifact_ids if a != "torch-fp32"]
-        failed = writer.manifest["failed"]
+        failed = writer.failures
         if not exported:
             raise ExportError("no format exported: " + "; ".join(f["error"] for f in failed))
         if strict and failed:

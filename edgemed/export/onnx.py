@@ -12,14 +12,15 @@ OPSET = 18  # supported by onnxruntime ≥ 1.14 and OpenVINO ≥ 2023, including
 PRECISIONS = ("fp32", "fp16")
 
 
-def export(model, example, folder: Path, precision: str, *, dynamic_batch: bool = True) -> ExportedFiles:
+def export(model, example, folder: Path, precision: str, *, static_batch: bool = False,
+           layout: str = "NCHW") -> ExportedFiles:
     try:
         import onnx
         import torch
     except ImportError:
         raise missing_extra("onnx", "onnx") from None
     path = folder / f"model_{precision}.onnx"
-    if dynamic_batch:
+    if not static_batch:
         example = example.expand(2, *example.shape[1:]).contiguous()  # batch 1 would be specialised
         dynamic = ({0: torch.export.Dim("batch", min=1, max=4096)},)
     else:
@@ -39,8 +40,8 @@ def export(model, example, folder: Path, precision: str, *, dynamic_batch: bool 
         onnx.save(proto, str(path))
     onnx.checker.check_model(str(path))
     return ExportedFiles(
-        files=[path], static_batch=None if dynamic_batch else 1,
-        details={"opset": OPSET, "ir_version": proto.ir_version, "dynamic_batch": dynamic_batch,
+        files=[path], static_batch=1 if static_batch else None,
+        details={"opset": OPSET, "ir_version": proto.ir_version, "dynamic_batch": not static_batch,
                  "exporter": "torch.onnx (dynamo)",
                  "compute": "fp16 graph, fp32 I/O" if precision == "fp16" else "fp32"})
 

@@ -64,8 +64,10 @@ def cast_weights_fp16(src: Path, dst: Path) -> None:
     q.quantize().export_model(str(dst), overwrite=True)
 
 
-def export(model, example, folder: Path, precision: str, *, layout: str = DEFAULT_LAYOUT,
-           **_ignored) -> ExportedFiles:
+def export(model, example, folder: Path, precision: str, *, static_batch: bool = True,
+           layout: str = DEFAULT_LAYOUT) -> ExportedFiles:
+    """Always batch 1 (`static_batch` is accepted for the common signature): LiteRT models take batch 1 (the session runs larger
+    batches one image at a time)."""
     fp32 = folder / f"model_fp32{'_nhwc' if layout == 'NHWC' else ''}.tflite"
     split = convert(model, example, fp32, layout) if not fp32.exists() else split_large_depthwise(model)[1]
     path = fp32

@@ -14,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures as futures
 import multiprocessing
 import os
-import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,13 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemed.bounds import meets_bound
 from edgemed.errors import EdgemedError
-from edgemed.fileio import atomic_dir, atomic_write_json, check_output, quiet_native
+from edgemed.fileio import atomic_dir, atomic_write_json, check_output
+from edgemed.formats import QUANTIZABLE, QUANTIZE_DEFAULT
 from edgemed.progress import progress_bar
 
 PRUNE_LEVELS = (None, 0.6, 0.4)  # share of MACs kept; None = unpruned
 PRESETS = ("performance", "mixed")
-FORMATS = ("openvino", "onnx", "tflite")
+FORMATS = QUANTIZE_DEFAULT
 THREADS = (1, 2)
 
 
@@ -144,34 +145,26 @@ def _priority(spec: CandidateSpec) -> int:
 
 def _measure(points: list[dict], spec_x: np.ndarray, rounds: int, progress) -> None:
     """Batch-1 latency of every (artifact, runtime, threads) point, interleaved per thread count."""
-    from edgemed.bench.latency import interleaved
+    from edgemed.bench.latency import time_artifacts
     from edgemed.export.bundle import load_bundle
-    from edgemed.runtime import open_session
 
     for i, threads in enumerate(sorted({p["threads"] for p in points})):
         group = [p for p in points if p["threads"] == threads]
-        sessions = {}
-        with quiet_native():
-            for p in group:
-                art = load_bundle(p["bundle"], verify=False).artifact(p["artifact"])
-                sessions[p["id"]] = open_session(art, threads=threads, runtime=p["runtime"])
-        calls = {k: (lambda s=s, x=s.prepare(spec_x): s.infer(x)) for k, s in sessions.items()}
-        samples = interleaved(calls, warmup=5, iterations=rounds, on_round=lambda n, done=i * rounds: progress(done + n))
+        targets = {p["id"]: (load_bundle(p["bundle"], verify=False).artifact(p["artifact"]), p["runtime"]) for p in group}
+        samples = time_artifacts(targets, spec_x, threads=threads, warmup=5, iterations=rounds,
+                                 on_round=lambda n, done=i * rounds: progress(done + n))
         for p in group:
             v = samples[p["id"]]
             p["p50_ms"] = statistics.median(v) * 1e3
             p["p90_ms"] = float(np.percentile(v, 90)) * 1e3
-        for s in sessions.values():
-            s.close()
 
 
-def pareto_front(points: list[dict]) -> list[dict]:
-    """Points no other point beats on both latency (lower) and metric (higher)."""
-    front = []
-    for p in sorted(points, key=lambda q: (q["p50_ms"], -q["metric"])):
-        if not front or p["metric"] > front[-1]["metric"]:
-            front.append(p)
-    return front
+def pareto_points(points: list[dict]) -> list[dict]:
+    """The points on the latency–metric front (edgemed/bounds.py's rule, shared with report)."""
+    from edgemed.bounds import pareto_front
+
+    flags = pareto_front([(p["p50_ms"], p["metric"]) for p in points])
+    return sorted((p for p, on in zip(points, flags) if on), key=lambda p: (p["p50_ms"], -p["metric"]))
 
 
 def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "accuracy", target: str = "cpu",
@@ -202,7 +195,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         offered = sorted({d for r in RUNTIMES for d in available_devices(r)})
         if target not in offered:
             raise EdgemedError(f"target {target!r} is not available here: available are {', '.join(offered)}")
-    formats = parse_list(formats, FORMATS, "format")
+    formats = parse_list(formats, QUANTIZABLE, "format")
     from edgemed.onnx_source import _logits, is_onnx_source, onnx_formats, open_source
 
     onnx = is_onnx_source(checkpoint)
@@ -210,7 +203,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         if pruned:
             raise EdgemedError("--pruned variants are PyTorch checkpoints; an ONNX source has none: leave it out")
         ckpt = open_source(checkpoint)
-        checkpoint, formats, prune_levels, given = ckpt.bundle.root, onnx_formats(formats, FORMATS), (), []
+        checkpoint, formats, prune_levels, given = ckpt.bundle.root, onnx_formats(formats, QUANTIZABLE), (), []
     else:
         ckpt = read_checkpoint(checkpoint)
         given = given_variants(checkpoint, ckpt, pruned)
@@ -332,8 +325,8 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         for p in points:
             p["speedup_vs_torch_fp32"] = torch_lat[p["threads"]] / p["p50_ms"]
             p["drop_points"] = 100 * (ref["value"] - p["metric"])
-            p["meets_bound"] = p["drop_points"] <= max_drop + 1e-9
-        front = pareto_front(points)
+            p["meets_bound"] = meets_bound(p["drop_points"], max_drop)
+        front = pareto_points(points)
         ok = [p for p in points if p["meets_bound"]]
         best = min(ok, key=lambda p: p["p50_ms"]) if ok else max(points, key=lambda p: (p["metric"], -p["p50_ms"]))
         _write_recommended(tmp / "recommended", best, ok != [], "onnx-fp32" if onnx else "torch-fp32")
@@ -409,23 +402,14 @@ def _torch_latency(model, x1, threads, rounds) -> dict[int, float]:
 
 def _write_recommended(folder: Path, point: dict, met: bool, reference: str = "torch-fp32") -> None:
     """A bundle with the recommended artifact and the FP32 reference, marked recommended."""
-    from edgemed.export.bundle import load_bundle
+    from edgemed.export.bundle import BundleWriter, load_bundle
 
-    src = load_bundle(point["bundle"])
-    keep = {point["artifact"], reference}
     folder.mkdir(parents=True)
-    manifest = dict(src.manifest)
-    manifest["artifacts"] = [a.to_dict() for a in src.artifacts if a.id in keep]
-    for a in src.artifacts:
-        if a.id in keep:
-            for f in a.files:
-                (folder / f["path"]).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src.root / f["path"], folder / f["path"])
-    manifest["recommended"] = point["artifact"]
-    manifest["deployment"] = {"runtime": point["runtime"], "threads": point["threads"], "device": "cpu",
-                              "bound_met": met, "label": None if met else "BOUND NOT MET: best model found",
-                              "validation_metric": point["metric"], "p50_ms": point["p50_ms"]}
-    atomic_write_json(folder / "edgemed.json", manifest)
+    writer = BundleWriter.subset(load_bundle(point["bundle"]), folder, {point["artifact"], reference})
+    writer.recommend(point["artifact"], runtime=point["runtime"], threads=point["threads"], device="cpu",
+                     bound_met=met, label=None if met else "BOUND NOT MET: best model found",
+                     validation_metric=point["metric"], p50_ms=point["p50_ms"])
+    writer.write()
     load_bundle(folder)  # verify
 
 
@@ -476,4 +460,4 @@ def _markdown(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CandidateSpec", "OptimizeResult", "evaluate_candidate", "optimize", "pareto_front"]
+__all__ = ["CandidateSpec", "OptimizeResult", "evaluate_candidate", "optimize", "pareto_points"]

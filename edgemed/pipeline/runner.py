@@ -225,12 +225,12 @@ def _prune(recipe, opts, folder, upstream, data_dir, progress):
 
 def _export(recipe, opts, folder, upstream, data_dir, progress):
     from edgemed.export.exporter import export
+    from edgemed.formats import DEFAULT_FORMATS
 
     out = folder / "bundle"
-    export(upstream["checkpoint"], opts.pop("formats", ["onnx", "openvino", "tflite"]),
-           opts.pop("precision", ["fp32", "fp16"]), out, force=True, data_dir=data_dir,
-           parity_count=opts.pop("parity_images", 128), dynamic_batch=not opts.pop("static_batch", False),
-           tflite_layout=opts.pop("tflite_layout", "NCHW"), threads=recipe.threads, progress=progress)
+    # a recipe's export options are the API's (and the CLI's) names: passed as they are
+    export(upstream["checkpoint"], opts.pop("formats", list(DEFAULT_FORMATS)), opts.pop("precision", ["fp32", "fp16"]),
+           out, force=True, data_dir=data_dir, threads=recipe.threads, progress=progress, **opts)
     return {"export_bundle": str(out)}
 
 

@@ -1,5 +1,5 @@
 """How rows are judged: the accuracy-drop bound ("meets bound") and the latency–accuracy
-Pareto front.
+Pareto front (the rules themselves: edgemed/bounds.py).
 
 Meets bound: the drop is reference − candidate on the same images, in points (accuracy in
 percentage points; AUC × 100, so a bound of 0.5 is 0.005 AUC). A row meets the bound when the
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgemed.bounds import meets_bound, pareto_front
 from edgemed.report.merge import Entry
 
 METRICS = ("accuracy", "auc")
-EPS = 1e-9  # drops are ratios of counts: 0.5 may come out as 0.5000000001
 
 
 @dataclass(frozen=True)
@@ -44,26 +44,12 @@ def check_bound(entry: Entry, metric: str = "accuracy", max_drop: float = 0.5) -
     if not ret or ret.get("difference") is None:
         return BoundCheck("n/a", "n/a")
     drop = -100.0 * ret["difference"]
-    status = "yes" if drop <= max_drop + EPS else "no"
+    status = "yes" if meets_bound(drop, max_drop) else "no"
     ci = ret.get("ci")
     if not ci:
         return BoundCheck(status, "n/a", drop)
     drop_ci = (-100.0 * ci[1], -100.0 * ci[0])
-    return BoundCheck(status, "yes" if drop_ci[1] <= max_drop + EPS else "no", drop, drop_ci)
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
-    """Which (latency, score) points no other point beats: lower-or-equal latency and
-    higher-or-equal score with one strictly better.
-
-    Example: `pareto_front([(1, 0.9), (2, 0.95), (3, 0.9)]) == [True, True, False]`.
-    """
-    out = []
-    for i, (lat, score) in enumerate(points):
-        dominated = any(lat2 <= lat and s2 >= score and (lat2 < lat or s2 > score)
-                        for j, (lat2, s2) in enumerate(points) if j != i)
-        out.append(not dominated)
-    return out
+    return BoundCheck(status, "yes" if meets_bound(drop_ci[1], max_drop) else "no", drop, drop_ci)
 
 
 def front_group(entry: Entry) -> tuple[str, int]:

@@ -11,22 +11,14 @@ import importlib
 from pathlib import Path
 
 from edgemed.errors import EdgemedError
+from edgemed.formats import FORMATS as FORMAT_TABLE
+from edgemed.formats import RUNTIMES as RUNTIME_TABLE
+from edgemed.formats import of_file
 from edgemed.runtime.base import Session
 
-# runtime → (module, Session class); a new runtime is one file plus one line here
-RUNTIMES = {
-    "onnxruntime": ("edgemed.runtime.onnx", "OnnxSession"),
-    "openvino": ("edgemed.runtime.openvino", "OpenVINOSession"),
-    "litert": ("edgemed.runtime.litert", "LiteRTSession"),
-    "torch": ("edgemed.runtime.torch", "TorchSession"),
-}
-# artifact format → runtimes that can run it (first is the default)
-FORMAT_RUNTIMES = {
-    "onnx": ("onnxruntime", "openvino"),
-    "openvino": ("openvino",),
-    "tflite": ("litert",),
-    "torch": ("torch",),
-}
+# The formats and runtimes live in one table (edgemed/formats.py); this package only opens them.
+RUNTIMES = {name: (r.module, r.session) for name, r in RUNTIME_TABLE.items()}
+FORMAT_RUNTIMES = {name: f.runtimes for name, f in FORMAT_TABLE.items()}
 
 
 def runtimes_for(fmt: str) -> tuple[str, ...]:
@@ -45,14 +37,14 @@ def open_session(artifact, device: str = "cpu", threads: int | None = None,
     """A Session for a bundle artifact (or a model file path): picks the runtime by format.
 
     Args:
-        artifact: a bundle `Artifact`, or a path to .onnx / .xml / .tflite / .safetensors.
+        artifact: a bundle `Artifact`, or a model file path (.onnx, .xml, .tflite, .pte, .safetensors).
         device: "cpu", "gpu"/"cuda", "tensorrt", "npu" (what the runtime offers here).
         threads: intra-op threads (None: the runtime's default).
         runtime: override the default runtime (e.g. "openvino" for an ONNX file).
     """
     check_threads(threads)
     if isinstance(artifact, (str, Path)):
-        path, fmt, layout, classes = Path(artifact), _format_of(Path(artifact)), "NCHW", None
+        path, fmt, layout, classes = Path(artifact), of_file(artifact), "NCHW", None
     else:
         path, fmt, layout, classes = artifact.path, artifact.format, artifact.input_layout, artifact.num_classes
     allowed = runtimes_for(fmt)
@@ -74,14 +66,6 @@ def check_threads(threads: int | None) -> None:
     if threads is not None and (type(threads) is not int or threads < 1):
         raise EdgemedError(f"--threads must be a whole number ≥ 1, got {threads!r} "
                            "(leave it out for the runtime's default)")
-
-
-def _format_of(path: Path) -> str:
-    suffix = path.suffix.lower()
-    formats = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".safetensors": "torch"}
-    if suffix not in formats:
-        raise EdgemedError(f"{path}: unknown model file type {suffix!r} (.onnx, .xml, .tflite, .safetensors)")
-    return formats[suffix]
 
 
 __all__ = ["FORMAT_RUNTIMES", "RUNTIMES", "Session", "available_devices", "check_threads", "open_session",

@@ -129,7 +129,7 @@ def test_ort_route_calibrates_once_per_model(tiny_checkpoint, calib, tmp_path):
         pytest.skip("this onnxruntime has no calibration cache")
     ckpt, model = load_checkpoint(tiny_checkpoint)
     x = load_calibration(calib, ckpt).x
-    fp32 = onnx_export.export(model, torch.from_numpy(x[:1]), tmp_path, "fp32", dynamic_batch=True).files[0]
+    fp32 = onnx_export.export(model, torch.from_numpy(x[:1]), tmp_path, "fp32").files[0]
     fused = conv_bn_pairs(model, torch.from_numpy(x[:1]))
     cache = tmp_path / "ranges.json"
     ort_quant.quantize_onnx(fp32, x, tmp_path / "a.onnx", [], fused, ranges_cache=cache)
@@ -178,7 +178,7 @@ def test_auc_on_a_one_class_validation_slice_is_refused(tiny_checkpoint, calib, 
 def test_own_accuracy_control_reverts_the_most_sensitive_layers(monkeypatch):
     """The revert loop (our own, for the PT2E and TFLite routes) on simulated scores: layer 'b' costs 2 points."""
     import edgemed.compress.quantize as q
-    from edgemed.compress.nncf_quant import AccuracyTarget
+    from edgemed.compress.accuracy_control import AccuracyTarget
 
     builds = []
 
@@ -239,7 +239,7 @@ def test_large_inputs_rank_on_fewer_images():
     """At 224² the per-layer passes (NNCF's ranking, our sensitivity) use a subset; small inputs all."""
     import nncf
 
-    from edgemed.compress.nncf_quant import AccuracyTarget
+    from edgemed.compress.accuracy_control import AccuracyTarget
     from edgemed.compress.quantize import sensitivity_images
 
     small = AccuracyTarget(np.zeros((200, 1, 28, 28), np.float32), np.zeros(200, int), "accuracy", 0.005, ["a", "b"])

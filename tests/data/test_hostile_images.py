@@ -40,7 +40,7 @@ def onnx_bundle(tmp_path_factory, tiny_checkpoint):
     from edgemed.export.exporter import export
 
     out = tmp_path_factory.mktemp("bundle") / "onnx"
-    export(tiny_checkpoint, ["onnx"], ["fp32"], out, parity_count=16, progress=False, threads=2)
+    export(tiny_checkpoint, ["onnx"], ["fp32"], out, parity_images=16, progress=False, threads=2)
     return out
 
 

@@ -7,16 +7,18 @@ from edgemed.errors import BundleError, EdgemedError, ExportError
 from edgemed.export import load_bundle, verify_bundle
 from edgemed.export.base import unsupported_op
 from edgemed.export.parity import within_tolerance
-from tests.conftest import needs_data
+from tests.conftest import EXPORT_FORMATS, needs_data
 
 pytestmark = needs_data
 
 
 def test_every_format_and_precision_exports_with_parity(tiny_bundle):
     b = load_bundle(tiny_bundle)
+    from edgemed.formats import FORMATS
+
     ids = {a.id for a in b.artifacts}
-    assert ids == {"torch-fp32", "onnx-fp32", "onnx-fp16", "openvino-fp32", "openvino-fp16",
-                   "tflite-fp32", "tflite-fp16"}
+    assert ids == {"torch-fp32"} | {f"{f}-{p}" for f in EXPORT_FORMATS for p in FORMATS[f].precisions}
+    assert {f["format"] for f in b.manifest["failed"]} == set()
     for a in b.artifacts:
         if a.format == "torch":
             continue
@@ -135,16 +137,16 @@ def test_unsupported_op_fails_that_format_alone(tmp_path, data_dir):
         "    return FFTNet(num_classes, in_channels)\n")
     ckpt = train(f"{f}:build", "breastmnist", out=tmp_path / "fft.safetensors", epochs=1,
                  batch_size=16, limit_train=32, limit_eval=16, progress=False).checkpoint
-    result = export(ckpt, ["onnx", "tflite"], ["fp32"], tmp_path / "b", parity_count=16, progress=False)
+    result = export(ckpt, ["onnx", "tflite"], ["fp32"], tmp_path / "b", parity_images=16, progress=False)
     assert result.artifacts == ["onnx-fp32"]
     assert result.failed[0]["format"] == "tflite"
     assert "aten._fft_r2c" in result.failed[0]["error"]
     assert load_bundle(tmp_path / "b").manifest["failed"] == result.failed
     with pytest.raises(ExportError, match="no format exported.*tflite cannot take op aten._fft_r2c"):
-        export(ckpt, ["tflite"], ["fp32"], tmp_path / "c", parity_count=16, progress=False)
+        export(ckpt, ["tflite"], ["fp32"], tmp_path / "c", parity_images=16, progress=False)
     assert not (tmp_path / "c").exists()  # no partial bundle left behind
     with pytest.raises(ExportError, match="--strict"):
-        export(ckpt, ["onnx", "tflite"], ["fp32"], tmp_path / "d", parity_count=16, strict=True, progress=False)
+        export(ckpt, ["onnx", "tflite"], ["fp32"], tmp_path / "d", parity_images=16, strict=True, progress=False)
 
 
 def test_parity_tolerance_rules():

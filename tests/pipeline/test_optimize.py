@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 from edgemed.cli import app
 from edgemed.errors import EdgemedError
 from edgemed.export import load_bundle
-from edgemed.pipeline.optimize import pareto_front
+from edgemed.pipeline.optimize import pareto_points
 from tests.conftest import assert_clean_error, needs_data
 
 pytest.importorskip("nncf")
@@ -15,7 +15,18 @@ pytest.importorskip("nncf")
 def test_pareto_front_keeps_only_undominated_points():
     pts = [{"p50_ms": 1.0, "metric": 0.80}, {"p50_ms": 2.0, "metric": 0.90}, {"p50_ms": 3.0, "metric": 0.85},
            {"p50_ms": 0.5, "metric": 0.70}, {"p50_ms": 2.5, "metric": 0.95}]
-    assert [(p["p50_ms"], p["metric"]) for p in pareto_front(pts)] == [(0.5, 0.7), (1.0, 0.8), (2.0, 0.9), (2.5, 0.95)]
+    assert [(p["p50_ms"], p["metric"]) for p in pareto_points(pts)] == [(0.5, 0.7), (1.0, 0.8), (2.0, 0.9), (2.5, 0.95)]
+
+
+def test_optimize_and_report_share_one_front_and_one_bound():
+    """A tie (two points with the same latency and metric) is on the front for both verbs, and a
+    drop of exactly the bound meets it for both (they used to break ties and round differently)."""
+    from edgemed.bounds import meets_bound, pareto_front
+
+    pts = [{"p50_ms": 1.0, "metric": 0.9}, {"p50_ms": 1.0, "metric": 0.9}, {"p50_ms": 2.0, "metric": 0.9}]
+    assert len(pareto_points(pts)) == 2
+    assert pareto_front([(p["p50_ms"], p["metric"]) for p in pts]) == [True, True, False]
+    assert meets_bound(100 * (0.9 - 0.895), 0.5) and not meets_bound(0.51, 0.5)
 
 
 @needs_data

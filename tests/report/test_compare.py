@@ -2,7 +2,8 @@
 
 import pytest
 
-from edgemed.report.compare import check_bound, pareto_flags, pareto_front
+from edgemed.bounds import pareto_front
+from edgemed.report.compare import check_bound, pareto_flags
 from edgemed.report.merge import merge
 from tests.report.factory import real_results, set_retention
 

@@ -1,0 +1,238 @@
+"""ExecuTorch vs LiteRT vs onnxruntime, FP32 and INT8, side by side (issue 21, proof 1).
+
+Each seed model goes through the installed `edgemed` command as a user would run it:
+`edgemed quantize CKPT --formats onnx,tflite,executorch --max-drop 0.5` (FP32 references plus INT8
+with accuracy control on the validation split), then `edgemed bench` times every artifact of the
+bundle interleaved in one process (batch 1, test split, accuracy against PyTorch FP32 with paired
+bootstrap CIs), and `edgemed report` renders the results (benchmarks/results/executorch/).
+
+Models: the shipped 28² weights (edgemed/zoo: mednext_small, convnext_med_28 on PneumoniaMNIST),
+and at 224² a mednext_small trained here briefly on SARS-CoV-2 CT (a short schedule: its latency is
+the model's, its accuracy is not the seed's; see benchmarks/results/seed_models.md for those).
+
+Also measured: what the ExecuTorch runtime adds to a device install. `pip install --target` with
+`--platform manylinux_2_28_aarch64 --only-binary=:all:` lays out the aarch64 wheels (no code runs)
+for the runtime-only install and for runtime + executorch; their sizes on disk are compared.
+
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.executorch_formats [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import RESULTS, WORK, command_line, edgemed_cli, save_results, system_line
+
+FORMATS = "onnx,tflite,executorch"
+MAX_DROP = 0.5
+
+
+def edgemed(*args, log: list) -> None:
+    print("$ edgemed " + " ".join(map(str, args)), flush=True)
+    t = time.perf_counter()
+    r = subprocess.run([edgemed_cli(), *map(str, args)], capture_output=True, text=True)
+    log.append({"command": "edgemed " + " ".join(Path(a).name if "/" in str(a) else str(a) for a in args),
+                "exit_code": r.returncode, "seconds": round(time.perf_counter() - t, 1)})
+    if r.returncode != 0:
+        raise SystemExit(f"failed ({r.returncode}): edgemed {' '.join(map(str, args))}\n{(r.stdout + r.stderr)[-3000:]}")
+
+
+def rows_of(results: Path) -> list[dict]:
+    d = json.loads(results.read_text())
+    out = []
+    for r in d["rows"]:
+        acc = r.get("accuracy") or {}
+        ret = (acc.get("retention") or {}).get("accuracy") or {}
+        out.append({"artifact": r["artifact"], "format": r["format"], "precision": r["precision"],
+                    "runtime": r["runtime"], "threads": r["threads"], "p50_ms": r["latency_ms"]["p50"],
+                    "p99_ms": r["latency_ms"]["p99"], "size_mb": r["size_bytes"] / 2**20,
+                    "speedup_vs_torch": r["ratio_to_baseline"]["speedup_p50"],
+                    "accuracy": acc["metrics"]["accuracy"]["value"],
+                    "delta_points": 100 * ret["difference"] if ret else 0.0,
+                    "delta_ci": [100 * c for c in ret["ci"]] if ret.get("ci") else None})
+    return out
+
+
+PLATFORM = [*(a for tag in ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64",
+                            "manylinux2014_aarch64", "linux_aarch64") for a in ("--platform", tag)),
+            "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:"]
+
+
+def _pip_target(args: list[str], folder: Path) -> str | None:
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(folder), *PLATFORM, *args],
+                       capture_output=True, text=True)
+    return None if r.returncode == 0 else (r.stderr or r.stdout)[-800:]
+
+
+def _packages(folder: Path) -> dict[str, int]:
+    """Top-level entries (packages, modules, .libs folders) → bytes on disk; metadata left out."""
+    out = {}
+    for p in folder.iterdir():
+        if p.name.endswith(".dist-info") or p.name in ("bin", "__pycache__"):
+            continue
+        out[p.name] = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+    return out
+
+
+def _mb(sizes: dict[str, int]) -> dict:
+    top = sorted(sizes.items(), key=lambda kv: -kv[1])[:8]
+    return {"total_mb": round(sum(sizes.values()) / 1e6, 1), "largest_mb": {k: round(v / 1e6, 1) for k, v in top}}
+
+
+def aarch64_sizes(wheel: Path) -> dict:
+    """The aarch64 device install, measured by laying out wheels with `pip install --target
+    --platform manylinux_2_28_aarch64 --only-binary=:all:` (nothing is run): the runtime-only
+    install, what ExecuTorch adds to it besides torch, and torch's own aarch64 wheel."""
+    from importlib.metadata import Distribution
+
+    from packaging.requirements import Requirement
+
+    env = {"platform_system": "Linux", "platform_machine": "aarch64", "python_version": "3.11", "sys_platform": "linux"}
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base, et, th = Path(tmp) / "runtime", Path(tmp) / "executorch", Path(tmp) / "torch"
+        error = _pip_target([f"{wheel}[runtime]"], base)
+        if error:
+            return {"error": error}
+        runtime = _packages(base)
+        out["edgemed[runtime]"] = _mb(runtime)
+        # executorch itself, then its requirements for Linux aarch64 except torch (measured apart)
+        error = _pip_target(["--no-deps", "executorch==1.5.1"], et)
+        dist = next(Distribution.discover(path=[str(et)]), None)
+        reqs = [Requirement(r) for r in (dist.requires or [])] if dist else []
+        wanted = [str(r) for r in reqs if r.name != "torch" and (r.marker is None or r.marker.evaluate({**env, "extra": ""}))]
+        # hydra-core and omegaconf need antlr4-python3-runtime 4.9, published as source only: pure
+        # Python, so it is laid out without --platform; they go in without their (listed) deps
+        config = [r for r in wanted if r.startswith(("hydra-core", "omegaconf"))]
+        error = error or _pip_target([r for r in wanted if r not in config], et) or \
+            _pip_target(["--no-deps", *config], et)
+        if not error:
+            r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(et),
+                                "antlr4-python3-runtime==4.9.3"], capture_output=True, text=True)
+            error = None if r.returncode == 0 else r.stderr[-800:]
+        if error:
+            out["executorch"] = {"error": error}
+        else:
+            added = {k: v for k, v in _packages(et).items() if k not in runtime and k != "torch"}
+            out["executorch without torch (added to the runtime install)"] = _mb(added)
+        error = _pip_target(["--no-deps", "torch==2.13.0"], th)
+        if error:
+            out["torch"] = {"error": error}
+        else:
+            libs = th / "torch" / "lib"
+            cuda = sum(f.stat().st_size for f in libs.glob("*cuda*") if f.is_file())
+            total = sum(_packages(th).values())
+            out["torch 2.13.0 aarch64 wheel from PyPI (a CUDA build; its CUDA toolkit wheels not counted)"] = {
+                "total_mb": round(total / 1e6, 1), "largest_mb": {"of which libtorch_cuda*": round(cuda / 1e6, 1)}}
+    return out
+
+
+def edgemed_wheel(folder: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder),
+                    str(Path(__file__).resolve().parent.parent)], check=True)
+    return next(folder.glob("edgemed-*.whl"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--duration", type=float, default=4.0)
+    ap.add_argument("--ct-epochs", type=int, default=3)
+    ap.add_argument("--skip-sizes", action="store_true")
+    args = ap.parse_args()
+
+    from edgemed.bench.system import system_info
+    from edgemed.compress.calibration import build_calibration
+    from edgemed.models.pretrained import pretrained_checkpoint
+
+    work = WORK / "executorch"
+    work.mkdir(parents=True, exist_ok=True)
+    out: dict = {"threads": args.threads, "max_drop_points": MAX_DROP, "formats": FORMATS, "models": {}}
+    models = [("mednext_small-28", pretrained_checkpoint("mednext_small", "pneumoniamnist"), "pneumoniamnist",
+               300, None),
+              ("convnext_med_28-28", pretrained_checkpoint("convnext_med_28", "pneumoniamnist"), "pneumoniamnist",
+               300, None)]
+    ct = work / "mednext_small-ct224.safetensors"
+    log: list = []
+    if not ct.exists():
+        edgemed("train", "mednext_small", "sarscov2_ct_224", "--image-size", 224, "--epochs", args.ct_epochs,
+                "--threads", args.threads, "--out", ct, "--force", log=log)
+    models.append(("mednext_small-224", ct, "sarscov2_ct_224", 128, 256))
+    bundles = []
+    for key, ckpt, dataset, calib_size, val_limit in models:
+        print(f"=== {key}", flush=True)
+        steps = list(log) if key.endswith("224") else []
+        calib = work / f"calibration-{dataset}-{calib_size}.json"
+        if not calib.exists():
+            build_calibration(dataset, size=calib_size, out=calib)
+        bundle, results = work / f"{key}-bundle", work / f"{key}.json"
+        edgemed("quantize", ckpt, "--calib", calib, "--formats", FORMATS, "--max-drop", MAX_DROP,
+                "--threads", args.threads, "--out", bundle, "--force",
+                *(["--val-limit", val_limit] if val_limit else []), log=steps)
+        edgemed("bench", bundle, "--threads", args.threads, "--duration", args.duration, "--large-batch", 0,
+                "--split", "test", "--out", results, "--force", log=steps)
+        manifest = json.loads((bundle / "edgemed.json").read_text())
+        control = {r["artifact"]: {"route": r["route"], "val_drop_points": r["drop_points"],
+                                   "bound_met": r["bound_met"], "float_layers": len(r["reverted_layers"])}
+                   for r in manifest["quantization"]["results"]}
+        out["models"][key] = {"checkpoint": str(ckpt.name), "dataset": dataset, "steps": steps,
+                              "rows": rows_of(results), "accuracy_control": control,
+                              "checkpoint_test_accuracy": manifest["model"]["metrics"].get("test", {}).get("accuracy")}
+        bundles.append(results)
+    report = RESULTS / "executorch"
+    edgemed("report", *bundles, "--out", report / "report", "--max-drop", MAX_DROP, "--force", log=[])
+    for b in bundles:
+        shutil.copy2(b, report / b.name)
+
+    if not args.skip_sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            out["aarch64_install"] = aarch64_sizes(edgemed_wheel(Path(tmp)))
+    md = ["# ExecuTorch vs LiteRT vs onnxruntime, FP32 and INT8", "",
+          f"Each model: `edgemed quantize --formats {FORMATS} --max-drop {MAX_DROP}` (accuracy control on the "
+          f"validation split), then `edgemed bench` of the whole bundle: every artifact interleaved in one process, "
+          f"batch 1, {args.threads} threads, {args.duration:g} s of measured turns per artifact, p50; accuracy on the "
+          "test split against PyTorch FP32 with a 95 % paired-bootstrap CI. Speed-ups are against PyTorch eager "
+          "FP32 of the same run. The rendered report: [executorch/report/report.md](executorch/report/report.md).", "",
+          f"Command: `{command_line()}`  ", f"Machine: {system_line(system_info())}", ""]
+    for key, m in out["models"].items():
+        md += [f"## {key} ({m['dataset']})", "",
+               "| artifact | runtime | p50 ms | p99 ms | speed-up vs torch | MB | test accuracy | Δ vs FP32 (pt) [95 % CI] | INT8 val drop (pt), float layers |",
+               "|---|---|---:|---:|---:|---:|---:|---|---|"]
+        for r in sorted(m["rows"], key=lambda r: (r["precision"] == "fp32", r["p50_ms"])):
+            ci = r["delta_ci"]
+            c = m["accuracy_control"].get(r["artifact"])
+            md.append(f"| {r['artifact']} | {r['runtime']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
+                      f"{r['speedup_vs_torch']:.2f}× | {r['size_mb']:.2f} | {r['accuracy']:.4f} | {r['delta_points']:+.2f}"
+                      + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "") + " | "
+                      + (f"{c['val_drop_points']:+.2f}, {c['float_layers']}" + ("" if c["bound_met"] else " (bound not met)")
+                         if c else "") + " |")
+        md += ["", "| step | exit | seconds |", "|---|---:|---:|"]
+        md += [f"| `{s['command']}` | {s['exit_code']} | {s['seconds']:.0f} |" for s in m["steps"]]
+        md.append("")
+    if "aarch64_install" in out:
+        md += ["## Device install size (aarch64, Python 3.11)", "",
+               "`pip install --target DIR --platform manylinux_2_28_aarch64 (and older manylinux tags) --only-binary=:all:` (wheels laid out, "
+               "nothing run), bytes on disk. ExecuTorch's Python runtime needs torch on the device; PyPI's aarch64 "
+               "torch is a CUDA build (the CPU-only aarch64 wheel lives on download.pytorch.org, not reachable "
+               "from this machine), so torch is listed apart with its CUDA library's share.", "",
+               "| install | MB | largest packages (MB) |", "|---|---:|---|"]
+        for name, s in out["aarch64_install"].items():
+            if "error" in s:
+                md.append(f"| {name} | – | pip failed: {(s['error'].strip().splitlines() or ['?'])[-1]} |")
+            else:
+                md.append(f"| `{name}` | {s['total_mb']:.0f} | "
+                          + ", ".join(f"{k} {v:.0f}" for k, v in s["largest_mb"].items()) + " |")
+        md.append("")
+    save_results("executorch_formats", out, "\n".join(md) + "\n")
+    print((RESULTS / "executorch_formats.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
