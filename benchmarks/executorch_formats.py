@@ -28,7 +28,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, WORK, command_line, edgemed_cli, save_results, system_line
+from benchmarks.common import (
+    RESULTS,
+    WORK,
+    command_line,
+    edgemed_cli,
+    load_results,
+    save_results,
+    system_line,
+)
 
 FORMATS = "onnx,tflite,executorch"
 MAX_DROP = 0.5
@@ -145,7 +153,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--ct-epochs", type=int, default=3)
-    ap.add_argument("--skip-sizes", action="store_true")
+    ap.add_argument("--skip-sizes", action="store_true", help="keep the committed install sizes")
+    ap.add_argument("--only", nargs="*", help="rerun these models (keys); keep the committed rows of the others")
     args = ap.parse_args()
 
     from edgemed.bench.system import system_info
@@ -155,18 +164,25 @@ def main() -> None:
     work = WORK / "executorch"
     work.mkdir(parents=True, exist_ok=True)
     out: dict = {"threads": args.threads, "max_drop_points": MAX_DROP, "formats": FORMATS, "models": {}}
+    previous = load_results("executorch_formats") if (args.only or args.skip_sizes) else {}
     models = [("mednext_small-28", pretrained_checkpoint("mednext_small", "pneumoniamnist"), "pneumoniamnist",
                300, None),
               ("convnext_med_28-28", pretrained_checkpoint("convnext_med_28", "pneumoniamnist"), "pneumoniamnist",
                300, None)]
     ct = work / "mednext_small-ct224.safetensors"
     log: list = []
-    if not ct.exists():
-        edgemed("train", "mednext_small", "sarscov2_ct_224", "--image-size", 224, "--epochs", args.ct_epochs,
+    if not ct.exists() and (not args.only or "mednext_small-224" in args.only):
+        edgemed("train", "mednext_small", "--dataset", "sarscov2_ct_224", "--image-size", 224, "--epochs", args.ct_epochs,
                 "--threads", args.threads, "--out", ct, "--force", log=log)
     models.append(("mednext_small-224", ct, "sarscov2_ct_224", 128, 256))
     bundles = []
+    report = RESULTS / "executorch"
     for key, ckpt, dataset, calib_size, val_limit in models:
+        if args.only and key not in args.only:  # the committed rows and results file stay
+            out["models"][key] = {**previous["models"][key],
+                                  "measured_by": previous["models"][key].get("measured_by", previous["command"])}
+            bundles.append(report / f"{key}.json")
+            continue
         print(f"=== {key}", flush=True)
         steps = list(log) if key.endswith("224") else []
         calib = work / f"calibration-{dataset}-{calib_size}.json"
@@ -183,15 +199,20 @@ def main() -> None:
                                    "bound_met": r["bound_met"], "float_layers": len(r["reverted_layers"])}
                    for r in manifest["quantization"]["results"]}
         out["models"][key] = {"checkpoint": str(ckpt.name), "dataset": dataset, "steps": steps,
+                              "measured_by": command_line(),
                               "rows": rows_of(results), "accuracy_control": control,
+                              "failed": manifest.get("failed", []),
                               "checkpoint_test_accuracy": manifest["model"]["metrics"].get("test", {}).get("accuracy")}
         bundles.append(results)
-    report = RESULTS / "executorch"
+    for b in bundles:  # results files beside the report, so a rerun of some models can merge
+        if b.parent != report:
+            report.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(b, report / b.name)
+    bundles = [report / b.name for b in bundles]
     edgemed("report", *bundles, "--out", report / "report", "--max-drop", MAX_DROP, "--force", log=[])
-    for b in bundles:
-        shutil.copy2(b, report / b.name)
-
-    if not args.skip_sizes:
+    if args.skip_sizes and "aarch64_install" in previous:
+        out["aarch64_install"] = previous["aarch64_install"]
+    elif not args.skip_sizes:
         with tempfile.TemporaryDirectory() as tmp:
             out["aarch64_install"] = aarch64_sizes(edgemed_wheel(Path(tmp)))
     md = ["# ExecuTorch vs LiteRT vs onnxruntime, FP32 and INT8", "",
@@ -202,7 +223,7 @@ def main() -> None:
           "FP32 of the same run. The rendered report: [executorch/report/report.md](executorch/report/report.md).", "",
           f"Command: `{command_line()}`  ", f"Machine: {system_line(system_info())}", ""]
     for key, m in out["models"].items():
-        md += [f"## {key} ({m['dataset']})", "",
+        md += [f"## {key} ({m['dataset']})", "", f"Measured by `{m['measured_by']}`.", "",
                "| artifact | runtime | p50 ms | p99 ms | speed-up vs torch | MB | test accuracy | Δ vs FP32 (pt) [95 % CI] | INT8 val drop (pt), float layers |",
                "|---|---|---:|---:|---:|---:|---:|---|---|"]
         for r in sorted(m["rows"], key=lambda r: (r["precision"] == "fp32", r["p50_ms"])):
@@ -213,6 +234,8 @@ def main() -> None:
                       + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "") + " | "
                       + (f"{c['val_drop_points']:+.2f}, {c['float_layers']}" + ("" if c["bound_met"] else " (bound not met)")
                          if c else "") + " |")
+        for f in m.get("failed", []):
+            md += ["", f"**{f['format']} {f['precision']} failed:** {f['error']}"]
         md += ["", "| step | exit | seconds |", "|---|---:|---:|"]
         md += [f"| `{s['command']}` | {s['exit_code']} | {s['seconds']:.0f} |" for s in m["steps"]]
         md.append("")

@@ -14,7 +14,7 @@ all of them interleaved A B C … in one process (1 and 2 threads; medians with 
 PyTorch on real test images (max |Δlogit|, top-1 agreement, accuracy, AUC) and a depth-wise kernel
 micro-benchmark (7×7 vs 5×5 vs split 7×7, FP32 and INT8).
 
-    EDGEMED_DATA_DIR=../shared/data python benchmarks/tflite_int8.py [--only convnext_med_28 ...]
+    EDGEMED_DATA_DIR=../shared/data python -m benchmarks.tflite_int8 [--only convnext_med_28 ...]
 
 Trained checkpoints from benchmarks/train_seeds.py are used where present (accuracy then means
 something); otherwise the model has random weights with trained-like layer scale (U(0.05, 0.5))

@@ -3,7 +3,7 @@
 Export, runtime selection, predict, bench's cold-start probe, quantize, optimize, the recipe runner,
 doctor, the CLI help and the tests read these two tables; nothing else lists formats. A new format
 is one `Format` row plus its own files: an exporter (`export(model, example, folder, precision, *,
-static_batch, layout) -> ExportedFiles`), a runtime (`devices()` and a `Session`), and INT8 routes
+static_batch, layout) -> ExportedFiles`), a runtime (`load_library()`, `devices()` and a `Session`), and INT8 routes
 (`quantize(job: Int8Job) -> Int8Files`, edgemed/compress/int8.py). No torch here: devices read it.
 """
 
@@ -35,6 +35,7 @@ class Format:
     default: bool = False  # in export's and quantize's default set
     layouts: tuple[str, ...] = ("NCHW",)  # input layouts the exporter can make; first: default
     preference: int = 99  # predict's order when nothing is chosen: small on-device runtimes first
+    needs: tuple[str, ...] = ()  # top-level modules its exporter imports (is it exportable here?)
 
 
 RUNTIMES = {r.name: r for r in (
@@ -50,15 +51,16 @@ FORMATS = {f.name: f for f in (
     # ONNX route `ort` first: measured fastest on onnxruntime and as accurate (benchmarks/quantize_routes.py)
     Format("onnx", ".onnx", ("onnxruntime", "openvino"), "edgemed.export.onnx", "onnx", ("fp32", "fp16"),
            {"ort": "edgemed.compress.ort_quant:quantize", "nncf": "edgemed.compress.nncf_quant:quantize_onnx_route",
-            "pt2e": "edgemed.compress.pt2e:quantize"}, default=True, preference=1),
+            "pt2e": "edgemed.compress.pt2e:quantize"}, default=True, preference=1, needs=("onnx", "onnxscript")),
     Format("openvino", ".xml", ("openvino",), "edgemed.export.openvino", "openvino", ("fp32", "fp16"),
-           {"nncf": "edgemed.compress.nncf_quant:quantize_openvino_route"}, default=True, preference=2),
+           {"nncf": "edgemed.compress.nncf_quant:quantize_openvino_route"}, default=True, preference=2,
+           needs=("openvino",)),
     Format("tflite", ".tflite", ("litert",), "edgemed.export.tflite", "tflite", ("fp32", "fp16"),
            {"conv": _TFLITE_ROUTE, "conv_fc": _TFLITE_ROUTE, "all": _TFLITE_ROUTE}, default=True,
-           layouts=("NCHW", "NHWC"), preference=0),
+           layouts=("NCHW", "NHWC"), preference=0, needs=("litert_torch",)),
     # PyTorch's on-device runtime with the XNNPACK delegate (ARM boards); its runtime needs torch
     Format("executorch", ".pte", ("executorch",), "edgemed.export.executorch", "executorch", ("fp32",),
-           {"xnnpack": "edgemed.compress.executorch_int8:quantize"}, preference=3),
+           {"xnnpack": "edgemed.compress.executorch_int8:quantize"}, preference=3, needs=("executorch",)),
     Format("torch", ".safetensors", ("torch",), preference=4),
 )}
 
@@ -68,6 +70,13 @@ QUANTIZABLE = tuple(f for f in FORMATS if FORMATS[f].routes)
 # quantize's default order: OpenVINO first, its NNCF accuracy control teaches the other formats
 # which layers to keep float
 QUANTIZE_DEFAULT = ("openvino", *(f for f in DEFAULT_FORMATS if f != "openvino"))
+
+
+def exportable_here() -> list[str]:
+    """The exportable formats whose converters are installed here (nothing is imported)."""
+    import importlib.util
+
+    return [f for f in EXPORTABLE if all(importlib.util.find_spec(m) is not None for m in FORMATS[f].needs)]
 
 
 def get(name: str) -> Format:

@@ -201,3 +201,99 @@ def paired_difference(y_true, probs_a, probs_b, metric: str = "accuracy", n_boot
     flips = pa.argmax(1) != pb.argmax(1)
     return {"metric": metric, "difference": None if not np.isfinite(diff) else diff, "ci": ci,
             "flip_rate": float(flips.mean()), "flips": int(flips.sum()), "n": int(len(y))}
+
+
+# --- clinical retention and calibration (what a buyer reads before approving a compressed model)
+
+CLINICAL = ("sensitivity", "specificity", "ppv", "npv")
+
+
+def decisions(probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Predicted classes at an operating point: the most probable class; for two classes with a
+    `threshold`, class 1 when its probability is ≥ threshold."""
+    p = np.asarray(probs, dtype=np.float64)
+    if threshold is None:
+        return p.argmax(axis=1)
+    if p.shape[1] != 2:
+        raise EdgemedError(f"--threshold needs a two-class model; this one has {p.shape[1]} classes: "
+                           "leave it out (the most probable class is the decision)")
+    return (p[:, 1] >= threshold).astype(np.int64)
+
+
+def threshold_for_sensitivity(y_true, probs, target: float) -> float:
+    """The highest threshold on class 1's probability whose sensitivity is ≥ `target` (binary):
+    the operating point the reference model is fixed at, then applied to every artifact."""
+    y = np.asarray(y_true).reshape(-1)
+    p = np.asarray(probs, dtype=np.float64)
+    if p.shape[1] != 2:
+        raise EdgemedError(f"--target-sensitivity needs a two-class model; this one has {p.shape[1]} classes")
+    if not 0 < target <= 1:
+        raise EdgemedError(f"--target-sensitivity must be in (0, 1], got {target}")
+    scores = np.sort(p[y == 1, 1])[::-1]
+    if len(scores) == 0:
+        raise EdgemedError("--target-sensitivity needs positive cases in the split: there are none")
+    k = int(np.ceil(target * len(scores)))  # that many positives must score ≥ the threshold
+    return float(scores[k - 1])
+
+
+def _clinical(cms: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class sensitivity, specificity, PPV, NPV (one class vs the rest) of confusion matrices
+    (B, K, K) → arrays (B, K); NaN where a rate has no denominator."""
+    cms = cms.astype(np.float64)
+    tp = np.diagonal(cms, axis1=1, axis2=2)
+    actual, predicted = cms.sum(axis=2), cms.sum(axis=1)
+    total = cms.sum(axis=(1, 2))[:, None]
+    fn, fp = actual - tp, predicted - tp
+    tn = total - tp - fn - fp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"sensitivity": tp / actual, "specificity": tn / (tn + fp),
+                "ppv": tp / predicted, "npv": tn / (tn + fn)}
+
+
+def clinical_retention(y_true, reference_probs, probs, class_names: list[str], *, threshold: float | None = None,
+                       n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> list[dict]:
+    """Per class: sensitivity, specificity, PPV and NPV of the reference and of the artifact at the
+    same operating point, and the change with a paired bootstrap CI (both scored on the same
+    resamples of the same images)."""
+    y = np.asarray(y_true).reshape(-1).astype(np.int64)
+    k = len(class_names)
+    ref, art = decisions(reference_probs, threshold), decisions(probs, threshold)
+    whole = np.arange(len(y))[None]
+    r0, a0 = _clinical(_confusions(y, ref, k, whole)), _clinical(_confusions(y, art, k, whole))
+    if n_boot:
+        idx = _resamples(len(y), n_boot, seed)
+        rb, ab = _clinical(_confusions(y, ref, k, idx)), _clinical(_confusions(y, art, k, idx))
+    counts = np.bincount(y, minlength=k)
+    out = []
+    for i, name in enumerate(class_names):
+        row = {"class": name, "n": int(counts[i])}
+        for rate in CLINICAL:
+            ref_v, v = _value(r0[rate][0, i]), _value(a0[rate][0, i])
+            row[rate] = {"reference": ref_v, "value": v,
+                         "difference": None if ref_v is None or v is None else v - ref_v,
+                         "ci": _ci(ab[rate][:, i] - rb[rate][:, i], level) if n_boot else None}
+        out.append(row)
+    return out
+
+
+def calibration(y_true, probs, bins: int = 15) -> dict:
+    """Expected calibration error (top-label confidence in `bins` equal-width bins: Σ n_b/N ×
+    |accuracy_b − confidence_b|), the multi-class Brier score (mean over images of Σ_k (p_k −
+    1[y = k])², Brier 1950; for two classes twice scikit-learn's `brier_score_loss` of class 1),
+    and the reliability diagram's bins."""
+    y = np.asarray(y_true).reshape(-1).astype(np.int64)
+    p = np.asarray(probs, dtype=np.float64)
+    confidence, correct = p.max(axis=1), (p.argmax(axis=1) == y).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            acc, conf = float(correct[m].mean()), float(confidence[m].mean())
+            ece += m.sum() / len(y) * abs(acc - conf)
+            table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "n": int(m.sum()),
+                          "accuracy": acc, "confidence": conf})
+    onehot = np.eye(p.shape[1])[y]
+    return {"ece": float(ece), "brier": float(((p - onehot) ** 2).sum(axis=1).mean()), "bins": table,
+            "n_bins": bins}

@@ -385,7 +385,7 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
             logits = _logits(files[0], x_val, src.num_classes, threads)
             score = target.score(logits)
             if fmt == "onnx" and onnx_route == "ort" and accuracy is not None and \
-                    target.reference - score > target.max_drop + 1e-12:
+                    not meets_bound(100 * (target.reference - score), max_drop):
                 with quiet_native():  # over the bound: NNCF's accuracy control on the same graph
                     r = quantize_onnx(tmp / "model_fp32.onnx", cal.x, tmp / "model_int8.onnx", preset=preset,
                                       accuracy=accuracy)

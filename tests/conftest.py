@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgemed.formats import exportable_here
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -17,8 +19,7 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-# every exportable format (edgemed/formats.py) whose converter is installed here
-EXPORT_FORMATS = ["onnx", "openvino", "tflite"] + (["executorch"] if _installed("executorch") else [])
+EXPORT_FORMATS = exportable_here()  # from the format table: those whose converters are installed
 needs_executorch = pytest.mark.skipif(not _installed("executorch"), reason='pip install "edgemed[executorch]"')
 
 

@@ -43,7 +43,9 @@ def _imports(path: Path, package: str) -> set[str]:
 
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package + "."):
+        if isinstance(node, ast.ImportFrom) and node.module == package:  # from benchmarks import x
+            found |= {f"{package}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package + "."):
             found.add(node.module)
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith(package + ".")}

@@ -2,7 +2,7 @@
 compare_arm.py before the real INT8 quantization stage exists. The source bundle is never
 modified. Needs the x86 development install (ai-edge-quantizer, onnx, onnxruntime).
 
-    python benchmarks/arm/int8_copy.py BUNDLE DEST [--calibration 64]
+    python -m benchmarks.arm.int8_copy BUNDLE DEST [--calibration 64]
 
 Adds, when their FP32 source artifact is in the bundle:
 - `tflite-int8`: ai-edge-quantizer `static_wi8_ai8` (INT8 weights and activations, INT8 input

@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from edgemed.errors import DataError
-from edgemed.metrics import classification_metrics, paired_difference, softmax
+from edgemed.metrics import (
+    calibration,
+    classification_metrics,
+    clinical_retention,
+    paired_difference,
+    softmax,
+)
 
 
 def load_split(bundle, dataset, split: str, data_dir=None, limit: int | None = None,
@@ -48,11 +54,18 @@ def artifact_probs(session, spec, fitted: np.ndarray, batch: int = 64) -> np.nda
 
 
 def accuracy_report(labels, probs, class_names, reference_probs=None, reference_name=None,
-                    n_boot: int = 1000) -> dict:
-    out = {"metrics": classification_metrics(labels, probs, class_names, n_boot=n_boot)}
+                    n_boot: int = 1000, threshold: float | None = None) -> dict:
+    """Metrics with CIs, calibration (ECE, Brier, reliability bins), and against the reference:
+    retention of accuracy/AUC/balanced accuracy and, per class at the reference's operating point
+    (`threshold` for two classes, else the most probable class), the change in sensitivity,
+    specificity, PPV and NPV with paired bootstrap CIs."""
+    out = {"metrics": classification_metrics(labels, probs, class_names, n_boot=n_boot),
+           "calibration": calibration(labels, probs)}
     if reference_probs is not None:
         out["retention"] = {"reference": reference_name}
         for metric in ("accuracy", "auc", "balanced_accuracy"):
             out["retention"][metric] = paired_difference(labels, reference_probs, probs, metric, n_boot=n_boot)
         out["retention"]["flip_rate"] = out["retention"]["accuracy"]["flip_rate"]
+        out["clinical"] = clinical_retention(labels, reference_probs, probs, class_names, threshold=threshold,
+                                             n_boot=n_boot)
     return out

@@ -143,7 +143,8 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
           dataset: str | None = None, split: str = "test", accuracy: bool = True, limit: int | None = None,
           data_dir: str | None = None, baseline: str | None = None, memory: bool = True,
           n_boot: int = 1000, out: str | Path | None = None, force: bool = False,
-          progress: bool = True) -> dict:
+          progress: bool = True, threshold: float | None = None,
+          target_sensitivity: float | None = None) -> dict:
     """Measure a bundle's artifacts; returns (and with `out`, writes) a results object that
     follows the versioned schema in edgemed/report/results.schema.json.
 
@@ -157,6 +158,12 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
     if batch < 1:
         raise EdgemedError(f"--batch must be ≥ 1, got {batch}")
     check_threads(threads)
+    if threshold is not None and target_sensitivity is not None:
+        raise EdgemedError("give --threshold or --target-sensitivity, not both: each fixes the operating point")
+    if threshold is not None and not 0 < threshold < 1:
+        raise EdgemedError(f"--threshold is a probability of the positive class, in (0, 1); got {threshold}")
+    if target_sensitivity is not None and not 0 < target_sensitivity <= 1:
+        raise EdgemedError(f"--target-sensitivity must be in (0, 1], got {target_sensitivity}")
     if iterations is not None and iterations < 1:
         raise EdgemedError(f"--iterations must be ≥ 1, got {iterations}")
     if warmup < 0:
@@ -172,6 +179,9 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
 
         bundle_path = open_source(bundle_path).bundle.root
     bundle = load_bundle(bundle_path)
+    if (threshold is not None or target_sensitivity is not None) and len(bundle.class_names) != 2:
+        raise EdgemedError(f"--threshold and --target-sensitivity set the positive class's operating point of a "
+                           f"two-class model; this bundle has {len(bundle.class_names)} classes: leave them out")
     skipped: list[dict] = []
     targets = plan_targets(bundle, artifacts, runtimes, device, skipped)
     for s in skipped:
@@ -263,11 +273,21 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
                 bar.advance(task_a)
             ref = next((t for t in targets if t.artifact.format == "torch"), None) or \
                 next((t for t in targets if t.artifact.precision == "fp32"), None)
+            if target_sensitivity is not None and ref is not None:
+                from edgemed.metrics import threshold_for_sensitivity
+
+                threshold = threshold_for_sensitivity(labels, probs[ref.name], target_sensitivity)
+            operating_point = {"rule": "target_sensitivity" if target_sensitivity is not None else
+                               "threshold" if threshold is not None else "most probable class",
+                               "threshold": threshold, "target_sensitivity": target_sensitivity,
+                               "fixed_on": ref.name if ref else None,
+                               "positive_class": bundle.class_names[1] if threshold is not None else None}
             for t in targets:
                 is_ref = ref is not None and t.name == ref.name
                 rows[t.name]["accuracy"] = accuracy_report(
                     labels, probs[t.name], bundle.class_names,
-                    None if (ref is None or is_ref) else probs[ref.name], ref.name if ref else None, n_boot)
+                    None if (ref is None or is_ref) else probs[ref.name], ref.name if ref else None, n_boot,
+                    threshold=threshold)
     for s in sessions.values():
         s.close()
     base_row = rows[base.name]
@@ -289,6 +309,7 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
         "settings": {"device": device, "threads": threads, "batch": batch, "large_batch": large_batch,
                      "warmup": warmup, "duration_s": duration, "iterations": iterations,
                      "interleaved": True, "split": split_info, "n_boot": n_boot,
+                     "operating_point": operating_point if labels is not None else None,
                      "rss_note": "peak RSS of a fresh process that loads and runs one artifact"},
         "baseline": base.name,
         "rows": [rows[t.name] for t in targets],

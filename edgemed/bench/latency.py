@@ -151,10 +151,7 @@ class _TorchModule:
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
     def infer(self, x):
-        import torch
-
-        with torch.inference_mode():
-            return self.model(x)
+        return self.model(x)
 
 
 def time_torch(models: dict, x: np.ndarray, threads: int, **interleave) -> dict[str, list[float]]:
@@ -162,7 +159,8 @@ def time_torch(models: dict, x: np.ndarray, threads: int, **interleave) -> dict[
     import torch
 
     torch.set_num_threads(threads)
-    return time_sessions({k: _TorchModule(m) for k, m in models.items()}, x, **interleave)
+    with torch.inference_mode():
+        return time_sessions({k: _TorchModule(m) for k, m in models.items()}, x, **interleave)
 
 
 def median_ms(samples: dict[str, list[float]]) -> dict[str, float]:

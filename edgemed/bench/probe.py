@@ -45,8 +45,8 @@ def main(argv: list[str]) -> dict:
     bundle_path, artifact_id, runtime, device, threads, batch, iterations = argv
     bundle = load_bundle(bundle_path, verify=False)  # the parent process verified it
     artifact = bundle.artifact(artifact_id)
-    # devices() imports the runtime's library: its import is the runtime's footprint, not the model's
-    importlib.import_module(RUNTIMES[runtime][0]).devices()
+    # the library's import is the runtime's footprint, not the model's
+    importlib.import_module(RUNTIMES[runtime][0]).load_library()
     base_rss = _rss_mb()
     t0 = time.perf_counter()
     session = open_session(artifact, device=device, threads=int(threads) or None, runtime=runtime)

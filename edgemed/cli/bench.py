@@ -54,6 +54,10 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split"),
         limit: int = typer.Option(None, "--limit", help="Stratified subset of the split."),
         no_accuracy: bool = typer.Option(False, "--no-accuracy"),
+        threshold: float = typer.Option(None, "--threshold", help="Two-class models: decide the second class when "
+                                        "its probability is ≥ this (default: the most probable class)."),
+        target_sensitivity: float = typer.Option(None, "--target-sensitivity", help="Two-class models: fix the "
+                                                 "threshold where the FP32 reference reaches this sensitivity."),
         no_memory: bool = typer.Option(False, "--no-memory", help="Skip the cold-start/RSS subprocess probes."),
         data_dir: str = typer.Option(None, "--data-dir"),
         baseline: str = typer.Option(None, "--baseline", help="Artifact for ratios (default: torch-fp32 if torch is installed, else an FP32 artifact)."),
@@ -68,7 +72,8 @@ def register(app: typer.Typer) -> None:
                            threads=threads, batch=batch, large_batch=large_batch or None, duration=duration,
                            iterations=iterations, warmup=warmup, dataset=dataset, split=split,
                            accuracy=not no_accuracy, limit=limit, data_dir=data_dir, baseline=baseline,
-                           memory=not no_memory, out=out_path, force=force, progress=not json_out)
+                           memory=not no_memory, out=out_path, force=force, progress=not json_out,
+                           threshold=threshold, target_sensitivity=target_sensitivity)
         if json_out:
             return print_json(result)
         out.print(results_table(result))

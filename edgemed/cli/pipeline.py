@@ -33,19 +33,34 @@ def print_run(result) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def run(recipe: Path = typer.Argument(..., help="Recipe YAML (see benchmarks/recipes/)."),
-            run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default runs/<recipe name>)."),
+    def run(recipes: list[Path] = typer.Argument(..., help="Recipe YAML file(s) (see benchmarks/recipes/)."),
+            run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default runs/<recipe name>; with "
+                                         "several recipes: the folder that holds runs/<recipe name>)."),
             data_dir: str = typer.Option(None, "--data-dir"),
             check: bool = typer.Option(False, "--check", help="Validate the recipe and its inputs; run nothing."),
-            force: bool = typer.Option(False, "--force", help="Redo every stage, even unchanged ones.")):
-        """Run a recipe's stages; unchanged finished stages are reused (resume after Ctrl-C)."""
+            force: bool = typer.Option(False, "--force", help="Redo every stage, even unchanged ones."),
+            executor: str = typer.Option("local", "--executor", help="local: recipes one after another here | "
+                                         "ray: build stages as Ray tasks, then bench and report here."),
+            ray_address: str = typer.Option(None, "--ray-address", help="A running Ray cluster; default: a "
+                                            "private Ray instance on this machine."),
+            workers: int = typer.Option(None, "--workers", help="Recipes built at once with --executor ray "
+                                        "(default: all of them).")):
+        """Run recipes' stages; unchanged finished stages are reused (resume after Ctrl-C)."""
         from edgemed.pipeline.runner import ensure_ready, run_recipe
+        from edgemed.pipeline.sweep import run_sweep
 
         if check:
-            r = ensure_ready(recipe)
-            out.print(f"{recipe}: valid; stages {', '.join(r.stage_order)}; targets {', '.join(r.targets)}")
+            for recipe in recipes:
+                r = ensure_ready(recipe)
+                out.print(f"{recipe}: valid; stages {', '.join(r.stage_order)}; targets {', '.join(r.targets)}")
             return
-        print_run(run_recipe(recipe, run_dir, data_dir=data_dir, force=force))
+        if len(recipes) == 1 and executor == "local":
+            print_run(run_recipe(recipes[0], run_dir, data_dir=data_dir, force=force))
+            return
+        for done in run_sweep(recipes, root=run_dir, executor=executor, address=ray_address, workers=workers,
+                              data_dir=data_dir, force=force):
+            out.print(f"[bold]{done.recipe}[/]: built on {done.host}")
+            print_run(done.result)
 
     @app.command()
     def demo(run_dir: Path = typer.Option(None, "--run-dir", help="Default runs/demo (runs/demo-train with --train)."),
@@ -78,6 +93,10 @@ def register(app: typer.Typer) -> None:
                                           "searched as a variant (repeatable)."),
         data_dir: str = typer.Option(None, "--data-dir"),
         force: bool = typer.Option(False, "--force"),
+        executor: str = typer.Option("local", "--executor", help="Where candidates are built: local (worker "
+                                     "processes) | ray (Ray tasks; timing stays here)."),
+        ray_address: str = typer.Option(None, "--ray-address", help="A running Ray cluster (`ray start --head` "
+                                        "prints it); default: a private Ray instance on this machine."),
     ):
         """Search pruning × INT8 preset/float layers × format × runtime × threads within a bound."""
         from edgemed.pipeline.optimize import optimize as optimize_api
@@ -85,7 +104,7 @@ def register(app: typer.Typer) -> None:
         r = optimize_api(checkpoint, max_drop=max_drop, metric=metric, target=target, budget_minutes=budget_minutes,
                          out=out_path, calib=calib, workers=workers, formats=[f for f in formats.split(",") if f],
                          finetune_epochs=finetune_epochs, rounds=rounds, val_limit=val_limit, data_dir=data_dir,
-                         pruned=pruned or (), force=force)
+                         pruned=pruned or (), force=force, executor=executor, ray_address=ray_address)
         out.print((r.out / "summary.md").read_text())
         best = r.recommended
         label = "" if r.bound_met else "  [red]BOUND NOT MET: best model found"

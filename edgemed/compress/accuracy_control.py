@@ -90,13 +90,15 @@ def revert_until_within(build: Callable[[list[str]], tuple[float, object]], *, k
         score, result = build(layers)
         on_disk = layers
         attempts.append({"float_layers": layers, "metric": score, "drop": reference - score, "by": by})
-        if score > best.score:
+        met = meets_bound(100 * (reference - score), 100 * max_drop)
+        # a build within the bound is kept even when it only ties the best so far (it is on disk)
+        if score > best.score or (met and score == best.score):
             best.float_layers, best.score, best.result = layers, score, result
-        return meets_bound(100 * (reference - score), 100 * max_drop)
+        return met
 
     learned = [layer for layer in learned or [] if layer not in keep]
     if learned and attempt(keep + learned, "layers NNCF's accuracy control reverted for another format"):
-        return best  # within the bound, so better than `first`, which was not
+        return best  # the learned build: within the bound, and the file on disk
     order, limit = ranked()
     order = [layer for layer in order if layer not in keep]
     k = 1

@@ -62,11 +62,11 @@ def run_route(job: Int8Job) -> Int8Files:
 
 def route_layers(fmt: str, route: str, model) -> list[str]:
     """The layers a route turns INT8 (what accuracy control may revert): the route module's own
-    `quantizable_layers(model, route)` where it has one (TFLite routes leave layer types float),
-    else every quantizable layer."""
+    `route_layers(model, route)` where it has one (TFLite routes leave layer types float), else
+    every quantizable layer."""
     module = importlib.import_module(FORMATS[fmt].routes[route].split(":")[0])
-    if hasattr(module, "quantizable_layers"):
-        return module.quantizable_layers(model, route)
+    if hasattr(module, "route_layers"):
+        return module.route_layers(model, route)
     from edgemed.compress.scope import quantizable_layers
 
     return quantizable_layers(model)

@@ -75,12 +75,23 @@ def auto_model_type(model_name: str) -> str:
     return "transformer" if model_name.startswith("convnext_med") else "cnn"
 
 
+_SPLITS: dict = {}  # per process: an optimize worker quantizes many candidates of one data set
+
+
 def _validation(ckpt, data_dir, limit):
+    """The validation split, preprocessed; prepared once per process for a data file (by its
+    sha256), preprocessing and limit, however many candidates a worker quantizes."""
+    import json
+
     from edgemed.data.datasets import prepare_split
 
     ds = ckpt.open_dataset(data_dir)
-    x_u8, y = prepare_split(ds, "val", ckpt.preprocess, limit)
-    return ckpt.preprocess.normalize(x_u8), y
+    key = (ds.sha256, json.dumps(ckpt.preprocess.to_dict(), sort_keys=True), limit)
+    if key not in _SPLITS:
+        x_u8, y = prepare_split(ds, "val", ckpt.preprocess, limit)
+        _SPLITS.clear()  # one data set at a time: the arrays can be large at 224²
+        _SPLITS[key] = (ckpt.preprocess.normalize(x_u8), y)
+    return _SPLITS[key]
 
 
 def _int8(fmt, route, model, example, calib, tmp: Path, fp32_file: Path, opts: dict, keep_float: list[str],
@@ -158,9 +169,10 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
         if ignore or sensitivity:
             raise EdgemedError("--ignore and --sensitivity name PyTorch layers, which an ONNX source does not have: "
                                "leave them out (NNCF's accuracy control picks float layers itself)")
-        return quantize_onnx_source(checkpoint, calib=calib, formats=onnx_formats(formats, QUANTIZABLE), out=out,
+        onnx_kept = onnx_formats(formats, QUANTIZE_DEFAULT)
+        return quantize_onnx_source(checkpoint, calib=calib, formats=onnx_kept, out=out,
                                     max_drop=max_drop, metric=metric, preset=preset,
-                                    routes=parse_routes(routes, [f for f in formats if f != "tflite"]) if routes else None,
+                                    routes=parse_routes(routes, onnx_kept) if routes else None,
                                     val_limit=val_limit, calib_limit=calib_limit, data_dir=data_dir, threads=threads,
                                     force=force)
     from edgemed.metrics import check_evaluable
@@ -226,14 +238,14 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
             route = chosen_routes[fmt]
             bar.update(task, description=f"{fmt}: FP32 reference")
             exporter = importlib.import_module(TABLE[fmt].exporter)
-            reused = None
+            reused, fp32_ok = None, False
             t_fp32 = time.perf_counter()
             try:
                 reused = writer.get(f"{fmt}-fp32")
                 if reused is not None:  # from the base bundle: same checkpoint, already parity-checked
                     from edgemed.export.base import ExportedFiles
 
-                    a32 = reused
+                    a32, fp32_ok = reused, True
                     fp32 = ExportedFiles([tmp / f["path"] for f in a32.files], a32.input_layout,
                                          a32.static_batch, a32.details)
                 else:
@@ -244,6 +256,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
                     p32 = check_parity(writer, a32, x_val[:128], ref_logits[:128], threads)
                     a32 = writer.add(f"{fmt}-fp32", fmt, "fp32", fp32.files, input_layout=fp32.input_layout,
                                      static_batch=fp32.static_batch, parity=p32, details=fp32.details)
+                    fp32_ok = within_tolerance(p32, "fp32")[0]
                 bar.update(task, description=f"{fmt}: INT8 ({route})")
                 t0 = time.perf_counter()
                 fp32_seconds = round(t0 - t_fp32, 1)
@@ -263,7 +276,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
                     score, logits = _score(a8, x_val, target, threads)
                     drop = target.reference - score
                     tried = [{"float_layers": list(keep), "metric": score, "drop": drop}]
-                    if max_drop is not None and drop > target.max_drop:
+                    if max_drop is not None and not meets_bound(100 * drop, max_drop):
                         bar.update(task, description=f"{fmt}: accuracy control")
                         files, details, score, logits, more, ranking = _control(
                             fmt, route, model, example, cal, tmp, fp32.files[0], opts, keep, target, writer,
@@ -297,8 +310,8 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
                 raise
             except Exception as e:
                 message = describe_failure(f"{fmt} INT8 ({route})", e)
-                created = {f"{fmt}-int8", f"{fmt}-mixed"} | (set() if reused else {f"{fmt}-fp32"})
-                writer.remove(*created)
+                # an FP32 reference that exported and passed parity stays: only the INT8 failed
+                writer.remove(*({f"{fmt}-int8", f"{fmt}-mixed"} | (set() if fp32_ok else {f"{fmt}-fp32"})))
                 writer.fail(fmt, "int8", message)
                 bar.console.log(f"[red]{message}")
             bar.advance(task)

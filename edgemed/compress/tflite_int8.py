@@ -597,3 +597,6 @@ def quantize(job: Int8Job) -> Int8Files:
                               fp32_path=job.fp32_file)
     return Int8Files([path], {"route": job.route, **details, "ignored_layers": list(job.keep_float),
                               "calibration_images": int(len(job.calibration))})
+
+
+route_layers = quantizable_layers  # what compress/int8.py asks a route module for

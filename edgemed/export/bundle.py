@@ -276,7 +276,9 @@ class BundleWriter:
 
     def update(self, artifact_id: str, **fields) -> None:
         """Set manifest fields of one artifact (parity, details) after it was added."""
-        entry = next(a for a in self.manifest["artifacts"] if a["id"] == artifact_id)
+        entry = next((a for a in self.manifest["artifacts"] if a["id"] == artifact_id), None)
+        if entry is None:
+            raise EdgemedError(f"no artifact {artifact_id!r} in this bundle: it has {', '.join(self.artifact_ids)}")
         entry.update(fields)
 
     def copy_from(self, bundle: Bundle, artifact: Artifact) -> None:

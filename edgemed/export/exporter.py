@@ -83,7 +83,7 @@ def export(checkpoint: str | Path, formats=DEFAULT_FORMATS, precision=("fp32",),
     from edgemed.onnx_source import export_onnx_source, is_onnx_source, onnx_formats
 
     if is_onnx_source(checkpoint):  # an ONNX file or an imported ONNX bundle: no PyTorch model
-        return export_onnx_source(checkpoint, onnx_formats(parse_list(formats, EXPORTABLE, "format"), EXPORTABLE),
+        return export_onnx_source(checkpoint, onnx_formats(parse_list(formats, EXPORTABLE, "format"), DEFAULT_FORMATS),
                                   parse_list(precision, ("fp32", "fp16"), "precision"), out, force=force,
                                   data_dir=data_dir, parity_images=parity_images, threads=threads)
     import torch

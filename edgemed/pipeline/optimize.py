@@ -3,16 +3,15 @@ threads for the fastest deployment that keeps an accuracy bound, on this machine
 
 Design for scale-out: every candidate is a `CandidateSpec` (plain, picklable) evaluated by the
 top-level function `evaluate_candidate`, which reads and writes only files under the work folder
-and returns a plain dict. Candidates run in local worker processes (`ProcessPoolExecutor`); the
-same function can be submitted to a Ray cluster (`ray.remote(evaluate_candidate)`) with the work
-folder on shared storage, without changing the search. Latency is measured afterwards, in one
+and returns a plain dict. Candidates run in local worker processes, or as tasks on a Ray cluster
+with the work folder on shared storage (`executor="ray"`, edgemed/pipeline/executors.py), without
+changing the search; each candidate records the host it ran on. Latency is measured afterwards, in one
 process, all candidates interleaved, so parallel builds never disturb the timings.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as futures
-import multiprocessing
 import os
 import statistics
 import time
@@ -25,6 +24,7 @@ from edgemed.bounds import meets_bound
 from edgemed.errors import EdgemedError
 from edgemed.fileio import atomic_dir, atomic_write_json, check_output
 from edgemed.formats import QUANTIZABLE, QUANTIZE_DEFAULT
+from edgemed.pipeline.executors import where, worker_pool
 from edgemed.progress import progress_bar
 
 PRUNE_LEVELS = (None, 0.6, 0.4)  # share of MACs kept; None = unpruned
@@ -73,10 +73,10 @@ def evaluate_candidate(spec: CandidateSpec) -> dict:
                      ignore=list(spec.ignore) or None, metric=spec.metric, data_dir=spec.data_dir,
                      threads=spec.threads, val_limit=spec.val_limit, force=True, progress=False)
     except EdgemedError as e:
-        return {"spec": asdict(spec), "name": spec.name, "ok": False, "error": str(e),
+        return {"spec": asdict(spec), "name": spec.name, "ok": False, "error": str(e), **where(),
                 "seconds": time.perf_counter() - t0}
     row = r.rows[0]
-    return {"spec": asdict(spec), "name": spec.name, "ok": True, "bundle": str(out),
+    return {"spec": asdict(spec), "name": spec.name, "ok": True, "bundle": str(out), **where(),
             "int8_artifact": row["artifact"], "fp32_artifact": f"{spec.fmt}-fp32",
             "metric_int8": row["metric"], "reference": r.reference["value"],
             "seconds": time.perf_counter() - t0}
@@ -171,12 +171,17 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
              budget_minutes: float = 30.0, out: str | Path | None = None, calib: str | Path | None = None,
              workers: int | None = None, formats=FORMATS, prune_levels=PRUNE_LEVELS, presets=PRESETS,
              threads=THREADS, finetune_epochs: int = 2, rounds: int = 100, val_limit: int | None = None,
-             data_dir: str | None = None, pruned=(), force: bool = False, progress: bool = True) -> OptimizeResult:
+             data_dir: str | None = None, pruned=(), force: bool = False, progress: bool = True,
+             executor: str = "local", ray_address: str | None = None) -> OptimizeResult:
     """Search deployments of a checkpoint; write the Pareto front and the recommended bundle.
 
     `pruned`: checkpoints already made by `edgemed prune` from this one (with a fine-tuning
     schedule the search's budget could not afford), searched as variants next to the search's own
     pruning levels.
+
+    `executor="ray"` builds candidates as Ray tasks (`ray_address`: a running cluster; without it a
+    private local instance with `workers` CPUs); the work folder, checkpoint and calibration set
+    must then be on storage every node sees at the same path. Timing stays on this machine.
 
     Example: `optimize("m.safetensors", max_drop=0.5, metric="auc", budget_minutes=20, out="opt/")`.
     """
@@ -185,10 +190,13 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
     from edgemed.compress.quantize import CONTROL_METRICS, _validation
     from edgemed.compress.scope import layer_sensitivity, suggest_ignore
     from edgemed.export.exporter import parse_list
+    from edgemed.pipeline.executors import EXECUTORS
     from edgemed.runtime import RUNTIMES, available_devices, runtimes_for
 
     if max_drop < 0:
         raise EdgemedError(f"--max-drop must be ≥ 0 (points), got {max_drop}")
+    if executor not in EXECUTORS:
+        raise EdgemedError(f"unknown --executor {executor!r}: use {', '.join(EXECUTORS)}")
     if metric not in CONTROL_METRICS:
         raise EdgemedError(f"unknown --metric {metric!r}: use {', '.join(CONTROL_METRICS)}")
     if target != "cpu":
@@ -203,7 +211,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         if pruned:
             raise EdgemedError("--pruned variants are PyTorch checkpoints; an ONNX source has none: leave it out")
         ckpt = open_source(checkpoint)
-        checkpoint, formats, prune_levels, given = ckpt.bundle.root, onnx_formats(formats, QUANTIZABLE), (), []
+        checkpoint, formats, prune_levels, given = ckpt.bundle.root, onnx_formats(formats, QUANTIZE_DEFAULT), (), []
     else:
         ckpt = read_checkpoint(checkpoint)
         given = given_variants(checkpoint, ckpt, pruned)
@@ -225,7 +233,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
     measure_reserve = 0.15 * budget_minutes * 60
     notes = []
     with atomic_dir(out, force) as tmp, progress_bar(progress) as bar:
-        work = tmp / "work"
+        work = (tmp / "work").resolve()  # absolute: tasks may run in other processes or on other nodes
         work.mkdir()
         if calib is None:
             calib = build_calibration(ckpt.dataset["name"], size=300, data_dir=data_dir, out=work / "calibration.json")
@@ -253,16 +261,19 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
 
         def specs_for(level, path, variant=""):
             out_specs = []
+            # absolute paths: a task may run in another folder or on another node of the cluster
+            path, cal, data = str(Path(path).resolve()), str(Path(calib).resolve()), \
+                str(Path(data_dir).resolve()) if data_dir else None
             per_worker = max(1, (os.cpu_count() or 1) // workers)
             for fmt in formats:
                 # an ONNX source's ONNX INT8 is onnxruntime's route, which has no presets
                 for preset in presets[:1] if onnx and fmt == "onnx" else presets:
-                    out_specs.append(CandidateSpec(path, level, fmt, preset, (), str(work), str(calib), metric,
-                                                   data_dir, val_limit, per_worker, variant))
+                    out_specs.append(CandidateSpec(path, level, fmt, preset, (), str(work), cal, metric,
+                                                   data, val_limit, per_worker, variant))
                 # pruning keeps module names, so a given pruned model gets the float variant too
                 if suggested and (level is None or variant):
-                    out_specs.append(CandidateSpec(path, level, fmt, "performance", suggested, str(work), str(calib),
-                                                   metric, data_dir, val_limit, per_worker, variant))
+                    out_specs.append(CandidateSpec(path, level, fmt, "performance", suggested, str(work), cal,
+                                                   metric, data, val_limit, per_worker, variant))
             return out_specs
 
         specs += specs_for(None, str(checkpoint))
@@ -272,8 +283,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         specs.sort(key=_priority)
         results: list[dict] = []
         task = bar.add_task("candidates", total=None, info="")
-        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch/OpenMP state
-        with futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with worker_pool(executor, workers, ray_address) as pool:
             pending = {}
             queue = list(specs)
             levels = [lv for lv in prune_levels if lv is not None]
@@ -287,7 +297,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
                         queue.clear()
                         break
                     spec = queue.pop(0)
-                    pending[pool.submit(evaluate_candidate, spec)] = spec
+                    pending[pool.submit(evaluate_candidate, spec, cpus=spec.threads)] = spec
                 if not pending and levels and time.monotonic() + 3 * avg < deadline - measure_reserve:
                     level = levels.pop(0)
                     bar.update(task, info=f"pruning to {level:.0%} of the MACs")

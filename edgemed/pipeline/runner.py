@@ -102,8 +102,9 @@ def _resolve(recipe: Recipe, value: str) -> str:
 
 
 def run_recipe(path: str | Path, run_dir: str | Path | None = None, *, data_dir: str | None = None,
-               force: bool = False, progress: bool = True) -> RunResult:
-    """Run (or resume) a recipe. `force` redoes every stage.
+               force: bool = False, progress: bool = True, stop_before: str | None = None) -> RunResult:
+    """Run (or resume) a recipe. `force` redoes every stage. `stop_before`: run only the stages
+    before this one (a sweep builds elsewhere and times here: edgemed/pipeline/sweep.py).
 
     Example: `run_recipe("benchmarks/recipes/mednext_small-pneumoniamnist.yaml")`.
     """
@@ -123,6 +124,8 @@ def run_recipe(path: str | Path, run_dir: str | Path | None = None, *, data_dir:
     if "checkpoint" in recipe.model:
         upstream["checkpoint"] = _resolve(recipe, recipe.model["checkpoint"])
     for stage in recipe.stage_order:
+        if stage == stop_before:
+            break
         options = recipe.stages.get(stage, {})
         folder = root / stage
         inputs = {"stage": stage, "options": options, "edgemed": __version__, "data": dataset.sha256,

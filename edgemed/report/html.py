@@ -11,6 +11,9 @@ from edgemed.report import text
 from edgemed.report.merge import Merged
 from edgemed.report.tables import (
     Table,
+    calibration_table,
+    clinical_lines,
+    clinical_table,
     details_table,
     measurement_table,
     section_notes,
@@ -104,6 +107,17 @@ def html_report(merged: Merged, plots: dict[str, dict[str, bytes]], *, metric: s
                   f"{escape(', '.join(s.devices))}</p>",
                   html_table(t, status_cols=(len(t.columns) - 3, len(t.columns) - 2)),
                   f'<ul class="notes">{notes}</ul>' if notes else ""]
+
+    clinical = [(s, clinical_lines(s), clinical_table(s), calibration_table(s)) for s in merged.sections]
+    if any(c[1] or c[2] or c[3] for c in clinical):
+        parts.append("<h2>Clinical retention and calibration</h2>")
+        for s, lines, table, cal in clinical:
+            parts.append(f"<h3>{escape(s.id)}: {escape(s.title)}</h3>")
+            if lines:
+                parts.append('<ul class="decision">' + "".join(f"<li><strong>{escape(line)}</strong></li>"
+                                                              for line in lines) + "</ul>")
+            parts += [html_table(table)] if table else []
+            parts += [html_table(cal)] if cal else []
 
     parts.append("<h2>Plots</h2>")
     for s in merged.sections:

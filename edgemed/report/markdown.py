@@ -8,6 +8,9 @@ from edgemed.report import text
 from edgemed.report.merge import Merged, Section
 from edgemed.report.tables import (
     Table,
+    calibration_table,
+    clinical_lines,
+    clinical_table,
     details_table,
     measurement_table,
     section_notes,
@@ -57,6 +60,13 @@ def markdown_report(merged: Merged, plot_files: dict[str, dict[str, str]], *, me
         out += [_heading(s), "", f"Bundle sha256 `{s.bundle_sha256}`; devices: "
                 f"{md_text(', '.join(s.devices))}.", "", md_table(summary_table(s, metric, max_drop)), ""]
         out += [f"- {md_text(n)}" for n in section_notes(s)] + [""]
+    clinical = [(s, clinical_lines(s), clinical_table(s), calibration_table(s)) for s in merged.sections]
+    if any(c[1] or c[2] or c[3] for c in clinical):
+        out += ["## Clinical retention and calibration", ""]
+        for s, lines, table, cal in clinical:
+            out += [_heading(s), ""] + [f"- **{md_text(line)}**" for line in lines] + [""]
+            out += [md_table(table), ""] if table else []
+            out += [md_table(cal), ""] if cal else []
     out += ["## Plots", ""]
     for s in merged.sections:
         out += [_heading(s), ""]

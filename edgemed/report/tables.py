@@ -166,6 +166,90 @@ def details_table(section: Section, metric: str = "accuracy") -> Table:
     return Table(cols, rows, right=set(range(2, 16)) | {21}, caption=f"All measurements: {section.title}")
 
 
+def _clinical(e: Entry) -> list[dict]:
+    return (e.row.get("accuracy") or {}).get("clinical") or []
+
+
+def _rate(r: dict) -> str:
+    return "–" if r["value"] is None else f"{100 * r['value']:.1f}"
+
+
+def _rate_delta(r: dict) -> str:
+    d, ci = r.get("difference"), r.get("ci")
+    return fmt_delta(None if d is None else 100 * d, [100 * ci[0], 100 * ci[1]] if ci else None)
+
+
+def operating_point(section: Section) -> str:
+    """How classes were decided for the clinical rates, in words."""
+    ops = {str((src.settings.get("operating_point") or {}).get("rule")) for src in section.sources}
+    points = [src.settings.get("operating_point") or {} for src in section.sources]
+    p = points[0] if points else {}
+    if p.get("rule") == "threshold":
+        text = f"{p['positive_class']} when its probability is ≥ {p['threshold']:.3f}"
+    elif p.get("rule") == "target_sensitivity":
+        text = (f"{p['positive_class']} when its probability is ≥ {p['threshold']:.3f}, the threshold where "
+                f"{p['fixed_on']} reaches sensitivity {p['target_sensitivity']:g}")
+    else:
+        text = "the most probable class"
+    return text + ("" if len(ops) <= 1 else " (runs in this section used different operating points)")
+
+
+def clinical_lines(section: Section) -> list[str]:
+    """The decision line per compressed row: its largest sensitivity loss, with the paired CI."""
+    lines = []
+    for e in section.entries:
+        rows = [r for r in _clinical(e) if r["sensitivity"]["difference"] is not None]
+        if e.is_reference or not rows:
+            continue
+        worst = min(rows, key=lambda r: r["sensitivity"]["difference"])
+        s = worst["sensitivity"]
+        d, ci = 100 * s["difference"], s.get("ci")
+        change = "does not change" if d == 0 else f"drops by {-d:.1f} pt" if d < 0 else f"rises by {d:.1f} pt"
+        interval = f" [95% CI {100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else ""
+        lines.append(f"{e.device} · {e.name}: sensitivity for {worst['class']} {change}{interval} "
+                     f"({100 * s['reference']:.1f} % → {100 * s['value']:.1f} %; n = {worst['n']})")
+    return lines
+
+
+def clinical_table(section: Section) -> Table | None:
+    """Per compressed row and class: sensitivity, specificity, PPV, NPV and their change vs the
+    reference at the same operating point (paired bootstrap CIs), in percent and points."""
+    cols = ["Device", "Row", "Class", "n", "Sensitivity %", "Δ sens. pt [95% CI]", "Specificity %",
+            "Δ spec. pt [95% CI]", "PPV %", "Δ PPV pt [95% CI]", "NPV %", "Δ NPV pt [95% CI]"]
+    rows = []
+    for e in section.entries:
+        if e.is_reference:
+            continue
+        for r in _clinical(e):
+            rows.append([e.device, e.name, r["class"], str(r["n"])] +
+                        [cell for rate in ("sensitivity", "specificity", "ppv", "npv")
+                         for cell in (_rate(r[rate]), _rate_delta(r[rate]))])
+    if not rows:
+        return None
+    return Table(cols, rows, right={3, 4, 6, 8, 10},
+                 caption=f"Clinical retention at the reference's operating point ({operating_point(section)})")
+
+
+def calibration_table(section: Section) -> Table | None:
+    """Expected calibration error and Brier score of every row (lower is better)."""
+    cols = ["Device", "Row", "ECE", "Δ ECE vs reference", "Brier", "Δ Brier vs reference"]
+    refs = {(e.device, e.source.run): (e.row.get("accuracy") or {}).get("calibration")
+            for e in section.entries if e.is_reference}
+    rows = []
+    for e in section.entries:
+        cal = (e.row.get("accuracy") or {}).get("calibration")
+        if not cal:
+            continue
+        ref = refs.get((e.device, e.source.run))
+        dece = "reference" if e.is_reference else "–" if not ref else f"{cal['ece'] - ref['ece']:+.4f}"
+        dbrier = "reference" if e.is_reference else "–" if not ref else f"{cal['brier'] - ref['brier']:+.4f}"
+        rows.append([e.device, e.name, f"{cal['ece']:.4f}", dece, f"{cal['brier']:.4f}", dbrier])
+    if not rows:
+        return None
+    return Table(cols, rows, right={2, 3, 4, 5}, caption="Calibration: expected calibration error (top-label "
+                 "confidence, 15 bins) and multi-class Brier score; lower is better")
+
+
 def section_notes(section: Section) -> list[str]:
     """What a reader must know to compare this section's rows."""
     notes = []

@@ -19,6 +19,11 @@ def _runtime():
     return torch, Runtime.get()
 
 
+def load_library() -> None:
+    """Import the runtime's library only (the cold-start probe's baseline footprint)."""
+    import executorch.runtime  # noqa: F401
+
+
 def devices() -> list[str]:
     try:
         _runtime()
@@ -38,7 +43,13 @@ class ExecuTorchSession(Session):
 
         if threads:  # one process-wide XNNPACK thread pool (the bindings' only thread setting)
             portable_lib._unsafe_reset_threadpool(threads)
-        self._method = runtime.load_program(str(path)).load_method("forward")
+        try:
+            self._method = runtime.load_program(str(path)).load_method("forward")
+        except RuntimeError as e:  # the backend logs why natively; say what it means
+            raise RuntimeError(f"the ExecuTorch runtime could not load {path} ({e}): a delegate (XNNPACK) "
+                               "refused part of the program, e.g. an INT8 op it does not support with these "
+                               "quantization parameters; keep that layer float (--ignore) or use another "
+                               "format") from None
         shape = self._method.metadata.input_tensor_meta(0).sizes()
         self.static_batch = int(shape[0]) if shape else None
         self.device, self.threads = "cpu", threads or portable_lib._threadpool_get_thread_count()

@@ -22,6 +22,11 @@ def interpreter_class():
     return Interpreter
 
 
+def load_library() -> None:
+    """Import the runtime's library only (the cold-start probe's baseline footprint)."""
+    interpreter_class()
+
+
 def devices() -> list[str]:
     try:
         interpreter_class()

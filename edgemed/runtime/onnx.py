@@ -19,6 +19,11 @@ def _ort():
     return onnxruntime
 
 
+def load_library() -> None:
+    """Import the runtime's library only (the cold-start probe's baseline footprint)."""
+    _ort()
+
+
 def devices() -> list[str]:
     try:
         available = set(_ort().get_available_providers())

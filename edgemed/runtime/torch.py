@@ -8,6 +8,11 @@ from edgemed.errors import missing_extra
 from edgemed.runtime.base import Session, no_device
 
 
+def load_library() -> None:
+    """Import the runtime's library only (the cold-start probe's baseline footprint)."""
+    import torch  # noqa: F401
+
+
 def devices() -> list[str]:
     try:
         import torch

@@ -115,3 +115,37 @@ def test_runs_without_accuracy_get_their_own_section(tmp_path):
         "mednext_small on pneumoniamnist test split, n = 150 (bundle 25d48edd0f09)"]
     assert summary["meets_bound"] == {"n/a": 4, "reference": 1, "yes": 3}
     assert sorted(p.name for p in (tmp_path / "rep" / "plots").iterdir())[:2] == ["S1_latency.png", "S1_size.png"]
+
+
+def test_clinical_retention_and_calibration_sections(tmp_path):
+    """The buyer's decision line (largest sensitivity loss with its CI) and the per-class table
+    come from the results' clinical records; calibration from each row's ECE and Brier."""
+    import numpy as np
+
+    from edgemed.bench.accuracy import accuracy_report
+    from edgemed.report import report
+    from tests.report.factory import real_results, write
+
+    r = real_results()
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 150)
+    ref = np.clip(np.eye(2)[y] * 0.8 + 0.1, 0, 1)
+    worse = ref.copy()
+    worse[np.flatnonzero(y == 1)[:10]] = [0.7, 0.3]  # ten positives missed
+    names = r["bundle"]["class_names"]
+    r["settings"]["operating_point"] = {"rule": "most probable class", "threshold": None,
+                                        "target_sensitivity": None, "fixed_on": r["rows"][0]["name"],
+                                        "positive_class": None}
+    for i, row in enumerate(r["rows"]):
+        probs = ref if i == 0 else worse
+        row["accuracy"] = accuracy_report(y, probs, names, None if i == 0 else ref, r["rows"][0]["name"], n_boot=100)
+    src = write(tmp_path / "r.json", r)
+    report([src], tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    positives = int((y == 1).sum())
+    drop = 100 * 10 / positives
+    assert "## Clinical retention and calibration" in md
+    assert f"sensitivity for {names[1]} drops by {drop:.1f} pt" in md
+    assert "Δ sens. pt [95% CI]" in md and "| ECE |" in md.replace("ECE |", "ECE |")
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "Clinical retention and calibration" in html and f"drops by {drop:.1f} pt" in html

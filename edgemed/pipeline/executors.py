@@ -1,0 +1,77 @@
+"""Where build work runs: local worker processes, or tasks on a Ray cluster (`--executor ray`).
+
+Both pools hand back `concurrent.futures.Future`s, so `optimize` and the recipe sweep wait on
+them the same way. The work functions (`optimize.evaluate_candidate`, `sweep.build_stages`) read
+and write only files under folders they are given: on a cluster those folders must be on storage
+every node mounts at the same path, and every node needs edgemed and the data (EDGEMED_DATA_DIR
+is passed on to the tasks). Latency is never measured in the pool: the interleaved timing stays
+on the machine that runs the command (the target).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import multiprocessing
+import os
+import socket
+from contextlib import contextmanager
+
+from edgemed.errors import EdgemedError
+
+EXECUTORS = ("local", "ray")
+
+
+def where() -> dict:
+    """The host and process a piece of work ran in (recorded with every task's result)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+@contextmanager
+def worker_pool(executor: str = "local", workers: int = 1, address: str | None = None):
+    """A pool with `submit(fn, *args, cpus=1) -> Future`. `address`: a running Ray cluster
+    (`ray start --head` prints it; "auto" finds the local one); without it, Ray starts a private
+    instance on this machine with `workers` CPUs."""
+    if executor not in EXECUTORS:
+        raise EdgemedError(f"unknown --executor {executor!r}: use {', '.join(EXECUTORS)}")
+    if executor == "local":
+        # fresh interpreters: no forked torch/OpenMP state
+        with futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield _LocalPool(pool)
+        return
+    try:
+        import ray
+    except ImportError:
+        raise EdgemedError('Ray is not installed: pip install "edgemed[ray]" (on every node of the cluster)') from None
+    env = {k: os.environ[k] for k in ("EDGEMED_DATA_DIR", "EDGEMED_CONFIG_DIR") if k in os.environ}
+    started = not ray.is_initialized()
+    if started:
+        options = {"address": address} if address else {
+            "num_cpus": workers, "include_dashboard": False,
+            # a private instance: a small object store (results are small; files stay on disk)
+            "object_store_memory": 128 * 2**20}
+        try:
+            ray.init(log_to_driver=False, runtime_env={"env_vars": env} if env else None, **options)
+        except ConnectionError as e:
+            raise EdgemedError(f"cannot reach the Ray cluster at {address}: {e}; start it with `ray start --head` "
+                               "and pass the address it prints (or leave --ray-address out for a local instance)") from None
+    try:
+        yield _RayPool(ray)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class _LocalPool:
+    def __init__(self, pool):
+        self._pool = pool
+
+    def submit(self, fn, *args, cpus: int = 1) -> futures.Future:
+        return self._pool.submit(fn, *args)
+
+
+class _RayPool:
+    def __init__(self, ray):
+        self._ray = ray
+
+    def submit(self, fn, *args, cpus: int = 1) -> futures.Future:
+        return self._ray.remote(num_cpus=cpus, max_retries=0)(fn).remote(*args).future()

@@ -1,0 +1,80 @@
+"""Sweeps on a local Ray instance (ray.init with this machine's cores): the tiny optimize search
+and a two-recipe sweep, each task recording the host it ran on, timing kept in this process."""
+
+import json
+import os
+import socket
+
+import pytest
+from typer.testing import CliRunner
+
+from edgemed.cli import app
+from edgemed.errors import EdgemedError
+from edgemed.export import load_bundle
+from tests.conftest import assert_clean_error, needs_data
+
+pytestmark = [needs_data, pytest.mark.filterwarnings("ignore")]
+pytest.importorskip("ray")
+
+RECIPE = """\
+name: {name}
+model: {{zoo: resnet18_micro}}
+dataset: breastmnist
+threads: 1
+stages:
+  train: {{epochs: 1, batch_size: 32, limit_train: 96, limit_eval: 48, seed: {seed}}}
+  export: {{formats: [onnx], precision: [fp32], parity_images: 16}}
+  bench: {{threads: 1, iterations: 10, limit: 48, memory: false, large_batch: 0}}
+  report: {{}}
+"""
+
+
+def test_optimize_builds_candidates_as_ray_tasks(tiny_checkpoint, tmp_path):
+    from edgemed.compress.calibration import build_calibration
+    from edgemed.pipeline.optimize import optimize
+
+    calib = build_calibration("pneumoniamnist", size=32, out=tmp_path / "c.json")
+    r = optimize(tiny_checkpoint, max_drop=2.0, budget_minutes=8, out=tmp_path / "opt", calib=calib,
+                 formats=["onnx"], prune_levels=(None,), presets=("performance",), threads=(1,), rounds=10,
+                 val_limit=64, workers=2, progress=False, executor="ray")
+    s = json.loads((r.out / "optimize.json").read_text())
+    assert s["candidates"] and all(c["ok"] for c in s["candidates"])
+    # each candidate ran in a Ray worker process on this host; the timing ran here
+    assert {c["host"] for c in s["candidates"]} == {socket.gethostname()}
+    assert os.getpid() not in {c["pid"] for c in s["candidates"]}
+    assert all(p["p50_ms"] > 0 for p in s["points"])
+    assert load_bundle(r.out / "recommended").recommended == r.recommended["artifact"]
+
+
+def test_two_recipes_build_on_ray_and_bench_here(tmp_path):
+    recipes = []
+    for i, name in enumerate(("sweep_a", "sweep_b")):
+        recipes.append(tmp_path / f"{name}.yaml")
+        recipes[-1].write_text(RECIPE.format(name=name, seed=i))
+    r = CliRunner().invoke(app, ["run", *map(str, recipes), "--executor", "ray", "--run-dir", str(tmp_path / "runs"),
+                                 "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    assert r.output.count(f"built on {socket.gethostname()}") == 2
+    for name in ("sweep_a", "sweep_b"):
+        run = tmp_path / "runs" / name
+        stages = {s: json.loads((run / s / "stage.json").read_text()) for s in ("train", "export", "bench", "report")}
+        # the build stages ran once (in the task) and were reused here; bench and report ran here
+        assert all(stages[s]["status"] == "done" for s in stages)
+        assert (run / "report" / "report" / "report.html").is_file()
+    assert "skipped (cached)" in r.output
+
+
+def test_bad_executor_and_duplicate_names_fail_before_work(tmp_path, tiny_checkpoint):
+    from edgemed.pipeline.optimize import optimize
+    from edgemed.pipeline.sweep import run_sweep
+
+    with pytest.raises(EdgemedError, match="unknown --executor 'dask'"):
+        optimize(tiny_checkpoint, executor="dask", out=tmp_path / "o", progress=False)
+    a = tmp_path / "a.yaml"
+    a.write_text(RECIPE.format(name="same", seed=0))
+    b = tmp_path / "b.yaml"
+    b.write_text(RECIPE.format(name="same", seed=1))
+    with pytest.raises(EdgemedError, match="two recipes share the name 'same'"):
+        run_sweep([a, b], root=tmp_path / "runs", executor="ray")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "o").exists()
+    assert_clean_error(CliRunner().invoke(app, ["run", str(a), "--executor", "dask"]), "unknown --executor 'dask'")
