@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import WORK, command_line, edgemed_cli, save_results, system_line
+from benchmarks.common import WORK, command_line, run_edgemed, save_results, system_line
 
 NETS = Path(__file__).resolve().parent / "byom_nets.py"
 MAX_DROP = 0.5
@@ -71,19 +70,6 @@ def train_plain(build, dataset: str, epochs: int, seed: int = 0):
     return model.eval(), {"dataset": dataset, "epochs": epochs, "best_val_accuracy": best_acc,
                           "seconds": round(time.perf_counter() - t0, 1), "optimizer": "Adam 2e-3, cosine",
                           "input": "x / 127.5 - 1"}
-
-
-def edgemed(*args, log: list) -> float:
-    cmd = [edgemed_cli(), *map(str, args)]
-    print("$ edgemed " + " ".join(map(str, args)), flush=True)
-    t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - t
-    log.append({"command": "edgemed " + " ".join(Path(a).name if "/" in str(a) else str(a) for a in args),
-                "exit_code": r.returncode, "seconds": round(seconds, 1)})
-    if r.returncode != 0:
-        raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}\n{(r.stdout + r.stderr)[-3000:]}")
-    return seconds
 
 
 def rows_of(results: Path) -> list[dict]:
@@ -133,15 +119,15 @@ def main() -> None:
     torch.save({"epoch": args.epochs, "model_state_dict": {"module." + k: v for k, v in model.state_dict().items()}},
                weights)
     ck, pruned, q = work / "cnn.safetensors", work / "cnn_pruned.safetensors", work / "cnn_int8"
-    edgemed("import", f"{NETS}:build", "--weights", weights, "--classes", "normal,pneumonia", "--input-size", 28,
+    run_edgemed("import", f"{NETS}:build", "--weights", weights, "--classes", "normal,pneumonia", "--input-size", 28,
             "--channels", 1, "--mean", 0.5, "--std", 0.5, "--dataset", "pneumoniamnist", "--out", ck, "--force", log=log)
-    edgemed("prune", ck, "--target-macs", 0.5, "--finetune-epochs", 2, "--distill", "--out", pruned, "--force", log=log)
-    edgemed("quantize", pruned, "--calib", cal["pneumoniamnist"], "--formats", "openvino,onnx,tflite",
+    run_edgemed("prune", ck, "--target-macs", 0.5, "--finetune-epochs", 2, "--distill", "--out", pruned, "--force", log=log)
+    run_edgemed("quantize", pruned, "--calib", cal["pneumoniamnist"], "--formats", "openvino,onnx,tflite",
             "--max-drop", MAX_DROP, "--out", q, "--force", log=log)
-    edgemed("bench", q, *bench, "--out", work / "cnn_bench.json", "--force", log=log)
+    run_edgemed("bench", q, *bench, "--out", work / "cnn_bench.json", "--force", log=log)
     # the unpruned import as well, so pruning's share of the speed-up is visible
-    edgemed("export", ck, "--formats", "onnx,openvino", "--out", work / "cnn_fp32", "--force", log=log)
-    edgemed("bench", work / "cnn_fp32", *bench, "--out", work / "cnn_fp32_bench.json", "--force", log=log)
+    run_edgemed("export", ck, "--formats", "onnx,openvino", "--out", work / "cnn_fp32", "--force", log=log)
+    run_edgemed("bench", work / "cnn_fp32", *bench, "--out", work / "cnn_fp32_bench.json", "--force", log=log)
     out["models"]["cnn-pytorch-weights"] = {
         "training": training, "params": sum(p.numel() for p in model.parameters()), "steps": log,
         "pruned_int8": rows_of(work / "cnn_bench.json"), "unpruned_fp32": rows_of(work / "cnn_fp32_bench.json")}
@@ -156,10 +142,10 @@ def main() -> None:
                       opset_version=17, dynamo=False)
     ob, oq = work / "vgg_bundle", work / "vgg_int8"
     names = ",".join(__import__("edgemed.data.datasets", fromlist=["x"]).load_dataset("bloodmnist").class_names)
-    edgemed("import", onnx_file, "--classes", names, "--mean", 0.5, "--std", 0.5, "--dataset", "bloodmnist",
+    run_edgemed("import", onnx_file, "--classes", names, "--mean", 0.5, "--std", 0.5, "--dataset", "bloodmnist",
             "--out", ob, "--force", log=log)
-    edgemed("quantize", ob, "--calib", cal["bloodmnist"], "--max-drop", MAX_DROP, "--out", oq, "--force", log=log)
-    edgemed("bench", oq, *bench, "--out", work / "vgg_bench.json", "--force", log=log)
+    run_edgemed("quantize", ob, "--calib", cal["bloodmnist"], "--max-drop", MAX_DROP, "--out", oq, "--force", log=log)
+    run_edgemed("bench", oq, *bench, "--out", work / "vgg_bench.json", "--force", log=log)
     out["models"]["vgg-onnx"] = {"training": training, "params": sum(p.numel() for p in model.parameters()),
                                  "steps": log, "int8": rows_of(work / "vgg_bench.json")}
 

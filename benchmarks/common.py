@@ -28,6 +28,23 @@ def edgemed_cli() -> str:
     return str(exe) if exe.exists() else "edgemed"
 
 
+def run_edgemed(*args, log: list) -> float:
+    """Run the installed `edgemed` command as a user would; record the command (file names only),
+    exit code and seconds in `log`; stop the benchmark with the output's tail if it fails."""
+    import subprocess
+    import time
+
+    print("$ edgemed " + " ".join(map(str, args)), flush=True)
+    t = time.perf_counter()
+    r = subprocess.run([edgemed_cli(), *map(str, args)], capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    log.append({"command": "edgemed " + " ".join(Path(a).name if "/" in str(a) else str(a) for a in args),
+                "exit_code": r.returncode, "seconds": round(seconds, 1)})
+    if r.returncode != 0:
+        raise SystemExit(f"failed ({r.returncode}): edgemed {' '.join(map(str, args))}\n{(r.stdout + r.stderr)[-3000:]}")
+    return seconds
+
+
 def load_results(name: str) -> dict:
     p = RESULTS / f"{name}.json"
     return json.loads(p.read_text()) if p.exists() else {}

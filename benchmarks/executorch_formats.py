@@ -25,31 +25,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks.common import (
     RESULTS,
     WORK,
     command_line,
-    edgemed_cli,
     load_results,
+    run_edgemed,
     save_results,
     system_line,
 )
 
 FORMATS = "onnx,tflite,executorch"
 MAX_DROP = 0.5
-
-
-def edgemed(*args, log: list) -> None:
-    print("$ edgemed " + " ".join(map(str, args)), flush=True)
-    t = time.perf_counter()
-    r = subprocess.run([edgemed_cli(), *map(str, args)], capture_output=True, text=True)
-    log.append({"command": "edgemed " + " ".join(Path(a).name if "/" in str(a) else str(a) for a in args),
-                "exit_code": r.returncode, "seconds": round(time.perf_counter() - t, 1)})
-    if r.returncode != 0:
-        raise SystemExit(f"failed ({r.returncode}): edgemed {' '.join(map(str, args))}\n{(r.stdout + r.stderr)[-3000:]}")
 
 
 def rows_of(results: Path) -> list[dict]:
@@ -172,7 +161,7 @@ def main() -> None:
     ct = work / "mednext_small-ct224.safetensors"
     log: list = []
     if not ct.exists() and (not args.only or "mednext_small-224" in args.only):
-        edgemed("train", "mednext_small", "--dataset", "sarscov2_ct_224", "--image-size", 224, "--epochs", args.ct_epochs,
+        run_edgemed("train", "mednext_small", "--dataset", "sarscov2_ct_224", "--image-size", 224, "--epochs", args.ct_epochs,
                 "--threads", args.threads, "--out", ct, "--force", log=log)
     models.append(("mednext_small-224", ct, "sarscov2_ct_224", 128, 256))
     bundles = []
@@ -189,10 +178,10 @@ def main() -> None:
         if not calib.exists():
             build_calibration(dataset, size=calib_size, out=calib)
         bundle, results = work / f"{key}-bundle", work / f"{key}.json"
-        edgemed("quantize", ckpt, "--calib", calib, "--formats", FORMATS, "--max-drop", MAX_DROP,
+        run_edgemed("quantize", ckpt, "--calib", calib, "--formats", FORMATS, "--max-drop", MAX_DROP,
                 "--threads", args.threads, "--out", bundle, "--force",
                 *(["--val-limit", val_limit] if val_limit else []), log=steps)
-        edgemed("bench", bundle, "--threads", args.threads, "--duration", args.duration, "--large-batch", 0,
+        run_edgemed("bench", bundle, "--threads", args.threads, "--duration", args.duration, "--large-batch", 0,
                 "--split", "test", "--out", results, "--force", log=steps)
         manifest = json.loads((bundle / "edgemed.json").read_text())
         control = {r["artifact"]: {"route": r["route"], "val_drop_points": r["drop_points"],
@@ -209,7 +198,7 @@ def main() -> None:
             report.mkdir(parents=True, exist_ok=True)
             shutil.copy2(b, report / b.name)
     bundles = [report / b.name for b in bundles]
-    edgemed("report", *bundles, "--out", report / "report", "--max-drop", MAX_DROP, "--force", log=[])
+    run_edgemed("report", *bundles, "--out", report / "report", "--max-drop", MAX_DROP, "--force", log=[])
     if args.skip_sizes and "aarch64_install" in previous:
         out["aarch64_install"] = previous["aarch64_install"]
     elif not args.skip_sizes:
