@@ -45,6 +45,44 @@ def run_edgemed(*args, log: list) -> float:
     return seconds
 
 
+def pip_layout(args: list[str], folder: Path, arch: str = "aarch64") -> str | None:
+    """Lay out the wheels pip would install for Linux `arch`, CPython 3.11, into `folder`
+    (`pip install --target --platform ... --only-binary=:all:`: nothing is built or run);
+    None when it worked, else pip's error tail."""
+    import subprocess
+
+    tags = [f"manylinux_2_{v}_{arch}" for v in (28, 27, 17)] + [f"manylinux2014_{arch}", f"linux_{arch}"]
+    platform = [a for tag in tags for a in ("--platform", tag)]
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(folder), *platform,
+                        "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:", *args],
+                       capture_output=True, text=True)
+    return None if r.returncode == 0 else (r.stderr or r.stdout)[-800:]
+
+
+def package_sizes(folder: Path) -> dict[str, int]:
+    """Top-level entries (packages, modules, .libs folders) → bytes on disk; metadata left out."""
+    out = {}
+    for p in folder.iterdir():
+        if p.name.endswith(".dist-info") or p.name in ("bin", "__pycache__"):
+            continue
+        out[p.name] = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+    return out
+
+
+def size_summary(sizes: dict[str, int]) -> dict:
+    top = sorted(sizes.items(), key=lambda kv: -kv[1])[:8]
+    return {"total_mb": round(sum(sizes.values()) / 1e6, 1), "largest_mb": {k: round(v / 1e6, 1) for k, v in top}}
+
+
+def edgemed_wheel(folder: Path) -> Path:
+    """A wheel of this checkout (no dependencies), to install as a device would."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), str(ROOT.parent)],
+                   check=True)
+    return next(folder.glob("edgemed-*.whl"))
+
+
 def load_results(name: str) -> dict:
     p = RESULTS / f"{name}.json"
     return json.loads(p.read_text()) if p.exists() else {}

@@ -31,9 +31,13 @@ from benchmarks.common import (
     RESULTS,
     WORK,
     command_line,
+    edgemed_wheel,
     load_results,
+    package_sizes,
+    pip_layout,
     run_edgemed,
     save_results,
+    size_summary,
     system_line,
 )
 
@@ -57,32 +61,6 @@ def rows_of(results: Path) -> list[dict]:
     return out
 
 
-PLATFORM = [*(a for tag in ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64",
-                            "manylinux2014_aarch64", "linux_aarch64") for a in ("--platform", tag)),
-            "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:"]
-
-
-def _pip_target(args: list[str], folder: Path) -> str | None:
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(folder), *PLATFORM, *args],
-                       capture_output=True, text=True)
-    return None if r.returncode == 0 else (r.stderr or r.stdout)[-800:]
-
-
-def _packages(folder: Path) -> dict[str, int]:
-    """Top-level entries (packages, modules, .libs folders) → bytes on disk; metadata left out."""
-    out = {}
-    for p in folder.iterdir():
-        if p.name.endswith(".dist-info") or p.name in ("bin", "__pycache__"):
-            continue
-        out[p.name] = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
-    return out
-
-
-def _mb(sizes: dict[str, int]) -> dict:
-    top = sorted(sizes.items(), key=lambda kv: -kv[1])[:8]
-    return {"total_mb": round(sum(sizes.values()) / 1e6, 1), "largest_mb": {k: round(v / 1e6, 1) for k, v in top}}
-
-
 def aarch64_sizes(wheel: Path) -> dict:
     """The aarch64 device install, measured by laying out wheels with `pip install --target
     --platform manylinux_2_28_aarch64 --only-binary=:all:` (nothing is run): the runtime-only
@@ -95,21 +73,21 @@ def aarch64_sizes(wheel: Path) -> dict:
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         base, et, th = Path(tmp) / "runtime", Path(tmp) / "executorch", Path(tmp) / "torch"
-        error = _pip_target([f"{wheel}[runtime]"], base)
+        error = pip_layout([f"{wheel}[runtime]"], base)
         if error:
             return {"error": error}
-        runtime = _packages(base)
-        out["edgemed[runtime]"] = _mb(runtime)
+        runtime = package_sizes(base)
+        out["edgemed[runtime]"] = size_summary(runtime)
         # executorch itself, then its requirements for Linux aarch64 except torch (measured apart)
-        error = _pip_target(["--no-deps", "executorch==1.5.1"], et)
+        error = pip_layout(["--no-deps", "executorch==1.5.1"], et)
         dist = next(Distribution.discover(path=[str(et)]), None)
         reqs = [Requirement(r) for r in (dist.requires or [])] if dist else []
         wanted = [str(r) for r in reqs if r.name != "torch" and (r.marker is None or r.marker.evaluate({**env, "extra": ""}))]
         # hydra-core and omegaconf need antlr4-python3-runtime 4.9, published as source only: pure
         # Python, so it is laid out without --platform; they go in without their (listed) deps
         config = [r for r in wanted if r.startswith(("hydra-core", "omegaconf"))]
-        error = error or _pip_target([r for r in wanted if r not in config], et) or \
-            _pip_target(["--no-deps", *config], et)
+        error = error or pip_layout([r for r in wanted if r not in config], et) or \
+            pip_layout(["--no-deps", *config], et)
         if not error:
             r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(et),
                                 "antlr4-python3-runtime==4.9.3"], capture_output=True, text=True)
@@ -117,24 +95,18 @@ def aarch64_sizes(wheel: Path) -> dict:
         if error:
             out["executorch"] = {"error": error}
         else:
-            added = {k: v for k, v in _packages(et).items() if k not in runtime and k != "torch"}
-            out["executorch without torch (added to the runtime install)"] = _mb(added)
-        error = _pip_target(["--no-deps", "torch==2.13.0"], th)
+            added = {k: v for k, v in package_sizes(et).items() if k not in runtime and k != "torch"}
+            out["executorch without torch (added to the runtime install)"] = size_summary(added)
+        error = pip_layout(["--no-deps", "torch==2.13.0"], th)
         if error:
             out["torch"] = {"error": error}
         else:
             libs = th / "torch" / "lib"
             cuda = sum(f.stat().st_size for f in libs.glob("*cuda*") if f.is_file())
-            total = sum(_packages(th).values())
+            total = sum(package_sizes(th).values())
             out["torch 2.13.0 aarch64 wheel from PyPI (a CUDA build; its CUDA toolkit wheels not counted)"] = {
                 "total_mb": round(total / 1e6, 1), "largest_mb": {"of which libtorch_cuda*": round(cuda / 1e6, 1)}}
     return out
-
-
-def edgemed_wheel(folder: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder),
-                    str(Path(__file__).resolve().parent.parent)], check=True)
-    return next(folder.glob("edgemed-*.whl"))
 
 
 def main() -> None:

@@ -1,11 +1,11 @@
-"""Classification metrics with bootstrap confidence intervals (scikit-learn; no torch), shared
-by training, evaluation and the benchmark harness on devices.
+"""Classification metrics with bootstrap confidence intervals, in numpy alone (no torch, no
+scikit-learn or scipy: the benchmark harness runs them on devices with the small runtime-only
+install), shared by training, evaluation and bench.
 
-Point values come from scikit-learn. The bootstrap resamples images with replacement; for each
-resample the confusion matrix is built with one vectorised bincount (accuracy, balanced
-accuracy, sensitivity and specificity are read from it, as scikit-learn defines them) and AUC is
-the Mann–Whitney form of scikit-learn's roc_auc_score on tie-averaged ranks, vectorised over
-resamples. tests/test_metrics.py checks resampled values against scikit-learn.
+The confusion matrix is one bincount (accuracy, balanced accuracy, sensitivity and specificity
+are read from it as scikit-learn defines them); AUC is the Mann–Whitney form of scikit-learn's
+roc_auc_score on tie-averaged ranks. The bootstrap resamples images with replacement, vectorised
+over resamples. tests/test_metrics.py checks point and resampled values against scikit-learn.
 """
 
 from __future__ import annotations
@@ -45,27 +45,40 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def auc_score(y: np.ndarray, probs: np.ndarray, num_classes: int) -> float | None:
-    """ROC AUC (one-vs-rest macro for multi-class); None when a class is absent from `y`."""
-    from sklearn.metrics import roc_auc_score  # imported here: scipy is slow to load on a Pi
-
+    """ROC AUC (one-vs-rest macro for multi-class), as scikit-learn's `roc_auc_score` computes it
+    (tests/test_metrics.py compares them); None when a class is absent from `y`."""
+    y = np.asarray(y).reshape(-1).astype(np.int64)
     if len(np.unique(y)) < num_classes:
         return None
-    if num_classes == 2:
-        return float(roc_auc_score(y, probs[:, 1]))
-    return float(roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=list(range(num_classes))))
+    return float(_auc_resamples(y, np.asarray(probs, dtype=np.float64), num_classes, np.arange(len(y))[None])[0])
+
+
+def _tie_ranks(a: np.ndarray) -> np.ndarray:
+    """1-based ranks along axis 1 with ties given their average rank (scipy's `rankdata`), in
+    numpy: metrics run on devices without scipy."""
+    a = np.asarray(a)
+    order = np.argsort(a, axis=1, kind="mergesort")
+    sorted_a = np.take_along_axis(a, order, axis=1)
+    n = a.shape[1]
+    ranks = np.empty(a.shape, dtype=np.float64)
+    for i in range(a.shape[0]):  # per row: groups of equal values share their mean position
+        new = np.concatenate(([True], sorted_a[i, 1:] != sorted_a[i, :-1]))
+        starts = np.flatnonzero(new)
+        ends = np.append(starts[1:], n)
+        mean_rank = (starts + ends + 1) / 2.0  # positions start..end-1, 1-based
+        ranks[i, order[i]] = np.repeat(mean_rank, ends - starts)
+    return ranks
 
 
 def _auc_resamples(y: np.ndarray, probs: np.ndarray, k: int, idx: np.ndarray) -> np.ndarray:
     """AUC of each resample row of idx (B, N), the same quantity as roc_auc_score (one-vs-rest
     macro for k > 2), via the Mann–Whitney statistic on tie-averaged ranks, vectorised over
     resamples; NaN where a class is absent from the resample."""
-    from scipy.stats import rankdata
-
     classes = [1] if k == 2 else range(k)
     per_class = []
     for c in classes:
         pos = y[idx] == c  # (B, N)
-        ranks = rankdata(probs[:, c][idx], axis=1)
+        ranks = _tie_ranks(probs[:, c][idx])
         n_pos = pos.sum(axis=1).astype(np.float64)
         n_neg = idx.shape[1] - n_pos
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -122,8 +135,6 @@ def classification_metrics(y_true, probs, class_names: list[str] | None = None, 
 
     `probs` are class probabilities (N, K) (use `softmax` on logits). n_boot=0 skips the CIs.
     """
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
-
     y = np.asarray(y_true).reshape(-1).astype(np.int64)
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or len(p) != len(y):
@@ -133,11 +144,16 @@ def classification_metrics(y_true, probs, class_names: list[str] | None = None, 
     k = p.shape[1]
     names = list(class_names) if class_names else [str(i) for i in range(k)]
     pred = p.argmax(axis=1)
-    cm = confusion_matrix(y, pred, labels=list(range(k)))
+    if y.min() < 0 or y.max() >= k:
+        raise EdgemedError(f"labels run from {int(y.min())} to {int(y.max())} but the model has {k} classes: "
+                           "check the data set and the model's class count")
+    # numpy, not scikit-learn: a device's runtime-only install has no scikit-learn/scipy (the
+    # tests compare these with scikit-learn's accuracy, balanced accuracy and confusion matrix)
+    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
     point = _rates(cm[None])
     out = {"n": int(len(y)), "n_boot": n_boot, "ci_level": level,
-           "accuracy": {"value": float(accuracy_score(y, pred)), "ci": None},
-           "balanced_accuracy": {"value": float(balanced_accuracy_score(y, pred)), "ci": None},
+           "accuracy": {"value": float(point["accuracy"][0]), "ci": None},
+           "balanced_accuracy": {"value": float(point["balanced_accuracy"][0]), "ci": None},
            "auc": {"value": auc_score(y, p, k), "ci": None}}
     boot = None
     if n_boot:

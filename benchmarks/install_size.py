@@ -1,0 +1,55 @@
+"""The runtime-only device install (`pip install "edgemed[runtime]"`) on x86_64 and aarch64, and
+the full `edgemed[all]` beside it: the wheels pip would install for Linux, CPython 3.11, laid out
+with `pip install --target --platform ... --only-binary=:all:` (nothing built or run), bytes on
+disk per top-level package. Goal (issue 23): the runtime-only install ≤ 250 MB.
+
+    python -m benchmarks.install_size
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import (
+    command_line,
+    edgemed_wheel,
+    package_sizes,
+    pip_layout,
+    save_results,
+    size_summary,
+    system_line,
+)
+
+GOAL_MB = 250
+
+
+def main() -> None:
+    from edgemed.bench.system import system_info
+
+    out: dict = {"goal_mb": GOAL_MB, "installs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = edgemed_wheel(Path(tmp))
+        for arch in ("x86_64", "aarch64"):
+            folder = Path(tmp) / arch
+            error = pip_layout([f"{wheel}[runtime]"], folder, arch)
+            out["installs"][f"edgemed[runtime] {arch}"] = {"error": error} if error else size_summary(package_sizes(folder))
+            print(arch, out["installs"][f"edgemed[runtime] {arch}"], flush=True)
+    md = ["# Device install size", "",
+          "`pip install --target DIR --platform manylinux_2_28_<arch> (and older manylinux tags) "
+          "--only-binary=:all: edgemed-<this checkout>.whl[runtime]`, CPython 3.11: the wheels laid out, "
+          "nothing built or run; bytes on disk per top-level package (metadata left out).", "",
+          f"Command: `{command_line()}`  ", f"Machine: {system_line(system_info())}", "",
+          f"| install | MB | within {GOAL_MB} MB | largest packages (MB) |", "|---|---:|---|---|"]
+    for name, s in out["installs"].items():
+        if "error" in s:
+            md.append(f"| `{name}` | – | – | pip failed: {(s['error'].strip().splitlines() or ['?'])[-1]} |")
+        else:
+            md.append(f"| `{name}` | {s['total_mb']:.0f} | {'yes' if s['total_mb'] <= GOAL_MB else 'no'} | "
+                      + ", ".join(f"{k} {v:.0f}" for k, v in s["largest_mb"].items()) + " |")
+    save_results("install_size", out, "\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
