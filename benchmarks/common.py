@@ -74,6 +74,19 @@ def size_summary(sizes: dict[str, int]) -> dict:
     return {"total_mb": round(sum(sizes.values()) / 1e6, 1), "largest_mb": {k: round(v / 1e6, 1) for k, v in top}}
 
 
+def size_rows(installs: dict, goal_mb: float | None = None) -> list[str]:
+    """Markdown rows of install sizes (`size_summary` results, or {"error": ...})."""
+    rows = []
+    for name, s in installs.items():
+        goal = [] if goal_mb is None else ["–" if "error" in s else "yes" if s["total_mb"] <= goal_mb else "no"]
+        if "error" in s:
+            cells = ["–", *goal, f"pip failed: {(s['error'].strip().splitlines() or ['?'])[-1]}"]
+        else:
+            cells = [f"{s['total_mb']:.0f}", *goal, ", ".join(f"{k} {v:.0f}" for k, v in s["largest_mb"].items())]
+        rows.append("| " + " | ".join([f"`{name}`", *cells]) + " |")
+    return rows
+
+
 def edgemed_wheel(folder: Path) -> Path:
     """A wheel of this checkout (no dependencies), to install as a device would."""
     import subprocess

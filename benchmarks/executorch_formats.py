@@ -37,6 +37,7 @@ from benchmarks.common import (
     pip_layout,
     run_edgemed,
     save_results,
+    size_rows,
     size_summary,
     system_line,
 )
@@ -207,12 +208,7 @@ def main() -> None:
                "torch is a CUDA build (the CPU-only aarch64 wheel lives on download.pytorch.org, not reachable "
                "from this machine), so torch is listed apart with its CUDA library's share.", "",
                "| install | MB | largest packages (MB) |", "|---|---:|---|"]
-        for name, s in out["aarch64_install"].items():
-            if "error" in s:
-                md.append(f"| {name} | – | pip failed: {(s['error'].strip().splitlines() or ['?'])[-1]} |")
-            else:
-                md.append(f"| `{name}` | {s['total_mb']:.0f} | "
-                          + ", ".join(f"{k} {v:.0f}" for k, v in s["largest_mb"].items()) + " |")
+        md += size_rows(out["aarch64_install"])
         md.append("")
     save_results("executorch_formats", out, "\n".join(md) + "\n")
     print((RESULTS / "executorch_formats.md").read_text())

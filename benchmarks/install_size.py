@@ -17,6 +17,7 @@ from benchmarks.common import (
     package_sizes,
     pip_layout,
     save_results,
+    size_rows,
     size_summary,
     system_line,
 )
@@ -41,12 +42,7 @@ def main() -> None:
           "nothing built or run; bytes on disk per top-level package (metadata left out).", "",
           f"Command: `{command_line()}`  ", f"Machine: {system_line(system_info())}", "",
           f"| install | MB | within {GOAL_MB} MB | largest packages (MB) |", "|---|---:|---|---|"]
-    for name, s in out["installs"].items():
-        if "error" in s:
-            md.append(f"| `{name}` | – | – | pip failed: {(s['error'].strip().splitlines() or ['?'])[-1]} |")
-        else:
-            md.append(f"| `{name}` | {s['total_mb']:.0f} | {'yes' if s['total_mb'] <= GOAL_MB else 'no'} | "
-                      + ", ".join(f"{k} {v:.0f}" for k, v in s["largest_mb"].items()) + " |")
+    md += size_rows(out["installs"], GOAL_MB)
     save_results("install_size", out, "\n".join(md) + "\n")
     print("\n".join(md))
 

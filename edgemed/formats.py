@@ -10,6 +10,7 @@ static_batch, layout) -> ExportedFiles`), a runtime (`load_library()`, `devices(
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edgemed.errors import EdgemedError
 
@@ -79,22 +80,8 @@ def exportable_here() -> list[str]:
     return [f for f in EXPORTABLE if all(importlib.util.find_spec(m) is not None for m in FORMATS[f].needs)]
 
 
-def get(name: str) -> Format:
-    if name not in FORMATS:
-        raise EdgemedError(f"unknown format {name!r}: use {', '.join(FORMATS)}")
-    return FORMATS[name]
-
-
-def runtime(name: str) -> Runtime:
-    if name not in RUNTIMES:
-        raise EdgemedError(f"unknown runtime {name!r}: use {', '.join(RUNTIMES)}")
-    return RUNTIMES[name]
-
-
 def of_file(path) -> str:
     """The format of a model file, from its suffix."""
-    from pathlib import Path
-
     suffix = Path(path).suffix.lower()
     for f in FORMATS.values():
         if f.suffix == suffix:

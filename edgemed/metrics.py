@@ -59,14 +59,14 @@ def _tie_ranks(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a)
     order = np.argsort(a, axis=1, kind="mergesort")
     sorted_a = np.take_along_axis(a, order, axis=1)
-    n = a.shape[1]
+    # a run of equal values (within one row) is one group; every member gets the group's mean position
+    new = np.ones(a.shape, dtype=bool)
+    new[:, 1:] = sorted_a[:, 1:] != sorted_a[:, :-1]
+    group = np.cumsum(new.ravel()) - 1
+    position = np.tile(np.arange(1, a.shape[1] + 1, dtype=np.float64), a.shape[0])
+    mean = np.bincount(group, weights=position) / np.bincount(group)
     ranks = np.empty(a.shape, dtype=np.float64)
-    for i in range(a.shape[0]):  # per row: groups of equal values share their mean position
-        new = np.concatenate(([True], sorted_a[i, 1:] != sorted_a[i, :-1]))
-        starts = np.flatnonzero(new)
-        ends = np.append(starts[1:], n)
-        mean_rank = (starts + ends + 1) / 2.0  # positions start..end-1, 1-based
-        ranks[i, order[i]] = np.repeat(mean_rank, ends - starts)
+    np.put_along_axis(ranks, order, mean[group].reshape(a.shape), axis=1)
     return ranks
 
 

@@ -13,14 +13,9 @@ from edgemed.formats import exportable_here
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _installed(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
 EXPORT_FORMATS = exportable_here()  # from the format table: those whose converters are installed
-needs_executorch = pytest.mark.skipif(not _installed("executorch"), reason='pip install "edgemed[executorch]"')
+needs_executorch = pytest.mark.skipif("executorch" not in EXPORT_FORMATS, reason='pip install "edgemed[executorch]"')
+
 
 
 def _data_dir() -> Path | None:

@@ -46,7 +46,7 @@ def main(argv: list[str]) -> dict:
     bundle = load_bundle(bundle_path, verify=False)  # the parent process verified it
     artifact = bundle.artifact(artifact_id)
     # the library's import is the runtime's footprint, not the model's
-    importlib.import_module(RUNTIMES[runtime][0]).load_library()
+    importlib.import_module(RUNTIMES[runtime].module).load_library()
     base_rss = _rss_mb()
     t0 = time.perf_counter()
     session = open_session(artifact, device=device, threads=int(threads) or None, runtime=runtime)

@@ -32,11 +32,11 @@ def write_program(graph, example, path: Path) -> dict:
     edge = lower(program, partitioner=[partitioner()])
     delegated, portable = _delegation(edge)
     path.write_bytes(edge.to_executorch().buffer)
-    import executorch
+    from edgemed.versions import library_versions
 
     return {"exporter": "torch.export → executorch.exir (XNNPACK delegate)", "batch": 1,
             "xnnpack": {"delegated_calls": delegated, "portable_ops": portable},
-            "executorch": getattr(executorch, "__version__", None) or _version()}
+            "executorch": library_versions().get("executorch")}
 
 
 def export(model, example, folder: Path, precision: str, *, static_batch: bool = True,
@@ -61,11 +61,3 @@ def _delegation(edge) -> tuple[int, dict[str, int]]:
             portable[op] = portable.get(op, 0) + 1
     return delegated, portable
 
-
-def _version() -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version("executorch")
-    except metadata.PackageNotFoundError:
-        return None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgemed.errors import EdgemedError
+from edgemed.fileio import check_writable
 from edgemed.pipeline.executors import where, worker_pool
 from edgemed.pipeline.runner import RunResult, run_recipe
 
@@ -60,6 +61,8 @@ def run_sweep(recipes: list[str | Path], *, root: str | Path | None = None, exec
                            "runs would overwrite each other; rename one (the `name:` key)")
     base = (Path(root) if root else Path("runs")).resolve()  # absolute: the tasks may run elsewhere
     jobs = [(str(Path(r).resolve()), str(base / n)) for r, n in zip(recipes, names)]
+    for _, run_dir in jobs:  # every run folder writable before any task starts
+        check_writable(Path(run_dir) / "stage.json")
     data = str(Path(data_dir).resolve()) if data_dir else None
     hosts: dict[str, str] = {}
     if executor != "local":

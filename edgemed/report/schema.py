@@ -31,6 +31,7 @@ MAX_ROWS = 1000  # every row is drawn and labelled in the plots
 MAX_SAMPLES = 500  # bench keeps at most 500 evenly spaced samples per row
 MAX_NAME = 200  # names are drawn in plots: a longer one would make a huge image
 MAX_TEXT = 4096  # paths, notes, error lines
+MAX_CLASSES = 1000  # one clinical-table row per class and artifact
 FIX = "regenerate it with `edgemed bench BUNDLE --out RESULTS.json`"
 
 
@@ -103,7 +104,9 @@ SYSTEM = {"cpu": "name", "machine": "name", "cores_logical": "int", "cores_avail
           "os": "text", "distro": "text", "isa": "names", "libraries": "strings", "env_threads": "strings"}
 SETTINGS = {"device": "name", "threads": "int", "batch": "int", "large_batch": "int", "warmup": "int",
             "duration_s": "number", "iterations": "int", "interleaved": "bool", "split": "object",
-            "n_boot": "int", "rss_note": "text"}
+            "n_boot": "int", "rss_note": "text", "operating_point": "object"}
+OPERATING_POINT = {"rule": "name", "threshold": "fraction", "target_sensitivity": "fraction", "fixed_on": "name",
+                   "positive_class": "name"}
 SPLIT = {"name": "name", "split": "name", "n": "count", "sha256": "text", "limit": "count",
          "matches_training_data": "bool"}
 ROW = {"artifact": "name", "name": "name", "format": "name", "precision": "name", "runtime": "name",
@@ -117,6 +120,10 @@ COLD = {"load_s": "size", "first_inference_ms": "size", "peak_rss_mb": "size", "
 ESTIMATE = {"value": "fraction", "ci": "ci"}
 RETENTION = {"reference": "name", "flip_rate": "fraction"}
 DIFFERENCE = {"difference": "difference", "ci": "difference_ci"}
+CALIBRATION = {"ece": "fraction", "brier": "size"}
+CLINICAL_CLASS = {"class": "name", "n": "count"}
+CLINICAL_RATE = {"reference": "fraction", "value": "fraction", "difference": "difference", "ci": "difference_ci"}
+CLINICAL_RATES = ("sensitivity", "specificity", "ppv", "npv")
 
 
 def _fields(obj, where: str, spec: dict[str, str], required=()) -> dict:
@@ -168,6 +175,8 @@ def validate(obj, source: str = "results") -> dict:
     settings = _fields(obj["settings"], f"{source}: settings", SETTINGS)
     if settings.get("split") is not None:
         _fields(settings["split"], f"{source}: settings.split", SPLIT, ("name", "split", "n"))
+    if settings.get("operating_point") is not None:
+        _fields(settings["operating_point"], f"{source}: settings.operating_point", OPERATING_POINT)
     rows = obj["rows"]
     if not isinstance(rows, list) or not rows:
         _fail(source, "has no result rows")
@@ -202,6 +211,16 @@ def _check_row(row, where: str) -> None:
     for key in (*METRICS, "balanced_accuracy"):
         if metrics.get(key) is not None:
             _fields(metrics[key], f"{where}: accuracy.metrics.{key}", ESTIMATE)
+    if acc.get("calibration") is not None:
+        _fields(acc["calibration"], f"{where}: accuracy.calibration", CALIBRATION, ("ece", "brier"))
+    clinical = acc.get("clinical")
+    if clinical is not None:
+        if not isinstance(clinical, list) or len(clinical) > MAX_CLASSES:
+            _fail(f"{where}:", f"accuracy.clinical must be a list of at most {MAX_CLASSES} classes")
+        for i, entry in enumerate(clinical):
+            _fields(entry, f"{where}: accuracy.clinical[{i}]", CLINICAL_CLASS, ("class", "n", *CLINICAL_RATES))
+            for rate in CLINICAL_RATES:
+                _fields(entry[rate], f"{where}: accuracy.clinical[{i}].{rate}", CLINICAL_RATE)
     retention = acc.get("retention")
     if retention is None:
         return

@@ -181,17 +181,15 @@ def _rate_delta(r: dict) -> str:
 
 def operating_point(section: Section) -> str:
     """How classes were decided for the clinical rates, in words."""
-    ops = {str((src.settings.get("operating_point") or {}).get("rule")) for src in section.sources}
     points = [src.settings.get("operating_point") or {} for src in section.sources]
     p = points[0] if points else {}
-    if p.get("rule") == "threshold":
-        text = f"{p['positive_class']} when its probability is ≥ {p['threshold']:.3f}"
-    elif p.get("rule") == "target_sensitivity":
-        text = (f"{p['positive_class']} when its probability is ≥ {p['threshold']:.3f}, the threshold where "
-                f"{p['fixed_on']} reaches sensitivity {p['target_sensitivity']:g}")
-    else:
-        text = "the most probable class"
-    return text + ("" if len(ops) <= 1 else " (runs in this section used different operating points)")
+    text = "the most probable class"
+    if p.get("threshold") is not None:  # report/schema.py checked it is a fraction
+        text = f"{p.get('positive_class')} when its probability is ≥ {p['threshold']:.3f}"
+        if p.get("target_sensitivity") is not None:
+            text += f", where {p.get('fixed_on')} reaches sensitivity {p['target_sensitivity']:g}"
+    differ = any(q != p for q in points)
+    return text + (" (runs in this section used different operating points)" if differ else "")
 
 
 def clinical_lines(section: Section) -> list[str]:

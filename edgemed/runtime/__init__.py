@@ -11,25 +11,20 @@ import importlib
 from pathlib import Path
 
 from edgemed.errors import EdgemedError
-from edgemed.formats import FORMATS as FORMAT_TABLE
-from edgemed.formats import RUNTIMES as RUNTIME_TABLE
-from edgemed.formats import of_file
-from edgemed.runtime.base import Session
 
 # The formats and runtimes live in one table (edgemed/formats.py); this package only opens them.
-RUNTIMES = {name: (r.module, r.session) for name, r in RUNTIME_TABLE.items()}
-FORMAT_RUNTIMES = {name: f.runtimes for name, f in FORMAT_TABLE.items()}
+from edgemed.formats import FORMATS, RUNTIMES, of_file
+from edgemed.runtime.base import Session
 
 
 def runtimes_for(fmt: str) -> tuple[str, ...]:
-    if fmt not in FORMAT_RUNTIMES:
-        raise EdgemedError(f"no runtime for format {fmt!r}: known formats are {', '.join(FORMAT_RUNTIMES)}")
-    return FORMAT_RUNTIMES[fmt]
+    if fmt not in FORMATS:
+        raise EdgemedError(f"no runtime for format {fmt!r}: known formats are {', '.join(FORMATS)}")
+    return FORMATS[fmt].runtimes
 
 
 def available_devices(runtime: str) -> list[str]:
-    module, _ = RUNTIMES[runtime]
-    return importlib.import_module(module).devices()
+    return importlib.import_module(RUNTIMES[runtime].module).devices()
 
 
 def open_session(artifact, device: str = "cpu", threads: int | None = None,
@@ -51,8 +46,7 @@ def open_session(artifact, device: str = "cpu", threads: int | None = None,
     runtime = runtime or allowed[0]
     if runtime not in allowed:
         raise EdgemedError(f"runtime {runtime!r} cannot run {fmt} models: use {', '.join(allowed)}")
-    module, cls = RUNTIMES[runtime]
-    session_cls = getattr(importlib.import_module(module), cls)
+    session_cls = getattr(importlib.import_module(RUNTIMES[runtime].module), RUNTIMES[runtime].session)
     kwargs = {"input_layout": layout} if runtime == "litert" else {}
     session = session_cls(str(path), device=device, threads=threads, **kwargs)
     if layout == "NHWC" and runtime != "litert":
@@ -68,5 +62,5 @@ def check_threads(threads: int | None) -> None:
                            "(leave it out for the runtime's default)")
 
 
-__all__ = ["FORMAT_RUNTIMES", "RUNTIMES", "Session", "available_devices", "check_threads", "open_session",
+__all__ = ["RUNTIMES", "Session", "available_devices", "check_threads", "open_session",
            "runtimes_for"]

@@ -35,6 +35,12 @@ def test_real_results_file_passes_the_runtime_validator():
     (lambda r: r["rows"][0].pop("runtime"), "row 0 lacks runtime"),
     (lambda r: r["rows"][2]["accuracy"]["metrics"].pop("auc"), "row 2: accuracy.metrics lacks"),
     (lambda r: r["rows"].__setitem__(0, [1, 2]), "row 0 is not an object"),
+    (lambda r: r["rows"][1]["accuracy"].update(clinical=[{"class": "a", "n": 3, "sensitivity": {"value": "all"},
+                                                          "specificity": {}, "ppv": {}, "npv": {}}]),
+     "0].sensitivity: value must be a number in"),
+    (lambda r: r["rows"][1]["accuracy"].update(clinical=[{"class": "a"}] * 1001), "at most 1000 classes"),
+    (lambda r: r["rows"][0]["accuracy"].update(calibration={"ece": 7, "brier": 0.1}), "ece must be a number in"),
+    (lambda r: r["settings"].update(operating_point={"threshold": "high"}), "threshold must be a number in"),
 ])
 def test_validator_names_the_problem(edit, fragment):
     r = real_results()
