@@ -313,3 +313,27 @@ def calibration(y_true, probs, bins: int = 15) -> dict:
     onehot = np.eye(p.shape[1])[y]
     return {"ece": float(ece), "brier": float(((p - onehot) ** 2).sum(axis=1).mean()), "bins": table,
             "n_bins": bins}
+
+
+def flipped_cases(y_true, reference_probs, probs, class_names: list[str], *, threshold: float | None = None,
+                  limit: int = 24) -> dict:
+    """The images whose decision changed against the reference (at its operating point): how
+    many, per true class, and the `limit` with the largest change in probability first (the
+    failure cases a reviewer looks at).
+
+    Example: `flipped_cases([1, 0], [[.2, .8], [.9, .1]], [[.7, .3], [.9, .1]], ["a", "b"])["count"] == 1`.
+    """
+    y = np.asarray(y_true)
+    ref, p = np.asarray(reference_probs, dtype=np.float64), np.asarray(probs, dtype=np.float64)
+    d_ref, d = decisions(ref, threshold), decisions(p, threshold)
+    flipped = np.flatnonzero(d_ref != d)
+    margin = np.abs(p - ref).max(axis=1)
+    order = flipped[np.argsort(-margin[flipped], kind="stable")][:limit]
+    per_class = np.bincount(y[flipped], minlength=len(class_names)) if flipped.size else np.zeros(len(class_names), int)
+    return {"count": int(flipped.size), "n": int(y.size),
+            "by_class": [{"class": c, "count": int(k), "n": int((y == i).sum()),
+                          "now_correct": int(((d == y) & (d_ref != y))[flipped][y[flipped] == i].sum())}
+                         for i, (c, k) in enumerate(zip(class_names, per_class, strict=True))],
+            "cases": [{"index": int(i), "label": int(y[i]), "reference_decision": int(d_ref[i]),
+                       "decision": int(d[i]), "reference_probs": [round(float(v), 5) for v in ref[i]],
+                       "probs": [round(float(v), 5) for v in p[i]]} for i in order]}

@@ -80,3 +80,19 @@ def test_brier_matches_scikit_learn_and_ece_is_what_the_bins_say():
     assert c["ece"] == pytest.approx(0.4) and len(c["bins"]) == 1 and c["bins"][0]["n"] == 100
     # perfectly confident and right: no calibration error
     assert calibration(y, np.eye(2)[y])["ece"] == pytest.approx(0.0)
+
+
+def test_flipped_cases_count_every_change_and_keep_the_largest_first():
+    from edgemed.metrics import flipped_cases
+
+    y = np.array([0, 1, 1, 0, 1, 0])
+    ref = np.array([[.9, .1], [.2, .8], [.45, .55], [.6, .4], [.1, .9], [.7, .3]])
+    new = np.array([[.9, .1], [.7, .3], [.55, .45], [.3, .7], [.1, .9], [.7, .3]])
+    f = flipped_cases(y, ref, new, ["normal", "pneumonia"], limit=2)
+    assert f["count"] == 3 and f["n"] == 6  # images 1, 2 and 3 changed class
+    assert [c["index"] for c in f["cases"]] == [1, 3]  # |Δp| 0.5, 0.3 (image 2: 0.1) and bounded at 2
+    assert f["by_class"] == [{"class": "normal", "count": 1, "n": 3, "now_correct": 0},
+                             {"class": "pneumonia", "count": 2, "n": 3, "now_correct": 0}]
+    # at a threshold of 0.42 on pneumonia image 2 (0.55 → 0.45) stays positive: only 1 and 3 flip
+    g = flipped_cases(y, ref, new, ["normal", "pneumonia"], threshold=0.42)
+    assert {c["index"] for c in g["cases"]} == {1, 3} and [c["count"] for c in g["by_class"]] == [1, 1]

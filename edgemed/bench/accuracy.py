@@ -10,6 +10,7 @@ from edgemed.metrics import (
     calibration,
     classification_metrics,
     clinical_retention,
+    flipped_cases,
     paired_difference,
     softmax,
 )
@@ -68,4 +69,34 @@ def accuracy_report(labels, probs, class_names, reference_probs=None, reference_
         out["retention"]["flip_rate"] = out["retention"]["accuracy"]["flip_rate"]
         out["clinical"] = clinical_retention(labels, reference_probs, probs, class_names, threshold=threshold,
                                              n_boot=n_boot)
+        out["flips"] = flipped_cases(labels, reference_probs, probs, class_names, threshold=threshold)
     return out
+
+
+def thumbnails(fitted: np.ndarray, indexes, size: int = 96) -> dict[str, str]:
+    """{image index: base64 PNG} of the given images, at most `size` px a side, for the report's
+    gallery of flipped cases (the images stay where bench ran; only these thumbnails travel)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    out = {}
+    for i in sorted(set(indexes)):
+        img = np.asarray(fitted[i])
+        img = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
+        pil = Image.fromarray(img.astype(np.uint8))
+        pil.thumbnail((size, size))
+        buf = io.BytesIO()
+        pil.save(buf, format="PNG", optimize=True)
+        out[str(i)] = base64.b64encode(buf.getvalue()).decode("ascii")
+    return out
+
+
+def outputs(labels, probs: dict[str, np.ndarray], max_values: int = 1_000_000) -> dict | None:
+    """Per-image labels and class probabilities of every row (rounded to 6 digits), so metrics
+    can be recomputed where the report runs; None when they would make the file too large."""
+    if sum(p.size for p in probs.values()) > max_values:
+        return None
+    return {"labels": [int(v) for v in labels],
+            "probs": {name: np.round(p, 6).tolist() for name, p in probs.items()}}

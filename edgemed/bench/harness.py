@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.bench.latency import LatencyStats, time_sessions
+from edgemed.bench.latency import MIN_QUERIES, LatencyStats, stability, time_sessions
+from edgemed.bench.load import load_between, snapshot
 from edgemed.bench.system import system_info
 from edgemed.errors import EdgemedError, RuntimeUnavailable
 from edgemed.export.bundle import Artifact, Bundle, load_bundle
@@ -227,7 +228,11 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
             done = r if iterations is not None else min(total, round(time.perf_counter() - t_start))
             bar.update(task, completed=done)
 
-        samples = time_sessions(sessions, x, warmup=warmup, iterations=iterations, duration=duration, on_round=on_round)
+        before = snapshot()
+        # MLPerf's habit: a duration and a minimum count of timed calls per row, whichever is later
+        samples = time_sessions(sessions, x, warmup=warmup, iterations=iterations, duration=duration,
+                                min_iterations=MIN_QUERIES, on_round=on_round)
+        load = load_between(before, snapshot())
         large = {}
         if large_batch and large_batch > batch:
             dyn = {n: s for n, s in sessions.items() if s.static_batch is None}
@@ -245,7 +250,7 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
             row = {"artifact": t.artifact.id, "name": t.name, "format": t.artifact.format,
                    "precision": t.artifact.precision, "runtime": t.runtime, "device": device,
                    "threads": threads, "batch": batch, "size_bytes": t.artifact.size,
-                   "latency_ms": lat.to_dict(),
+                   "latency_ms": lat.to_dict(), "stability": stability(lat.to_dict(), load),
                    "latency_samples_ms": _downsample(samples[t.name]),
                    "throughput_ips": {"batch": batch, "value": batch * 1e3 / lat.p50}}
             if t.name in large:
@@ -264,7 +269,7 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
                 rows[t.name]["cold"] = probe(bundle, t, device, threads, batch)
                 bar.advance(task_m)
         if labels is not None:
-            from edgemed.bench.accuracy import accuracy_report, artifact_probs
+            from edgemed.bench.accuracy import accuracy_report, artifact_probs, outputs, thumbnails
 
             task_a = bar.add_task(f"accuracy on {split_info['name']} {split} (n={len(labels)})", total=len(targets), info="")
             probs = {}
@@ -288,6 +293,9 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
                     labels, probs[t.name], bundle.class_names,
                     None if (ref is None or is_ref) else probs[ref.name], ref.name if ref else None, n_boot,
                     threshold=threshold)
+            flipped = [c["index"] for r in rows.values() for c in (r["accuracy"].get("flips") or {}).get("cases", [])]
+            gallery = thumbnails(fitted, flipped)
+            per_image = outputs(labels, probs)
     for s in sessions.values():
         s.close()
     base_row = rows[base.name]
@@ -304,17 +312,24 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
                    "model": bundle.manifest.get("model", {}).get("name"),
                    "class_names": bundle.class_names,
                    "dataset": bundle.manifest.get("provenance", {}).get("dataset"),
-                   "recommended": bundle.recommended},
+                   "recommended": bundle.recommended,
+                   # what never made it into the bundle (failed to export or parity), for the status table
+                   "failed": [{k: str(f.get(k, ""))[:1000] for k in ("format", "precision", "error")}
+                              for f in bundle.manifest.get("failed", [])[:200]]},
         "system": system_info(),
         "settings": {"device": device, "threads": threads, "batch": batch, "large_batch": large_batch,
-                     "warmup": warmup, "duration_s": duration, "iterations": iterations,
+                     "warmup": warmup, "duration_s": duration, "iterations": iterations, "min_iterations": MIN_QUERIES,
                      "interleaved": True, "split": split_info, "n_boot": n_boot,
                      "operating_point": operating_point if labels is not None else None,
                      "rss_note": "peak RSS of a fresh process that loads and runs one artifact"},
+        "load": load,  # the machine while the rows were timed: other processes, steal, frequency
         "baseline": base.name,
         "rows": [rows[t.name] for t in targets],
         "skipped": skipped,  # artifacts this machine could not run, with why
     }
+    if labels is not None:
+        result["thumbnails"] = gallery  # the flipped cases' images, for the report's gallery
+        result["outputs"] = per_image  # per-image labels and probabilities (null when too large)
     if out is not None:
         atomic_write_json(out, result)
     return result

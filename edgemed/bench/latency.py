@@ -165,3 +165,38 @@ def time_torch(models: dict, x: np.ndarray, threads: int, **interleave) -> dict[
 
 def median_ms(samples: dict[str, list[float]]) -> dict[str, float]:
     return {k: float(np.median(v)) * 1e3 for k, v in samples.items()}
+
+
+# ---- when a row's timing cannot be trusted (the one rule; bench records it, report applies it) --
+
+MIN_QUERIES = 100  # MLPerf's habit: a minimum number of timed calls per row as well as a duration
+MAX_TAIL = 3.0  # p99 / p50: a wider tail is the machine (or the runtime's threads) interfering
+MAX_CV = 1.0  # standard deviation / mean
+MAX_OTHER_CPU = 0.10  # share of this process's cores used by other processes while timing
+MAX_STEAL = 0.05  # share of the cores a virtual machine's host took back while timing
+
+
+def stability(latency: dict, load: dict | None = None) -> dict:
+    """The spread of one row's latencies and a verdict: "stable", or "unstable" with the reasons
+    (each says what was seen). `latency`: a row's latency_ms; `load`: the run's load object.
+
+    Example: `stability({"n": 500, "p50": 6.0, "p99": 82.0, "mean": 9.0, "std": 20.0})["verdict"]
+    == "unstable"`.
+    """
+    tail = latency["p99"] / latency["p50"] if latency.get("p50") else None
+    cv = latency["std"] / latency["mean"] if latency.get("mean") else None
+    reasons = []
+    if latency["n"] < MIN_QUERIES:
+        reasons.append(f"only {latency['n']} timed calls (fewer than {MIN_QUERIES})")
+    if tail is not None and tail > MAX_TAIL:
+        reasons.append(f"p99 is {tail:.1f}× p50 (more than {MAX_TAIL:g}×)")
+    if cv is not None and cv > MAX_CV:
+        reasons.append(f"coefficient of variation {cv:.2f} (more than {MAX_CV:g})")
+    load = load or {}
+    other, steal = load.get("other_processes_cpu_share"), load.get("steal_share")
+    if other is not None and other > MAX_OTHER_CPU:
+        reasons.append(f"other processes used {100 * other:.0f} % of the cores while timing")
+    if steal is not None and steal > MAX_STEAL:
+        reasons.append(f"the host stole {100 * steal:.0f} % of the CPU time while timing")
+    return {"p99_over_p50": None if tail is None else round(tail, 3), "cv": None if cv is None else round(cv, 3),
+            "verdict": "unstable" if reasons else "stable", "reasons": reasons}

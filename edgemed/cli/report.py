@@ -8,6 +8,8 @@ import typer
 
 from edgemed.cli.common import err, out, print_json
 
+GATE_FAILED = 3  # the report was written; a --fail-below check missed (1 and 2 are errors and usage)
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -18,13 +20,22 @@ def register(app: typer.Typer) -> None:
         metric: str = typer.Option("accuracy", "--metric", help="accuracy | auc: metric of the summary, the bound and the Pareto plot."),
         force: bool = typer.Option(False, "--force", help="Replace an existing report folder."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        devices: Path = typer.Option(None, "--devices", help="YAML naming devices with price and power "
+                                     "(devices: [{match, name, price, currency, power_w}]): adds img/s per price and per W."),
+        fail_below: list[str] = typer.Option(None, "--fail-below", help="CI gate METRIC=VALUE (repeatable; "
+                                             "accuracy, balanced_accuracy, auc, sensitivity, specificity as fractions, "
+                                             "img_s, speedup): exit 3 when a device's chosen row is below it."),
     ):
         """Merge bench results from many devices into an HTML/Markdown/CSV report."""
         from edgemed.report.build import report as report_api
 
-        summary = report_api(results or [], out_dir, max_drop=max_drop, metric=metric, force=force)
+        summary = report_api(results or [], out_dir, max_drop=max_drop, metric=metric, force=force,
+                             devices=devices, fail_below=fail_below)
         if json_out:
-            return print_json(summary)
+            print_json(summary)
+            if not summary["gate_passed"]:
+                raise typer.Exit(GATE_FAILED)
+            return
         for note in summary["notes"]:
             err.print(f"note: {note}", style="yellow", markup=False, soft_wrap=True)
         for s in summary["sections"]:
@@ -35,3 +46,10 @@ def register(app: typer.Typer) -> None:
                   markup=False, soft_wrap=True)
         out.print(f"report written to {Path(summary['out']) / 'report.html'} (+ report.md, results.csv)",
                   markup=False, soft_wrap=True)
+        if summary["gate"]:
+            from edgemed.report.text import gate_lines
+
+            for line in gate_lines(summary["gate"]):
+                (out if summary["gate_passed"] else err).print(line, markup=False, soft_wrap=True)
+            if not summary["gate_passed"]:
+                raise typer.Exit(GATE_FAILED)

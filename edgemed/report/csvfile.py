@@ -14,6 +14,7 @@ COLUMNS = [
     "section", "run", "device_label", "cpu", "machine", "device", "runtime", "format", "precision",
     "artifact", "name", "threads", "batch",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_n",
+    "latency_p99_over_p50", "latency_cv", "timing", "timing_reasons",
     "throughput_ips", "large_batch", "large_batch_throughput_ips",
     "load_s", "first_inference_ms", "peak_rss_mb", "rss_increase_mb", "size_bytes",
     "accuracy", "accuracy_ci_low", "accuracy_ci_high", "auc", "auc_ci_low", "auc_ci_high",
@@ -82,6 +83,9 @@ def csv_row(e: Entry, section_id: str, metric: str, max_drop: float, on_front: b
         out[f"retention_{m}_pt"] = None if diff is None else 100 * diff
         out[f"retention_{m}_ci_low_pt"] = _ci(d.get("ci"), 0, 100.0)
         out[f"retention_{m}_ci_high_pt"] = _ci(d.get("ci"), 1, 100.0)
+    st = e.stability
+    out |= {"latency_p99_over_p50": st["p99_over_p50"], "latency_cv": st["cv"], "timing": st["verdict"],
+            "timing_reasons": "; ".join(st["reasons"])}
     b = check_bound(e, metric, max_drop)
     out["meets_bound"], out["ci_within_bound"] = b.status, b.ci_status
     out["pareto_front"] = "" if on_front is None else ("yes" if on_front else "no")

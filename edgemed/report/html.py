@@ -8,15 +8,18 @@ import re
 from html import escape
 
 from edgemed.report import text
+from edgemed.report.gallery import flip_rows
 from edgemed.report.merge import Merged
 from edgemed.report.tables import (
     Table,
     calibration_table,
     clinical_lines,
     clinical_table,
+    decision_table,
     details_table,
     measurement_table,
     section_notes,
+    status_table,
     summary_table,
 )
 
@@ -51,9 +54,29 @@ figcaption { color: #555; font-size: 12.5px; max-width: 980px; }
 ul.notes { font-size: 12.5px; color: #444; margin: 4px 0 0; }
 footer { margin-top: 36px; color: #666; font-size: 12px; }
 code { background: #f0f2f5; padding: 0 3px; border-radius: 3px; }
+.gate-pass { background: #e3f4e8; border-left: 4px solid #1e6b34; padding: 8px 16px; margin: 12px 0; }
+.gate-fail { background: #fbe5e5; border-left: 4px solid #9b2226; padding: 8px 16px; margin: 12px 0; }
+table.decision th { background: #dde8f5; }
+.gallery { display: flex; flex-wrap: wrap; gap: 10px; margin: 8px 0 16px; }
+.gallery figure { margin: 0; width: 150px; font-size: 11.5px; color: #333; }
+.gallery img { width: 128px; height: 128px; image-rendering: pixelated; border: 1px solid #ccd; }
+@media print {
+  @page { size: A4 landscape; margin: 12mm; }
+  body { background: #fff; font-size: 10.5px; }
+  main { max-width: none; padding: 0; }
+  .scroll { overflow: visible; }
+  table { font-size: 9px; page-break-inside: auto; }
+  tr, figure, .gallery figure { page-break-inside: avoid; }
+  thead { display: table-header-group; }
+  h2 { page-break-after: avoid; }
+  h2.major { page-break-before: always; }
+  td.yes, td.no, .gate-pass, .gate-fail, th { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
 """
 
-_STATUS = {"yes": "yes", "no": "no", "reference": "ref", "n/a": "ref"}
+_STATUS = {"yes": "yes", "no": "no", "reference": "ref", "n/a": "ref", "stable": "yes", "unstable": "no",
+           "passed": "yes", "passed (reference)": "yes", "failed the bound": "no", "failed to export": "no",
+           "exported, failed parity": "no", "not run on this device": "ref", "measured (no accuracy)": "ref"}
 
 
 def _inline(s: str) -> str:
@@ -88,10 +111,15 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def html_report(merged: Merged, plots: dict[str, dict[str, bytes]], *, metric: str, max_drop: float,
-                created: str, version: str) -> str:
-    """The whole report.html; `plots` maps section id → plot name → PNG bytes."""
+                created: str, version: str, devices=None, gates=None) -> str:
+    """The whole report.html; `plots` maps section id → plot name → PNG bytes; `devices`: a
+    devices file's entries; `gates`: check_gates' results."""
     title = text.title(merged)
     parts = [f"<h1>{escape(title)}</h1>", f'<p class="sub">{escape(text.subtitle(merged, created, version))}</p>']
+    if gates:
+        failed = any(not g["passed"] for g in gates)
+        parts.append(f'<div class="{"gate-fail" if failed else "gate-pass"}">' +
+                     "<br>".join(escape(line) for line in text.gate_lines(gates)) + "</div>")
     warning = text.sections_warning(merged)
     if warning:
         parts.append(f'<div class="warn"><strong>Note:</strong> {_inline(warning)}</div>')
@@ -105,8 +133,10 @@ def html_report(merged: Merged, plots: dict[str, dict[str, bytes]], *, metric: s
         parts += [f'<h3 id="{escape(s.id)}">{escape(s.id)}: {escape(s.title)}</h3>',
                   f'<p class="meta">Bundle sha256 <code>{escape(s.bundle_sha256)}</code> · devices: '
                   f"{escape(', '.join(s.devices))}</p>",
-                  html_table(t, status_cols=(len(t.columns) - 3, len(t.columns) - 2)),
-                  f'<ul class="notes">{notes}</ul>' if notes else ""]
+                  html_table(decision_table(s, metric, max_drop, devices), status_cols=(9, 10), cls="decision"),
+                  html_table(t, status_cols=(len(t.columns) - 4, len(t.columns) - 3, len(t.columns) - 2)),
+                  f'<ul class="notes">{notes}</ul>' if notes else "",
+                  html_table(status_table(s, metric, max_drop), status_cols=(2,))]
 
     clinical = [(s, clinical_lines(s), clinical_table(s), calibration_table(s)) for s in merged.sections]
     if any(c[1] or c[2] or c[3] for c in clinical):
@@ -118,6 +148,21 @@ def html_report(merged: Merged, plots: dict[str, dict[str, bytes]], *, metric: s
                                                               for line in lines) + "</ul>")
             parts += [html_table(table)] if table else []
             parts += [html_table(cal)] if cal else []
+
+    flips = [(s, flip_rows(s)) for s in merged.sections]
+    if any(rows for _, rows in flips):
+        parts.append("<h2>Flipped cases</h2>")
+        parts.append(f"<p>{_inline(text.FLIPS_GUIDE)}</p>")
+        for s, rows in flips:
+            if not rows:
+                continue
+            parts.append(f"<h3>{escape(s.id)}: {escape(s.title)}</h3>")
+            for r in rows:
+                parts.append(f"<h4>{escape(r.device)} · {escape(r.name)} ({escape(r.run)})</h4><p>{escape(r.summary)}</p>")
+                figures = "".join(
+                    f"<figure>{_img(c.png, f'image {c.index}') if c.png else '<div>no thumbnail</div>'}"
+                    f"<figcaption>{escape(c.caption)}</figcaption></figure>" for c in r.cases)
+                parts.append(f'<div class="gallery">{figures}</div>' if figures else "")
 
     parts.append("<h2>Plots</h2>")
     for s in merged.sections:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 
 from edgemed.report import text
+from edgemed.report.gallery import flip_rows
 from edgemed.report.merge import Merged, Section
 from edgemed.report.tables import (
     Table,
     calibration_table,
     clinical_lines,
     clinical_table,
+    decision_table,
     details_table,
     measurement_table,
     section_notes,
+    status_table,
     summary_table,
 )
 
@@ -42,14 +45,22 @@ def md_table(t: Table) -> str:
     return "\n".join([head, rule, *body])
 
 
+def gallery_path(run: str, index: int) -> str:
+    """Where report.md finds a flipped case's thumbnail (build.py writes it there)."""
+    return f"gallery/{run}_{index}.png"
+
+
 def _heading(s: Section) -> str:
     return f"### {s.id}: {md_text(s.title)}"
 
 
 def markdown_report(merged: Merged, plot_files: dict[str, dict[str, str]], *, metric: str,
-                    max_drop: float, created: str, version: str) -> str:
-    """The whole report.md; `plot_files` maps section id → plot name → relative PNG path."""
+                    max_drop: float, created: str, version: str, devices=None, gates=None) -> str:
+    """The whole report.md; `plot_files` maps section id → plot name → relative PNG path;
+    `devices`: a devices file's entries; `gates`: check_gates' results."""
     out = [f"# {md_text(text.title(merged))}", "", md_text(text.subtitle(merged, created, version)), ""]
+    if gates:
+        out += [f"> **{md_text(line)}**" for line in text.gate_lines(gates)] + [""]
     warning = text.sections_warning(merged)
     if warning:
         out += [f"> **Note:** {warning}", ""]
@@ -58,8 +69,10 @@ def markdown_report(merged: Merged, plot_files: dict[str, dict[str, str]], *, me
     for s in merged.sections:
         # the sha256 may sit in a code span: the schema allows only hex digits there
         out += [_heading(s), "", f"Bundle sha256 `{s.bundle_sha256}`; devices: "
-                f"{md_text(', '.join(s.devices))}.", "", md_table(summary_table(s, metric, max_drop)), ""]
+                f"{md_text(', '.join(s.devices))}.", "", md_table(decision_table(s, metric, max_drop, devices)), "",
+                md_table(summary_table(s, metric, max_drop)), ""]
         out += [f"- {md_text(n)}" for n in section_notes(s)] + [""]
+        out += [md_table(status_table(s, metric, max_drop)), ""]
     clinical = [(s, clinical_lines(s), clinical_table(s), calibration_table(s)) for s in merged.sections]
     if any(c[1] or c[2] or c[3] for c in clinical):
         out += ["## Clinical retention and calibration", ""]
@@ -67,6 +80,18 @@ def markdown_report(merged: Merged, plot_files: dict[str, dict[str, str]], *, me
             out += [_heading(s), ""] + [f"- **{md_text(line)}**" for line in lines] + [""]
             out += [md_table(table), ""] if table else []
             out += [md_table(cal), ""] if cal else []
+    flips = [(s, flip_rows(s)) for s in merged.sections]
+    if any(rows for _, rows in flips):
+        out += ["## Flipped cases", "", text.FLIPS_GUIDE, ""]
+        for s, rows in flips:
+            if not rows:
+                continue
+            out += [_heading(s), ""]
+            for r in rows:
+                out += [f"#### {md_text(r.device)} · {md_text(r.name)} ({md_text(r.run)})", "", md_text(r.summary), ""]
+                out += [f"- ![image {c.index}]({gallery_path(r.run, c.index)}) {md_text(c.caption)}" if c.png
+                        else f"- {md_text(c.caption)} (no thumbnail)" for c in r.cases]
+                out += [""]
     out += ["## Plots", ""]
     for s in merged.sections:
         out += [_heading(s), ""]

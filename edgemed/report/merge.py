@@ -66,6 +66,14 @@ class Entry:
         return self.row["latency_ms"]
 
     @property
+    def stability(self) -> dict:
+        """The row's spread and timing verdict, by the one rule bench applies (recomputed, so
+        files written before bench recorded it are judged the same way)."""
+        from edgemed.bench.latency import stability
+
+        return stability(self.latency, self.source.results.get("load"))
+
+    @property
     def is_reference(self) -> bool:
         return self.name == self.source.reference and self.row.get("accuracy") is not None
 

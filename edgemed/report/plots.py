@@ -194,6 +194,30 @@ def size_plot(section: Section) -> bytes:
     return _png(fig)
 
 
+def reliability_plot(section: Section, most: int = 12) -> bytes | None:
+    """Reliability diagram: accuracy against mean top-label confidence per bin, one line per row
+    (the first `most` rows with calibration); the diagonal is perfect calibration."""
+    rows = [e for e in section.entries if ((e.row.get("accuracy") or {}).get("calibration") or {}).get("bins")][:most]
+    if not rows:
+        return None
+    fig, ax = _figure(5.2)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for e in rows:
+        cal = e.row["accuracy"]["calibration"]
+        bins = cal["bins"]
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", markersize=3.5,
+                linewidth=1.2, label=f"{_label(e, section)} · {e.device} (ECE {cal['ece']:.3f})")
+    low = min(min(b["confidence"], b["accuracy"]) for e in rows for b in e.row["accuracy"]["calibration"]["bins"])
+    ax.set_xlim(max(0.0, low - 0.05), 1.0)
+    ax.set_ylim(max(0.0, low - 0.05), 1.0)
+    ax.set_xlabel("mean confidence of the predicted class in the bin")
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title("Reliability diagram (15 equal-width bins; bins without images left out)", fontsize=10)
+    ax.grid(alpha=0.3)
+    _legend_below(ax)
+    return _png(fig)
+
+
 def section_plots(section: Section, metric: str = "accuracy") -> dict[str, bytes]:
     """{"pareto", "latency", "size"} → PNG bytes for one section (pareto absent without accuracy).
 
@@ -203,4 +227,7 @@ def section_plots(section: Section, metric: str = "accuracy") -> dict[str, bytes
     pareto = pareto_plot(section, metric)
     if pareto is not None:
         plots = {"pareto": pareto, **plots}
+    reliability = reliability_plot(section)
+    if reliability is not None:
+        plots["reliability"] = reliability
     return plots

@@ -32,6 +32,9 @@ MAX_SAMPLES = 500  # bench keeps at most 500 evenly spaced samples per row
 MAX_NAME = 200  # names are drawn in plots: a longer one would make a huge image
 MAX_TEXT = 4096  # paths, notes, error lines
 MAX_CLASSES = 1000  # one clinical-table row per class and artifact
+MAX_CASES = 100  # flipped cases shown per row (bench keeps 24)
+MAX_THUMBNAILS = 5000
+MAX_THUMBNAIL_CHARS = 64 * 1024  # base64 of a ≤ 256 px PNG
 FIX = "regenerate it with `edgemed bench BUNDLE --out RESULTS.json`"
 
 
@@ -93,18 +96,28 @@ KINDS = {
     "difference_ci": (lambda v: _pair(v, -1, 1), "a pair of numbers in [-1, 1]"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "object": (lambda v: isinstance(v, dict), "an object"),
+    "loadavg": (lambda v: isinstance(v, list) and len(v) == 3 and all(_number(x, 0) for x in v),
+                "three numbers ≥ 0"),
+    "records": (lambda v: isinstance(v, list) and len(v) <= MAX_ROWS and all(
+        isinstance(r, dict) and all(_text(x, MAX_TEXT) for x in r.values()) for r in v),
+                f"a list of at most {MAX_ROWS} objects of strings"),
+    "probs": (lambda v: isinstance(v, list) and 0 < len(v) <= MAX_CLASSES and all(_number(x, 0, 1) for x in v),
+              f"a list of at most {MAX_CLASSES} probabilities"),
     "samples": (lambda v: isinstance(v, list) and len(v) <= MAX_SAMPLES and all(_number(x, 0) for x in v),
                 f"a list of at most {MAX_SAMPLES} numbers ≥ 0"),
 }
 
 # the fields the report reads, by object; a field not listed is ignored, one listed may be null
 # unless required (then it must be present, and null only where its kind ends with "?")
-BUNDLE = {"sha256": "sha256", "path": "text", "model": "name"}
+BUNDLE = {"sha256": "sha256", "path": "text", "model": "name", "failed": "records", "recommended": "name"}
 SYSTEM = {"cpu": "name", "machine": "name", "cores_logical": "int", "cores_available": "int",
           "os": "text", "distro": "text", "isa": "names", "libraries": "strings", "env_threads": "strings"}
 SETTINGS = {"device": "name", "threads": "int", "batch": "int", "large_batch": "int", "warmup": "int",
-            "duration_s": "number", "iterations": "int", "interleaved": "bool", "split": "object",
+            "duration_s": "number", "iterations": "int", "min_iterations": "int", "interleaved": "bool", "split": "object",
             "n_boot": "int", "rss_note": "text", "operating_point": "object"}
+LOAD = {"seconds": "size", "cores": "int", "other_processes_cpu_share": "fraction", "steal_share": "fraction",
+        "own_cpu_share": "fraction", "involuntary_switches_per_s": "size", "loadavg_before": "loadavg",
+        "loadavg_after": "loadavg", "freq_mhz_before": "size", "freq_mhz_after": "size"}
 OPERATING_POINT = {"rule": "name", "threshold": "fraction", "target_sensitivity": "fraction", "fixed_on": "name",
                    "positive_class": "name"}
 SPLIT = {"name": "name", "split": "name", "n": "count", "sha256": "text", "limit": "count",
@@ -121,9 +134,15 @@ ESTIMATE = {"value": "fraction", "ci": "ci"}
 RETENTION = {"reference": "name", "flip_rate": "fraction"}
 DIFFERENCE = {"difference": "difference", "ci": "difference_ci"}
 CALIBRATION = {"ece": "fraction", "brier": "size"}
+CALIBRATION_BIN = {"low": "fraction", "high": "fraction", "n": "count", "accuracy": "fraction", "confidence": "fraction"}
+MAX_BINS = 100
 CLINICAL_CLASS = {"class": "name", "n": "count"}
 CLINICAL_RATE = {"reference": "fraction", "value": "fraction", "difference": "difference", "ci": "difference_ci"}
 CLINICAL_RATES = ("sensitivity", "specificity", "ppv", "npv")
+FLIPS = {"count": "count", "n": "count"}
+FLIP_CLASS = {"class": "name", "count": "count", "n": "count", "now_correct": "count"}
+FLIP_CASE = {"index": "count", "label": "count", "reference_decision": "count", "decision": "count",
+             "reference_probs": "probs", "probs": "probs"}
 
 
 def _fields(obj, where: str, spec: dict[str, str], required=()) -> dict:
@@ -177,6 +196,18 @@ def validate(obj, source: str = "results") -> dict:
         _fields(settings["split"], f"{source}: settings.split", SPLIT, ("name", "split", "n"))
     if settings.get("operating_point") is not None:
         _fields(settings["operating_point"], f"{source}: settings.operating_point", OPERATING_POINT)
+    _fields(obj, source, {"skipped": "records"})
+    _fields(obj["bundle"], f"{source}: bundle", {"class_names": "names"})
+    if len(obj["bundle"].get("class_names") or []) > MAX_CLASSES:
+        _fail(f"{source}:", f"bundle.class_names lists more than {MAX_CLASSES} classes")
+    thumbs = obj.get("thumbnails")
+    if thumbs is not None and not (isinstance(thumbs, dict) and len(thumbs) <= MAX_THUMBNAILS and all(
+            isinstance(k, str) and k.isdigit() and len(k) <= 12 and _text(v, MAX_THUMBNAIL_CHARS)
+            for k, v in thumbs.items())):
+        _fail(f"{source}:", f"thumbnails must map at most {MAX_THUMBNAILS} image indexes to base64 PNGs of at most "
+                            f"{MAX_THUMBNAIL_CHARS} characters")
+    if obj.get("load") is not None:
+        _fields(obj["load"], f"{source}: load", LOAD)
     rows = obj["rows"]
     if not isinstance(rows, list) or not rows:
         _fail(source, "has no result rows")
@@ -213,6 +244,11 @@ def _check_row(row, where: str) -> None:
             _fields(metrics[key], f"{where}: accuracy.metrics.{key}", ESTIMATE)
     if acc.get("calibration") is not None:
         _fields(acc["calibration"], f"{where}: accuracy.calibration", CALIBRATION, ("ece", "brier"))
+        bins = acc["calibration"].get("bins") or []
+        if not isinstance(bins, list) or len(bins) > MAX_BINS:
+            _fail(f"{where}:", f"accuracy.calibration.bins must be a list of at most {MAX_BINS} bins")
+        for i, b in enumerate(bins):
+            _fields(b, f"{where}: accuracy.calibration.bins[{i}]", CALIBRATION_BIN, tuple(CALIBRATION_BIN))
     clinical = acc.get("clinical")
     if clinical is not None:
         if not isinstance(clinical, list) or len(clinical) > MAX_CLASSES:
@@ -221,6 +257,15 @@ def _check_row(row, where: str) -> None:
             _fields(entry, f"{where}: accuracy.clinical[{i}]", CLINICAL_CLASS, ("class", "n", *CLINICAL_RATES))
             for rate in CLINICAL_RATES:
                 _fields(entry[rate], f"{where}: accuracy.clinical[{i}].{rate}", CLINICAL_RATE)
+    flips = acc.get("flips")
+    if flips is not None:
+        _fields(flips, f"{where}: accuracy.flips", FLIPS, ("count", "n"))
+        for key, spec, limit in (("by_class", FLIP_CLASS, MAX_CLASSES), ("cases", FLIP_CASE, MAX_CASES)):
+            items = flips.get(key) or []
+            if not isinstance(items, list) or len(items) > limit:
+                _fail(f"{where}:", f"accuracy.flips.{key} must be a list of at most {limit} entries")
+            for i, item in enumerate(items):
+                _fields(item, f"{where}: accuracy.flips.{key}[{i}]", spec, tuple(spec))
     retention = acc.get("retention")
     if retention is None:
         return

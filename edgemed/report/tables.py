@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgemed.report.compare import check_bound, pareto_flags
+from edgemed.report.decision import DeviceInfo, decision_rows, statuses
 from edgemed.report.merge import Entry, Section, Source
 
 MB = 2**20
@@ -109,7 +110,7 @@ def summary_table(section: Section, metric: str = "accuracy", max_drop: float = 
     cols = ["Device", "Artifact", "Format", "Precision", "Runtime", "Threads", "Batch", "p50 ms",
             "p99 ms", "img/s", "img/s large batch", "Peak RAM MB", "Size MB",
             f"{metric_label(metric)} [95% CI]", f"{delta_label(metric)} [95% CI]",
-            f"Meets bound (drop ≤ {max_drop:g})", "CI within bound", "Run"]
+            f"Meets bound (drop ≤ {max_drop:g})", "CI within bound", "Timing", "Run"]
     rows = []
     for e in section.entries:
         b = check_bound(e, metric, max_drop)
@@ -119,8 +120,40 @@ def summary_table(section: Section, metric: str = "accuracy", max_drop: float = 
                      fmt_mb(_cold(e, "peak_rss_mb")), fmt_mb(e.row["size_bytes"] / MB),
                      fmt_metric(metric, *e.metric(metric)),
                      "reference" if b.status == "reference" else fmt_delta(b.delta, _flip(b.drop_ci)),
-                     b.status, b.ci_status, e.source.run])
+                     b.status, b.ci_status, e.stability["verdict"], e.source.run])
     return Table(cols, rows, right={5, 6, 7, 8, 9, 10, 11, 12}, caption=section.title)
+
+
+def decision_table(section: Section, metric: str = "accuracy", max_drop: float = 0.5,
+                   devices: list[DeviceInfo] | None = None) -> Table:
+    """Devices side by side: per device the row it would deploy, its speed, memory, cold start,
+    accuracy change and bound, and with a devices file images/s per price and per watt."""
+    records = decision_rows(section, metric, max_drop, devices)
+    priced = any(r["price"] or r["power_w"] for r in records)
+    cols = ["Device", "Deploy", "Chosen as", "p50 ms", "p99 ms", "img/s", "Peak RAM MB", "Cold start s",
+            f"{delta_label(metric)} [95% CI]", f"Meets bound (drop ≤ {max_drop:g})", "Timing"]
+    if priced:
+        cols += ["Price", "Power W", "img/s per 1000 of price", "img/s per W"]
+    rows = []
+    for r in records:
+        cold = None if r["load_s"] is None else r["load_s"] + (r["first_inference_ms"] or 0) / 1e3
+        row = [r["device"], r["row"], r["why"], fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), fmt_rate(r["img_s"]),
+               fmt_mb(r["peak_rss_mb"]), "–" if cold is None else f"{cold:.2f}",
+               "reference" if r["meets_bound"] == "reference" else fmt_delta(r["delta"], r["delta_ci"]),
+               r["meets_bound"], r["timing"]]
+        if priced:
+            row += ["–" if r["price"] is None else f"{r['price']:g} {r['currency']}".strip(),
+                    "–" if r["power_w"] is None else f"{r['power_w']:g}",
+                    fmt_rate(r["img_s_per_1000_price"]), "–" if r["img_s_per_w"] is None else f"{r['img_s_per_w']:.1f}"]
+        rows.append(row)
+    return Table(cols, rows, right={3, 4, 5, 6, 7} | ({12, 13, 14} if priced else set()),
+                 caption=f"Devices side by side: {section.title}")
+
+
+def status_table(section: Section, metric: str = "accuracy", max_drop: float = 0.5) -> Table:
+    """Every artifact's fate: passed, failed the bound, not run on a device, failed parity or export."""
+    rows = [list(s) for s in statuses(section, metric, max_drop)]
+    return Table(["Device", "Artifact", "Status", "Detail"], rows, caption=f"Status of every artifact: {section.title}")
 
 
 def _flip(drop_ci: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -144,11 +177,11 @@ def details_table(section: Section, metric: str = "accuracy") -> Table:
             "img/s large batch", "Load s", "First inference ms", "Peak RAM MB", "Model RAM MB",
             "Size MB", "Speedup vs run baseline", "Accuracy % [95% CI]", "Balanced acc. %",
             "AUC [95% CI]", "Δ acc. pt [95% CI]", "Δ AUC ×100 [95% CI]", "Flips %",
-            f"Pareto ({metric_label(metric).split()[0].lower()})", "Run"]
+            f"Pareto ({metric_label(metric).split()[0].lower()})", "Timed calls", "p99/p50", "CV", "Timing", "Run"]
     front = pareto_flags(section.entries, metric)
     rows = []
     for e in section.entries:
-        lat = e.latency
+        lat, st = e.latency, e.stability
         load = _cold(e, "load_s")
         flips = ((e.row.get("accuracy") or {}).get("retention") or {}).get("flip_rate")
         speedup = (e.row.get("ratio_to_baseline") or {}).get("speedup_p50")
@@ -162,8 +195,13 @@ def details_table(section: Section, metric: str = "accuracy") -> Table:
                      fmt_metric("accuracy", bal[0], None), fmt_metric("auc", *e.metric("auc")),
                      _delta_cell(e, "accuracy"), _delta_cell(e, "auc"),
                      "–" if flips is None else f"{100 * flips:.1f}",
-                     "★" if front.get(id(e)) else "", e.source.run])
-    return Table(cols, rows, right=set(range(2, 16)) | {21}, caption=f"All measurements: {section.title}")
+                     "★" if front.get(id(e)) else "", str(lat["n"]), _ratio(st["p99_over_p50"]), _ratio(st["cv"]),
+                     "; ".join([st["verdict"], *st["reasons"]]), e.source.run])
+    return Table(cols, rows, right=set(range(2, 16)) | {21, 23, 24, 25}, caption=f"All measurements: {section.title}")
+
+
+def _ratio(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
 
 
 def _clinical(e: Entry) -> list[dict]:
@@ -268,6 +306,13 @@ def section_notes(section: Section) -> list[str]:
         if len(runs) > 1:
             notes.append(f"On {device}, {', '.join(runs)} are separate runs: their rows were not timed "
                          "interleaved with each other, so background load may differ between them.")
+    unstable = [e for e in section.entries if e.stability["verdict"] == "unstable"]
+    if unstable:
+        which = [f"{e.name} ({', '.join(e.stability['reasons'])})" for e in unstable[:6]]
+        notes.append(f"Timing of {len(unstable)} of {len(section.entries)} rows is unstable: "
+                     f"{'; '.join(which)}{'; …' if len(unstable) > 6 else ''}. Their p99 and the "
+                     "ratios between them may not repeat. Rerun them on a quiet machine, with a longer "
+                     "--duration, before relying on them; p50 is the most robust figure.")
     batches = sorted({e.row["batch"] for e in section.entries})
     if len(batches) > 1:
         notes.append(f"Rows use different batch sizes ({', '.join(map(str, batches))}): compare "
@@ -282,8 +327,26 @@ def _measured(settings: dict) -> str:
     if settings.get("iterations"):
         return f"{settings['iterations']} calls per row"
     if settings.get("duration_s"):
-        return f"{settings['duration_s']:g} s per row (at least 10 calls)"
+        return f"{settings['duration_s']:g} s per row (at least {settings.get('min_iterations') or 10} calls)"
     return "–"
+
+
+def _load_text(load: dict | None) -> str:
+    """Other processes, steal, preemptions, load average and clock while the rows were timed."""
+    if not load:
+        return "not recorded"
+    parts = []
+    if load.get("other_processes_cpu_share") is not None:
+        parts.append(f"other processes {100 * load['other_processes_cpu_share']:.1f} % of {load.get('cores', '?')} cores")
+    if load.get("steal_share") is not None:
+        parts.append(f"steal {100 * load['steal_share']:.1f} %")
+    if load.get("involuntary_switches_per_s") is not None:
+        parts.append(f"{load['involuntary_switches_per_s']:g} preemptions/s")
+    if load.get("loadavg_before") and load.get("loadavg_after"):
+        parts.append(f"load average {load['loadavg_before'][0]:g} → {load['loadavg_after'][0]:g}")
+    if load.get("freq_mhz_before") is not None and load.get("freq_mhz_after") is not None:
+        parts.append(f"clock {load['freq_mhz_before']:g} → {load['freq_mhz_after']:g} MHz")
+    return ", ".join(parts) or "not recorded"
 
 
 def _data(settings: dict) -> str:
@@ -312,6 +375,7 @@ def measurement_table(sources: list[Source]) -> Table:
         ("Batch (latency) / large batch (throughput)", lambda s: f"{s.settings.get('batch')} / {s.settings.get('large_batch') or '–'}"),
         ("Warm-up calls (excluded)", lambda s: str(s.settings.get("warmup", "–"))),
         ("Measured", lambda s: _measured(s.settings)),
+        ("Machine while timing", lambda s: _load_text(s.results.get("load"))),
         ("Interleaved (A B A B… in one process)", lambda s: "yes" if s.settings.get("interleaved") else "no"),
         ("Accuracy data", lambda s: _data(s.settings)),
         ("Bootstrap resamples (95 % CI)", lambda s: str(s.settings.get("n_boot", "–"))),

@@ -12,6 +12,9 @@ PLOT_CAPTIONS = {
               "least as {good}.",
     "latency": "Distribution of the measured latencies of each row (warm-up excluded). A wide box "
                "or long whisker means unsteady response times.",
+    "reliability": "Reliability diagram: in each confidence bin, how often the predicted class was right. "
+                   "Points on the diagonal are calibrated; below it the model is over-confident. Compression "
+                   "that moves a line away from the diagonal changes what its probabilities mean.",
     "size": "Model file size against median latency. Size decides download and storage; it does not "
             "predict speed across formats.",
 }
@@ -43,6 +46,9 @@ def reading_guide(metric: str, max_drop: float) -> list[str]:
         "change against the FP32 reference measured in the same run on the same device and images "
         "(negative = a loss), with a paired 95 % CI.",
         bound_definition(metric, max_drop),
+        "**Timing** = *unstable* when a row had too few timed calls, a wide spread (p99 more than 3× "
+        "p50, or a coefficient of variation above 1) or was timed while other processes or the host "
+        "took more than a tenth of the cores: rerun such rows on a quiet machine before relying on them.",
     ]
 
 
@@ -54,6 +60,10 @@ def sections_warning(merged: Merged) -> str | None:
             "are never pooled or averaged across them.")
 
 
+FLIPS_GUIDE = ("Images whose decision changed against the FP32 reference at its operating point, largest "
+               "change in probability first (up to 24 per row), with the true class and the probability the "
+               "compressed model gives its new decision, before → after. Counts cover every test image.")
+
 METHOD = [
     "Each results file is one `edgemed bench` run on one machine. Within a run, all rows were timed "
     "interleaved (A B A B …) in one process, so every row saw the same background load; ratios "
@@ -64,3 +74,14 @@ METHOD = [
     "Accuracy confidence intervals are percentile bootstrap intervals; retention intervals are paired "
     "(the row and its reference are scored on the same resamples).",
 ]
+
+
+def gate_lines(gates: list[dict]) -> list[str]:
+    """The CI gate's verdict first, then each check that failed (or all of them when none did)."""
+    failed = [g for g in gates if not g["passed"]]
+    head = (f"CI gate failed: {len(failed)} of {len(gates)} checks missed" if failed
+            else f"CI gate passed: all {len(gates)} checks met")
+    shown = failed or gates
+    return [head] + [f"{g['device']} · {g['row']}: {g['metric']} "
+                     f"{'not measured' if g['value'] is None else format(g['value'], '.4g')} "
+                     f"{'≥' if g['passed'] else '<'} {g['minimum']:g}" for g in shown[:50]]

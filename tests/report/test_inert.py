@@ -88,7 +88,7 @@ def test_markdown_shows_data_as_inert_text(made):
         elif tables[-1]:
             tables.append([])
     tables = [t for t in tables if t]
-    assert len(tables) == 3
+    assert len(tables) == 5  # decision, summary, status, all measurements, how measured
     for t in tables:
         assert {_unescaped_pipes(line) for line in t} == {_unescaped_pipes(t[0])}, t
 
