@@ -1,5 +1,5 @@
-"""The runtime-only device install (`pip install "edgemed[runtime]"`) on x86_64 and aarch64, and
-the full `edgemed[all]` beside it: the wheels pip would install for Linux, CPython 3.11, laid out
+"""The runtime-only device install (`pip install "edgemed[runtime]"`, or one runtime:
+`edgemed[runtime-litert]`, `edgemed[runtime-onnx]`) on x86_64 and aarch64: the wheels pip would install for Linux, CPython 3.11, laid out
 with `pip install --target --platform ... --only-binary=:all:` (nothing built or run), bytes on
 disk per top-level package. Goal (issue 23): the runtime-only install ≤ 250 MB.
 
@@ -23,6 +23,8 @@ from benchmarks.common import (
 )
 
 GOAL_MB = 250
+# both device runtimes, or one: LiteRT (the INT8 path on ARM) or onnxruntime
+EXTRAS = ("runtime", "runtime-litert", "runtime-onnx")
 
 
 def main() -> None:
@@ -31,14 +33,16 @@ def main() -> None:
     out: dict = {"goal_mb": GOAL_MB, "installs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         wheel = edgemed_wheel(Path(tmp))
-        for arch in ("x86_64", "aarch64"):
-            folder = Path(tmp) / arch
-            error = pip_layout([f"{wheel}[runtime]"], folder, arch)
-            out["installs"][f"edgemed[runtime] {arch}"] = {"error": error} if error else size_summary(package_sizes(folder))
-            print(arch, out["installs"][f"edgemed[runtime] {arch}"], flush=True)
+        for extra in EXTRAS:
+            for arch in ("x86_64", "aarch64"):
+                folder = Path(tmp) / f"{extra}-{arch}"
+                name = f"edgemed[{extra}] {arch}"
+                error = pip_layout([f"{wheel}[{extra}]"], folder, arch)
+                out["installs"][name] = {"error": error} if error else size_summary(package_sizes(folder))
+                print(name, out["installs"][name], flush=True)
     md = ["# Device install size", "",
           "`pip install --target DIR --platform manylinux_2_28_<arch> (and older manylinux tags) "
-          "--only-binary=:all: edgemed-<this checkout>.whl[runtime]`, CPython 3.11: the wheels laid out, "
+          "--only-binary=:all: edgemed-<this checkout>.whl[EXTRA]`, CPython 3.11: the wheels laid out, "
           "nothing built or run; bytes on disk per top-level package (metadata left out).", "",
           f"Command: `{command_line()}`  ", f"Machine: {system_line(system_info())}", "",
           f"| install | MB | within {GOAL_MB} MB | largest packages (MB) |", "|---|---:|---|---|"]

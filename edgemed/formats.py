@@ -40,9 +40,9 @@ class Format:
 
 
 RUNTIMES = {r.name: r for r in (
-    Runtime("onnxruntime", "edgemed.runtime.onnx", "OnnxSession", "onnxruntime", "runtime"),
+    Runtime("onnxruntime", "edgemed.runtime.onnx", "OnnxSession", "onnxruntime", "runtime-onnx"),
     Runtime("openvino", "edgemed.runtime.openvino", "OpenVINOSession", "openvino", "openvino"),
-    Runtime("litert", "edgemed.runtime.litert", "LiteRTSession", "ai-edge-litert", "runtime"),
+    Runtime("litert", "edgemed.runtime.litert", "LiteRTSession", "ai-edge-litert", "runtime-litert"),
     Runtime("executorch", "edgemed.runtime.executorch", "ExecuTorchSession", "executorch", "executorch"),
     Runtime("torch", "edgemed.runtime.torch", "TorchSession", "torch", "train"),
 )}

@@ -4,6 +4,7 @@ artifacts interleaved in one process and the machine recorded. Works without tor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -145,7 +146,7 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
           data_dir: str | None = None, baseline: str | None = None, memory: bool = True,
           n_boot: int = 1000, out: str | Path | None = None, force: bool = False,
           progress: bool = True, threshold: float | None = None,
-          target_sensitivity: float | None = None) -> dict:
+          target_sensitivity: float | None = None, peak: bool = True) -> dict:
     """Measure a bundle's artifacts; returns (and with `out`, writes) a results object that
     follows the versioned schema in edgemed/report/results.schema.json.
 
@@ -263,6 +264,20 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
             row["preprocess_ms_per_image"] = pre
             row["postprocess_ms"] = post
             rows[t.name] = row
+        peaks = None
+        if peak:  # once per run, after the rows: the device's dense FP32/INT8 GMAC/s per runtime
+            from edgemed.bench.peak import measure_peaks, probed
+
+            runtimes = probed({t.runtime for t in targets})
+            task_p = bar.add_task(f"device peak ({', '.join(sorted(runtimes)) or 'no probe for these runtimes'})",
+                                  total=1, info="")
+            peaks = measure_peaks(runtimes, device, threads)
+            bar.advance(task_p)
+        macs = (bundle.manifest.get("model") or {}).get("macs_per_image")
+        for t in targets:
+            from edgemed.bench.peak import compute_share
+
+            rows[t.name]["compute"] = compute_share(rows[t.name], macs if isinstance(macs, int) else None, peaks)
         if memory:
             task_m = bar.add_task("cold start + memory (subprocess each)", total=len(targets), info="")
             for t in targets:
@@ -323,10 +338,19 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
                      "operating_point": operating_point if labels is not None else None,
                      "rss_note": "peak RSS of a fresh process that loads and runs one artifact"},
         "load": load,  # the machine while the rows were timed: other processes, steal, frequency
+        "peak": peaks,  # the device's dense FP32/INT8 GMAC/s per runtime (rows' compute.share_of_peak)
         "baseline": base.name,
         "rows": [rows[t.name] for t in targets],
         "skipped": skipped,  # artifacts this machine could not run, with why
     }
+    counts = {}
+    if labels is not None:  # images per class of the measured split and of the training split
+        counts[split] = np.bincount(labels, minlength=len(bundle.class_names)).tolist()
+        with contextlib.suppress(EdgemedError):  # a data set without a train split
+            counts.setdefault("train", ds.class_counts("train"))
+    from edgemed.card import model_card
+
+    result["bundle"]["card"] = model_card(bundle.manifest, split_counts=counts)
     if labels is not None:
         result["thumbnails"] = gallery  # the flipped cases' images, for the report's gallery
         result["outputs"] = per_image  # per-image labels and probabilities (null when too large)

@@ -19,8 +19,9 @@ def results_table(result: dict) -> Table:
     s = result["settings"]
     t = Table(title=f"{result['bundle']['model']} on {result['system']['cpu']}: batch {s['batch']}, "
                     f"threads {s['threads'] or 'default'}; speedup vs {result['baseline']}")
-    for c in ("artifact", "p50 ms", "p99 ms", "img/s", "speedup", "MB", "RSS MB", "accuracy", "Δ vs FP32 (pt)"):
-        t.add_column(c, justify="left" if c in ("artifact", "accuracy", "Δ vs FP32 (pt)") else "right",
+    for c in ("artifact", "p50 ms", "p99 ms", "img/s", "speedup", "MB", "RSS MB", "accuracy", "Δ vs FP32 (pt)",
+              "% peak", "timing"):
+        t.add_column(c, justify="left" if c in ("artifact", "accuracy", "Δ vs FP32 (pt)", "timing") else "right",
                      no_wrap=c == "artifact")
     for r in result["rows"]:
         acc = r.get("accuracy")
@@ -33,8 +34,21 @@ def results_table(result: dict) -> Table:
         t.add_row(r["name"], f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p99']:.3f}",
                   f"{r['throughput_ips']['value']:.0f}", f"{r['ratio_to_baseline']['speedup_p50']:.2f}×",
                   f"{r['size_bytes'] / 2**20:.1f}", f"{rss:.0f}" if rss else "–",
-                  fmt_ci(acc["metrics"]["accuracy"], 3) if acc else "–", delta)
+                  fmt_ci(acc["metrics"]["accuracy"], 3) if acc else "–", delta,
+                  f"{100 * share:.0f}" if (share := (r.get("compute") or {}).get("share_of_peak")) else "–",
+                  (r.get("stability") or {}).get("verdict", "–"))
     return t
+
+
+def timing_notes(result: dict) -> list[str]:
+    """One line per unstable row, saying why, and the device's peaks: printed under the table."""
+    lines = [f"unstable timing, rerun on a quiet machine: {r['name']}: {'; '.join(r['stability']['reasons'])}"
+             for r in result["rows"] if (r.get("stability") or {}).get("verdict") == "unstable"]
+    peaks = (result.get("peak") or {}).get("runtimes") or {}
+    if peaks:
+        lines.append("device peak, GMAC/s (FP32 / INT8): " + ", ".join(
+            f"{k} {v.get('fp32')} / {v.get('int8')}" for k, v in peaks.items()))
+    return lines
 
 
 def register(app: typer.Typer) -> None:
@@ -59,6 +73,8 @@ def register(app: typer.Typer) -> None:
         target_sensitivity: float = typer.Option(None, "--target-sensitivity", help="Two-class models: fix the "
                                                  "threshold where the FP32 reference reaches this sensitivity."),
         no_memory: bool = typer.Option(False, "--no-memory", help="Skip the cold-start/RSS subprocess probes."),
+        no_peak: bool = typer.Option(False, "--no-peak", help="Skip measuring the device's peak FP32/INT8 GMAC/s "
+                                     "(each row's share of it)."),
         data_dir: str = typer.Option(None, "--data-dir"),
         baseline: str = typer.Option(None, "--baseline", help="Artifact for ratios (default: torch-fp32 if torch is installed, else an FP32 artifact)."),
         out_path: Path = typer.Option(None, "--out", "-o", help="Results JSON."),
@@ -73,9 +89,11 @@ def register(app: typer.Typer) -> None:
                            iterations=iterations, warmup=warmup, dataset=dataset, split=split,
                            accuracy=not no_accuracy, limit=limit, data_dir=data_dir, baseline=baseline,
                            memory=not no_memory, out=out_path, force=force, progress=not json_out,
-                           threshold=threshold, target_sensitivity=target_sensitivity)
+                           threshold=threshold, target_sensitivity=target_sensitivity, peak=not no_peak)
         if json_out:
             return print_json(result)
         out.print(results_table(result))
+        for line in timing_notes(result):
+            out.print(line, markup=False, soft_wrap=True)
         if out_path:
             out.print(f"results written to {out_path}")

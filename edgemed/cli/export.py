@@ -10,7 +10,7 @@ from rich.table import Table
 import edgemed.formats as formats_table
 from edgemed.cli.common import out, print_json
 
-bundle_app = typer.Typer(no_args_is_help=True, help="Deployment bundles: inspect and verify.")
+bundle_app = typer.Typer(no_args_is_help=True, help="Deployment bundles: inspect, verify, and the model card.")
 
 
 def _size(n: int) -> str:
@@ -100,6 +100,20 @@ def register(app: typer.Typer) -> None:
             raise BundleError(f"{len(problems)} of {n_files} files in {bundle} failed verification: the bundle was "
                               "altered or damaged; export it again (`edgemed export CHECKPOINT --out BUNDLE --force`)")
         out.print(f"[green]ok[/] {n_files} files in {len(b.artifacts)} artifacts match their sha256 (manifest {b.sha256[:12]}…)")
+
+    @bundle_app.command()
+    def card(bundle: Path = typer.Argument(..., help="Bundle folder."),
+             card_file: Path = typer.Option(..., "--card", help="YAML with the owner's fields: intended_use, "
+                                            "intended_users, out_of_scope, limitations, split_method, authors, contact, ..."),
+             force: bool = typer.Option(False, "--force", help="Replace an owner's card the bundle already has.")):
+        """Add intended use, limitations and the like to a bundle's model card (MODEL_CARD.md,
+        configs/metadata.json in MONAI's bundle format)."""
+        from edgemed.card import CARD_MD
+        from edgemed.card import card as card_api
+
+        card_api(bundle, card_file, force=force)
+        out.print(f"model card written to {bundle / CARD_MD} (+ configs/metadata.json); the manifest changed, "
+                  "so the bundle's sha256 did too", markup=False, soft_wrap=True)
 
     app.add_typer(bundle_app, name="bundle")
 

@@ -226,7 +226,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
             task = bar.add_task("sensitivity (one layer at a time)", total=len(layers), info="")
             n = sensitivity_images(x_val)
             ranking = layer_sensitivity(model, cal.x[:n], x_val[:n], layers, progress=lambda: bar.advance(task))
-        writer = start_bundle(tmp, ckpt, {"quantize": settings})
+        writer = start_bundle(tmp, ckpt, {"quantize": settings}, model, example)
         if base is not None:
             for a in base.artifacts:
                 if a.id != "torch-fp32":

@@ -20,6 +20,8 @@ class DatasetInfo:
     url: str | None = None
     license: str = ""
     note: str = ""
+    split_method: str = "the official MedMNIST v2 train / val / test split"
+    citation: str = "Yang, J. et al. MedMNIST v2. Scientific Data 10, 41 (2023)"
 
     @property
     def filename(self) -> str:
@@ -99,6 +101,9 @@ CATALOG: dict[str, DatasetInfo] = {
             image_size=224,
             n_samples={"train": 1735, "val": 248, "test": 496},
             license="CC BY-NC-SA 4.0",
+            split_method="by image, not by patient (70 / 10 / 20 per class, seed 0): slices of one patient can "
+                         "sit in both train and test, which flatters test accuracy",
+            citation="Soares, E. et al. SARS-CoV-2 CT-scan dataset. medRxiv (2020), doi:10.1101/2020.04.24.20078584",
             note="SARS-CoV-2 CT-scan (Soares et al., 2020), split by image, not patient: "
             "slices of one patient can sit in train and test. No official .npz: place the "
             "file in the data directory.",

@@ -184,6 +184,13 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     for key in ("input", "provenance"):
         if not isinstance(manifest[key], dict):
             raise BundleError(f"{mpath}: {key} must be a JSON object; {REEXPORT}")
+    if manifest.get("card") is not None:
+        from edgemed.card import check_user_card
+
+        try:
+            check_user_card(manifest["card"], f"{mpath}: card")
+        except EdgemedError as e:
+            raise BundleError(f"{e}; {REEXPORT}") from None
     artifacts = [Artifact.from_dict(a, root) for a in manifest["artifacts"]]
     if len({a.id for a in artifacts}) != len(artifacts):
         raise BundleError(f"{mpath}: two artifacts share an id; {REEXPORT}")
@@ -205,6 +212,23 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
 def verify_bundle(bundle: Bundle) -> list[str]:
     """Every problem found, as 'FILE: what is wrong' (empty when the bundle is intact)."""
     problems = []
+    docs = bundle.manifest.get("documents") or []
+    if not isinstance(docs, list) or len(docs) > 8:
+        return ["documents: not a short list of files"]
+    for d in docs:  # the model card and MONAI metadata: checked like artifact files
+        if not (isinstance(d, dict) and isinstance(d.get("path"), str) and isinstance(d.get("size"), int)
+                and isinstance(d.get("sha256"), str)):
+            problems.append("documents: an entry lacks path, size or sha256")
+            continue
+        try:
+            p = confined(bundle.root, d["path"], f"bundle {bundle.root} document")
+        except EdgemedError as e:
+            problems.append(str(e))
+            continue
+        if not p.is_file():
+            problems.append(f"{d['path']} (document) is missing")
+        elif p.stat().st_size != d["size"] or sha256_file(p) != d["sha256"]:
+            problems.append(f"{d['path']} (document) was altered: size or sha256 differs from the manifest")
     for a in bundle.artifacts:
         for f in a.files:
             p = bundle.root / f["path"]
@@ -322,4 +346,10 @@ class BundleWriter:
         return writer
 
     def write(self) -> Path:
+        """The manifest, and with it the bundle's model card and MONAI metadata (edgemed/card.py),
+        whose hashes the manifest records."""
+        from edgemed.card import write_documents
+
+        self.manifest.pop("documents", None)  # written from the rest of the manifest
+        self.manifest["documents"] = write_documents(self.root, self.manifest)
         return atomic_write_json(self.root / MANIFEST, self.manifest)

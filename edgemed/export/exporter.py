@@ -36,8 +36,24 @@ def parse_list(value, allowed, what: str) -> list[str]:
     return items
 
 
-def start_bundle(root: Path, ckpt, extra_provenance: dict | None = None) -> BundleWriter:
-    """A BundleWriter whose manifest describes the checkpoint; copies it in as the torch artifact."""
+def macs_per_image(model, example) -> int | None:
+    """Multiply-accumulates of one forward pass on one image (torch's FLOP counter: convolutions
+    and matrix products; flops / 2), for bench's share of the device's peak throughput."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            model(example[:1])
+        return int(counter.get_total_flops() // 2) or None
+    except Exception:  # a model the counter cannot trace still exports; bench then shows no share
+        return None
+
+
+def start_bundle(root: Path, ckpt, extra_provenance: dict | None = None, model=None, example=None) -> BundleWriter:
+    """A BundleWriter whose manifest describes the checkpoint; copies it in as the torch artifact.
+    With the model and an example input, it also records the model's MACs per image."""
     provenance = {
         "checkpoint": {"file": ckpt.path.name, "sha256": ckpt.sha256},
         "dataset": {k: ckpt.dataset.get(k) for k in ("name", "sha256")},
@@ -47,7 +63,8 @@ def start_bundle(root: Path, ckpt, extra_provenance: dict | None = None) -> Bund
                           model={"name": ckpt.model_name, "kwargs": ckpt.model_kwargs,
                                  "num_classes": ckpt.num_classes, "task": ckpt.task,
                                  "metrics": {s: {k: ckpt.metrics[s][k] for k in ("accuracy", "auc", "n")}
-                                             for s in ckpt.metrics if isinstance(ckpt.metrics[s], dict) and "accuracy" in ckpt.metrics[s]}},
+                                             for s in ckpt.metrics if isinstance(ckpt.metrics[s], dict) and "accuracy" in ckpt.metrics[s]},
+                                 "macs_per_image": macs_per_image(model, example) if model is not None else None},
                           provenance=provenance)
     torch_dir = root / "torch"
     torch_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +134,8 @@ def export(checkpoint: str | Path, formats=DEFAULT_FORMATS, precision=("fp32",),
     jobs = [(f, p) for f, p in jobs if p in TABLE[f].precisions]
     with atomic_dir(out, force) as tmp, progress_bar(progress) as bar:
         writer = start_bundle(tmp, ckpt, {"export": {"formats": formats, "precisions": precisions,
-                                                     "parity_images": parity_images, "parity_split": "val"}})
+                                                     "parity_images": parity_images, "parity_split": "val"}},
+                              model, example)
         task = bar.add_task("export", total=len(jobs), info="")
         for fmt, precision in jobs:
             bar.update(task, description=f"export {fmt} {precision}")
@@ -167,7 +185,9 @@ def export(checkpoint: str | Path, formats=DEFAULT_FORMATS, precision=("fp32",),
 
 def remove_unreferenced(root: Path, writer: BundleWriter) -> None:
     """Drop intermediate files (e.g. the FP32 TFLite behind an FP16-only export)."""
-    keep = {f["path"] for a in writer.manifest["artifacts"] for f in a["files"]}
+    from edgemed.card import DOCUMENTS
+
+    keep = {f["path"] for a in writer.manifest["artifacts"] for f in a["files"]} | set(DOCUMENTS)
     for p in sorted(root.rglob("*"), reverse=True):
         rel = p.relative_to(root).as_posix()
         if p.is_file() and rel not in keep and rel != "edgemed.json":

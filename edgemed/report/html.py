@@ -54,6 +54,8 @@ figcaption { color: #555; font-size: 12.5px; max-width: 980px; }
 ul.notes { font-size: 12.5px; color: #444; margin: 4px 0 0; }
 footer { margin-top: 36px; color: #666; font-size: 12px; }
 code { background: #f0f2f5; padding: 0 3px; border-radius: 3px; }
+.brief { background: #f7faf2; border-left: 4px solid #2f855a; padding: 8px 16px; margin: 12px 0; font-size: 15px; }
+.brief li { margin: 4px 0; }
 .gate-pass { background: #e3f4e8; border-left: 4px solid #1e6b34; padding: 8px 16px; margin: 12px 0; }
 .gate-fail { background: #fbe5e5; border-left: 4px solid #9b2226; padding: 8px 16px; margin: 12px 0; }
 table.decision th { background: #dde8f5; }
@@ -123,6 +125,8 @@ def html_report(merged: Merged, plots: dict[str, dict[str, bytes]], *, metric: s
     warning = text.sections_warning(merged)
     if warning:
         parts.append(f'<div class="warn"><strong>Note:</strong> {_inline(warning)}</div>')
+    brief = "".join(f"<li>{escape(line)}</li>" for line in text.executive_summary(merged, metric, max_drop, devices))
+    parts.append(f'<div class="brief"><strong>In brief</strong><ul>{brief}</ul></div>')
     guide = "".join(f"<li>{_inline(line)}</li>" for line in text.reading_guide(metric, max_drop))
     parts.append(f'<div class="guide"><strong>How to read this report</strong><ul>{guide}</ul></div>')
 
@@ -138,6 +142,16 @@ def html_report(merged: Merged, plots: dict[str, dict[str, bytes]], *, metric: s
                   f'<ul class="notes">{notes}</ul>' if notes else "",
                   html_table(status_table(s, metric, max_drop), status_cols=(2,))]
 
+    cards = text.model_cards(merged)
+    if cards:
+        parts.append('<h2 class="major">Model card</h2>')
+        parts.append(f"<p>{_inline(text.CARD_GUIDE)}</p>")
+        for title, card in cards:
+            parts.append(f"<h3>{escape(title)}</h3>")
+            for sec in card["sections"]:
+                rows = "".join(f"<tr><td>{escape(i['label'])}</td><td>{escape(i['value'])}</td></tr>" for i in sec["items"])
+                parts.append(f'<h4>{escape(sec["title"])}</h4><div class="scroll"><table class="measure"><tbody>{rows}'
+                             "</tbody></table></div>")
     clinical = [(s, clinical_lines(s), clinical_table(s), calibration_table(s)) for s in merged.sections]
     if any(c[1] or c[2] or c[3] for c in clinical):
         parts.append("<h2>Clinical retention and calibration</h2>")

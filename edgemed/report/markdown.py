@@ -64,7 +64,8 @@ def markdown_report(merged: Merged, plot_files: dict[str, dict[str, str]], *, me
     warning = text.sections_warning(merged)
     if warning:
         out += [f"> **Note:** {warning}", ""]
-    out += ["## How to read this report", ""] + [f"- {line}" for line in text.reading_guide(metric, max_drop)]
+    out += ["## In brief", ""] + [f"- {md_text(line)}" for line in text.executive_summary(merged, metric, max_drop, devices)]
+    out += ["", "## How to read this report", ""] + [f"- {line}" for line in text.reading_guide(metric, max_drop)]
     out += ["", "## Summary", ""]
     for s in merged.sections:
         # the sha256 may sit in a code span: the schema allows only hex digits there
@@ -73,6 +74,14 @@ def markdown_report(merged: Merged, plot_files: dict[str, dict[str, str]], *, me
                 md_table(summary_table(s, metric, max_drop)), ""]
         out += [f"- {md_text(n)}" for n in section_notes(s)] + [""]
         out += [md_table(status_table(s, metric, max_drop)), ""]
+    cards = text.model_cards(merged)
+    if cards:
+        out += ["## Model card", "", text.CARD_GUIDE, ""]
+        for title, card in cards:
+            out += [f"### {md_text(title)}", ""]
+            for sec in card["sections"]:
+                out += [f"**{md_text(sec['title'])}**", ""] + [
+                    f"- {md_text(i['label'])}: {md_text(i['value'])}" for i in sec["items"]] + [""]
     clinical = [(s, clinical_lines(s), clinical_table(s), calibration_table(s)) for s in merged.sections]
     if any(c[1] or c[2] or c[3] for c in clinical):
         out += ["## Clinical retention and calibration", ""]

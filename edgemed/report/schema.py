@@ -126,7 +126,9 @@ ROW = {"artifact": "name", "name": "name", "format": "name", "precision": "name"
        "device": "name", "threads": "int?", "batch": "positive", "size_bytes": "size",
        "latency_ms": "object", "latency_samples_ms": "samples", "throughput_ips": "object",
        "throughput_large_batch_ips": "object", "cold": "object", "accuracy": "object",
-       "ratio_to_baseline": "object"}
+       "ratio_to_baseline": "object", "compute": "object"}
+COMPUTE = {"macs_per_image": "count", "achieved_gmacs": "size", "peak_gmacs": "size", "share_of_peak": "size",
+           "peak_precision": "name"}
 THROUGHPUT = {"batch": "int", "value": "size"}
 COLD = {"load_s": "size", "first_inference_ms": "size", "peak_rss_mb": "size", "rss_increase_mb": "number",
         "error": "text"}
@@ -200,12 +202,30 @@ def validate(obj, source: str = "results") -> dict:
     _fields(obj["bundle"], f"{source}: bundle", {"class_names": "names"})
     if len(obj["bundle"].get("class_names") or []) > MAX_CLASSES:
         _fail(f"{source}:", f"bundle.class_names lists more than {MAX_CLASSES} classes")
+    card = obj["bundle"].get("card")
+    if card is not None:
+        sections = card.get("sections") if isinstance(card, dict) else None
+        if not isinstance(sections, list) or len(sections) > 20 or not all(
+                isinstance(x, dict) and _text(x.get("title"), MAX_NAME) and isinstance(x.get("items"), list)
+                and len(x["items"]) <= 100 and all(isinstance(i, dict) and _text(i.get("label"), MAX_NAME)
+                                                   and _text(i.get("value"), 4 * MAX_TEXT) for i in x["items"])
+                for x in sections):
+            _fail(f"{source}:", "bundle.card must hold at most 20 sections of at most 100 (label, value) texts")
     thumbs = obj.get("thumbnails")
     if thumbs is not None and not (isinstance(thumbs, dict) and len(thumbs) <= MAX_THUMBNAILS and all(
             isinstance(k, str) and k.isdigit() and len(k) <= 12 and _text(v, MAX_THUMBNAIL_CHARS)
             for k, v in thumbs.items())):
         _fail(f"{source}:", f"thumbnails must map at most {MAX_THUMBNAILS} image indexes to base64 PNGs of at most "
                             f"{MAX_THUMBNAIL_CHARS} characters")
+    peak = obj.get("peak")
+    if peak is not None:
+        _fields(peak, f"{source}: peak", {"what": "text", "macs_per_call": "count", "runtimes": "object"})
+        if len(peak.get("runtimes") or {}) > 50:
+            _fail(f"{source}:", "peak.runtimes lists more than 50 runtimes")
+        for name, values in (peak.get("runtimes") or {}).items():
+            if not _text(name, MAX_NAME):
+                _fail(f"{source}:", "peak.runtimes has a runtime name that is not short text")
+            _fields(values, f"{source}: peak.runtimes.{name[:40]}", {"fp32": "size", "int8": "size"})
     if obj.get("load") is not None:
         _fields(obj["load"], f"{source}: load", LOAD)
     rows = obj["rows"]
@@ -230,7 +250,7 @@ def _check_row(row, where: str) -> None:
     if lat["p50"] <= 0:  # throughput is batch / p50
         _fail(f"{where}:", "latency_ms.p50 must be > 0")
     for key, spec in (("throughput_ips", THROUGHPUT), ("throughput_large_batch_ips", THROUGHPUT),
-                      ("cold", COLD), ("ratio_to_baseline", {"speedup_p50": "size"})):
+                      ("cold", COLD), ("ratio_to_baseline", {"speedup_p50": "size"}), ("compute", COMPUTE)):
         if row.get(key) is not None:
             _fields(row[key], f"{where}: {key}", spec)
     acc = row.get("accuracy")

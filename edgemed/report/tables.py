@@ -131,7 +131,7 @@ def decision_table(section: Section, metric: str = "accuracy", max_drop: float =
     records = decision_rows(section, metric, max_drop, devices)
     priced = any(r["price"] or r["power_w"] for r in records)
     cols = ["Device", "Deploy", "Chosen as", "p50 ms", "p99 ms", "img/s", "Peak RAM MB", "Cold start s",
-            f"{delta_label(metric)} [95% CI]", f"Meets bound (drop ≤ {max_drop:g})", "Timing"]
+            f"{delta_label(metric)} [95% CI]", f"Meets bound (drop ≤ {max_drop:g})", "Timing", "% of device peak"]
     if priced:
         cols += ["Price", "Power W", "img/s per 1000 of price", "img/s per W"]
     rows = []
@@ -140,13 +140,13 @@ def decision_table(section: Section, metric: str = "accuracy", max_drop: float =
         row = [r["device"], r["row"], r["why"], fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), fmt_rate(r["img_s"]),
                fmt_mb(r["peak_rss_mb"]), "–" if cold is None else f"{cold:.2f}",
                "reference" if r["meets_bound"] == "reference" else fmt_delta(r["delta"], r["delta_ci"]),
-               r["meets_bound"], r["timing"]]
+               r["meets_bound"], r["timing"], _compute_cells(r["entry"])[1]]
         if priced:
             row += ["–" if r["price"] is None else f"{r['price']:g} {r['currency']}".strip(),
                     "–" if r["power_w"] is None else f"{r['power_w']:g}",
                     fmt_rate(r["img_s_per_1000_price"]), "–" if r["img_s_per_w"] is None else f"{r['img_s_per_w']:.1f}"]
         rows.append(row)
-    return Table(cols, rows, right={3, 4, 5, 6, 7} | ({12, 13, 14} if priced else set()),
+    return Table(cols, rows, right={3, 4, 5, 6, 7} | ({13, 14, 15} if priced else set()),
                  caption=f"Devices side by side: {section.title}")
 
 
@@ -177,7 +177,8 @@ def details_table(section: Section, metric: str = "accuracy") -> Table:
             "img/s large batch", "Load s", "First inference ms", "Peak RAM MB", "Model RAM MB",
             "Size MB", "Speedup vs run baseline", "Accuracy % [95% CI]", "Balanced acc. %",
             "AUC [95% CI]", "Δ acc. pt [95% CI]", "Δ AUC ×100 [95% CI]", "Flips %",
-            f"Pareto ({metric_label(metric).split()[0].lower()})", "Timed calls", "p99/p50", "CV", "Timing", "Run"]
+            f"Pareto ({metric_label(metric).split()[0].lower()})", "Timed calls", "p99/p50", "CV", "Timing",
+            "GMAC/s", "% of device peak", "Run"]
     front = pareto_flags(section.entries, metric)
     rows = []
     for e in section.entries:
@@ -196,8 +197,17 @@ def details_table(section: Section, metric: str = "accuracy") -> Table:
                      _delta_cell(e, "accuracy"), _delta_cell(e, "auc"),
                      "–" if flips is None else f"{100 * flips:.1f}",
                      "★" if front.get(id(e)) else "", str(lat["n"]), _ratio(st["p99_over_p50"]), _ratio(st["cv"]),
-                     "; ".join([st["verdict"], *st["reasons"]]), e.source.run])
-    return Table(cols, rows, right=set(range(2, 16)) | {21, 23, 24, 25}, caption=f"All measurements: {section.title}")
+                     "; ".join([st["verdict"], *st["reasons"]]), *_compute_cells(e), e.source.run])
+    return Table(cols, rows, right=set(range(2, 16)) | {21, 23, 24, 25, 27, 28},
+                 caption=f"All measurements: {section.title}")
+
+
+def _compute_cells(e: Entry) -> list[str]:
+    c = e.row.get("compute") or {}
+    gmacs = c.get("achieved_gmacs")
+    share = c.get("share_of_peak")
+    return ["–" if gmacs is None else f"{gmacs:.1f}",
+            "–" if share is None else f"{100 * share:.0f} % of {c.get('peak_precision', '').upper()} {c.get('peak_gmacs'):g}"]
 
 
 def _ratio(v: float | None) -> str:
@@ -331,6 +341,13 @@ def _measured(settings: dict) -> str:
     return "–"
 
 
+def _peak_text(peak: dict | None) -> str:
+    if not peak or not peak.get("runtimes"):
+        return "not measured"
+    per = "; ".join(f"{r} {v.get('fp32', '–')} / {v.get('int8', '–')}" for r, v in peak["runtimes"].items())
+    return f"{per} (probe: {peak.get('what', '?')})"
+
+
 def _load_text(load: dict | None) -> str:
     """Other processes, steal, preemptions, load average and clock while the rows were timed."""
     if not load:
@@ -376,6 +393,7 @@ def measurement_table(sources: list[Source]) -> Table:
         ("Warm-up calls (excluded)", lambda s: str(s.settings.get("warmup", "–"))),
         ("Measured", lambda s: _measured(s.settings)),
         ("Machine while timing", lambda s: _load_text(s.results.get("load"))),
+        ("Device peak, GMAC/s (FP32 / INT8)", lambda s: _peak_text(s.results.get("peak"))),
         ("Interleaved (A B A B… in one process)", lambda s: "yes" if s.settings.get("interleaved") else "no"),
         ("Accuracy data", lambda s: _data(s.settings)),
         ("Bootstrap resamples (95 % CI)", lambda s: str(s.settings.get("n_boot", "–"))),

@@ -46,6 +46,10 @@ def reading_guide(metric: str, max_drop: float) -> list[str]:
         "change against the FP32 reference measured in the same run on the same device and images "
         "(negative = a loss), with a paired 95 % CI.",
         bound_definition(metric, max_drop),
+        "**% of device peak**: the row's achieved multiply-accumulates per second (the model's MACs × batch / p50) "
+        "against the same runtime's dense throughput on this device (two large 1×1 convolutions, FP32 or INT8 as the "
+        "row), measured in the same run. Near 100 %: a faster model will not come from this runtime here; low: the "
+        "model's layers leave the device's compute unused.",
         "**Timing** = *unstable* when a row had too few timed calls, a wide spread (p99 more than 3× "
         "p50, or a coefficient of variation above 1) or was timed while other processes or the host "
         "took more than a tenth of the cores: rerun such rows on a quiet machine before relying on them.",
@@ -59,6 +63,11 @@ def sections_warning(merged: Merged) -> str | None:
             "sets, splits or test-set sizes). Numbers are comparable only within one comparison; they "
             "are never pooled or averaged across them.")
 
+
+CARD_GUIDE = ("What the model is for and what it was validated on, from the bundle's manifest and its owner's card "
+              "(`edgemed bundle card BUNDLE --card CARD.yaml`). Fields marked *not stated* are the owner's to fill "
+              "in before a clinical deployment. The bundle carries the same card as MODEL_CARD.md and "
+              "configs/metadata.json (MONAI bundle format).")
 
 FLIPS_GUIDE = ("Images whose decision changed against the FP32 reference at its operating point, largest "
                "change in probability first (up to 24 per row), with the true class and the probability the "
@@ -85,3 +94,49 @@ def gate_lines(gates: list[dict]) -> list[str]:
     return [head] + [f"{g['device']} · {g['row']}: {g['metric']} "
                      f"{'not measured' if g['value'] is None else format(g['value'], '.4g')} "
                      f"{'≥' if g['passed'] else '<'} {g['minimum']:g}" for g in shown[:50]]
+
+
+def model_cards(merged: Merged) -> list[tuple[str, dict]]:
+    """(section title, card) per section whose results carry the bundle's model card."""
+    out = []
+    for s in merged.sections:
+        card = next((src.bundle.get("card") for src in s.sources if src.bundle.get("card")), None)
+        if card:
+            out.append((f"{s.id}: {s.title}", card))
+    return out
+
+
+def executive_summary(merged: Merged, metric: str, max_drop: float, devices=None) -> list[str]:
+    """The report's first lines, in a buyer's words: per comparison and device, what to deploy,
+    how fast, what it costs in accuracy and sensitivity, and whether the timing can be trusted."""
+    from edgemed.report.decision import decision_rows
+    from edgemed.report.tables import clinical_lines, fmt_ms, fmt_rate
+
+    what = "AUC" if metric == "auc" else "accuracy"
+    lines = []
+    for s in merged.sections:
+        sens = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in clinical_lines(s)}
+        for r in decision_rows(s, metric, max_drop, devices):
+            e = r["entry"]
+            speed = (e.row.get("ratio_to_baseline") or {}).get("speedup_p50")
+            text = (f"{r['device']} ({s.model or 'model'}): deploy {r['row']}, {fmt_ms(r['p50_ms'])} ms per call "
+                    f"(p99 {fmt_ms(r['p99_ms'])} ms), {fmt_rate(r['img_s'])} images/s")
+            if speed and speed != 1.0:
+                text += f", {speed:.1f}× the speed of {e.source.results.get('baseline', 'the baseline')}"
+            if r["meets_bound"] == "reference":
+                text += "; it is the FP32 reference itself"
+            elif r["delta"] is not None:
+                ci = r["delta_ci"]
+                text += (f"; {what} changes by {r['delta']:+.2f} pt" + (f" [95% CI {ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+                         + (", within" if r["meets_bound"] == "yes" else ", outside") + f" the accepted drop of {max_drop:g} pt")
+            else:
+                text += f"; {what} was not measured"
+            key = f"{e.device} · {e.name}"
+            if key in sens:
+                text += f"; {sens[key].split(' (')[0]}"
+            if r["img_s_per_w"] is not None:
+                text += f"; {r['img_s_per_w']:.1f} images/s per watt"
+            if r["timing"] == "unstable":
+                text += "; its timing was unstable: rerun before deciding"
+            lines.append(text + ".")
+    return lines

@@ -17,7 +17,7 @@ def interpreter_class():
             from tflite_runtime.interpreter import Interpreter
         except ImportError:
             raise RuntimeUnavailable(
-                'LiteRT is not installed: pip install "edgemed[runtime]" (or tflite-runtime on older boards)'
+                'LiteRT is not installed: pip install "edgemed[runtime-litert]" (or tflite-runtime on older boards)'
             ) from None
     return Interpreter
 

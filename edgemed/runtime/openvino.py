@@ -57,8 +57,11 @@ class OpenVINOSession(Session):
     def _request_for(self, batch: int):
         """A dynamic-batch IR re-infers shapes on every call (the harness trailed benchmark_app
         by 20–30 % on small models until this); compile it as static, once per batch size."""
-        if self.static_batch is not None:
-            return self._requests[self.static_batch]  # OpenVINO refuses any other batch
+        if self.static_batch is not None:  # OpenVINO refuses any other batch: compile it as it is
+            if self.static_batch not in self._requests:
+                compiled = self._core.compile_model(self._model, self._target, self._config)
+                self._requests[self.static_batch] = compiled.create_infer_request()
+            return self._requests[self.static_batch]
         if batch not in self._requests:
             dims = self._model.input(0).get_partial_shape()
             self._model.reshape({self._model.input(0): [batch, *(d.get_length() for d in list(dims)[1:])]})
