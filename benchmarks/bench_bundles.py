@@ -52,6 +52,7 @@ def zoo_bundles(only: list[str] | None):
     from edgemed.card import card
     from edgemed.compress.prune import prune
     from edgemed.compress.quantize import quantize
+    from edgemed.export.bundle import load_bundle
 
     for ckpt in sorted(ZOO.glob("*.safetensors")):
         key = ckpt.stem
@@ -68,7 +69,8 @@ def zoo_bundles(only: list[str] | None):
             if not (out / "edgemed.json").exists():
                 quantize(source, calib=CALIBRATION / f"{dataset}.json", formats=["openvino", "onnx", "tflite"],
                          out=out, max_drop=0.5, threads=2)
-                card(out, INPUTS / "card-pneumonia.yaml", force=True)
+            if not load_bundle(out).manifest.get("card"):
+                card(out, INPUTS / "card-pneumonia.yaml")
             yield f"{key}-{variant}", out
 
 
