@@ -72,11 +72,14 @@ def _text(v) -> str:
     return "; ".join(v) if isinstance(v, list) else str(v)
 
 
-def _pct(m: dict | None) -> str | None:
+def _estimate(m: dict | None, percent: bool = True) -> str | None:
+    """`88.5 % [95 % CI 86.1, 90.9]`, or for AUC (not a percentage) `0.962 [95 % CI 0.946, 0.976]`."""
     if not isinstance(m, dict) or not isinstance(m.get("value"), (int, float)):
         return None
-    ci = m.get("ci")
-    return f"{100 * m['value']:.1f} %" + (f" [95 % CI {100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+    ci = m.get("ci") if isinstance(m.get("ci"), list) and len(m["ci"]) == 2 else None
+    if percent:
+        return f"{100 * m['value']:.1f} %" + (f" [95 % CI {100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+    return f"{m['value']:.3f}" + (f" [95 % CI {ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def _compression(manifest: dict) -> list[tuple[str, str]]:
@@ -87,8 +90,13 @@ def _compression(manifest: dict) -> list[tuple[str, str]]:
             before, after = step.get("before") or {}, step.get("after") or {}
             detail = ", ".join(f"{k} {before.get(k):,} → {after.get(k):,}" for k in ("macs", "params")
                                if isinstance(before.get(k), int) and isinstance(after.get(k), int))
-            items.append(("Pruning", f"structured pruning of {step.get('parent', 'the parent checkpoint')}"
-                          + (f" ({detail})" if detail else "")))
+            tuned = (f"; fine-tuned {step['finetune_epochs']} epochs" + (" with distillation from the unpruned model"
+                     if step.get("distill") else "")) if step.get("finetune_epochs") else ""
+            acc = ""
+            if isinstance(before.get("val_accuracy"), float) and isinstance(after.get("val_accuracy"), float):
+                acc = f"; validation accuracy {100 * before['val_accuracy']:.1f} % → {100 * after['val_accuracy']:.1f} %"
+            items.append(("Pruning", f"structured pruning ({step.get('importance', '?')} importance) of "
+                          f"{step.get('parent', 'the parent checkpoint')}" + (f" ({detail})" if detail else "") + tuned + acc))
     q = manifest.get("quantization") or prov.get("quantize") or {}
     if q:
         routes = ", ".join(f"{f}: {r}" for f, r in (q.get("routes") or {}).items())
@@ -144,7 +152,7 @@ def model_card(manifest: dict, user: dict | None = None, split_counts: dict | No
             for split, counts in (split_counts or {}).items()]),
         ("Measured performance (PyTorch FP32, at training time)",
          [(f"{split} {metric}", text) for split in ("val", "test") for metric in ("accuracy", "auc")
-          if (text := _pct(((model.get("metrics") or {}).get(split) or {}).get(metric)))]
+          if (text := _estimate(((model.get("metrics") or {}).get(split) or {}).get(metric), metric != "auc"))]
          or [("Metrics", "not recorded in the checkpoint")]),
         ("Compression applied", _compression(manifest)),
         ("Limitations and considerations", [("Limitations", owner("limitations")),

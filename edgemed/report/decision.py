@@ -95,9 +95,16 @@ def chosen_rows(section: Section, metric: str, max_drop: float) -> list[tuple[En
 
 
 def _throughput(e: Entry) -> float:
-    large = (e.row.get("throughput_large_batch_ips") or {}).get("value")
+    return _best_throughput(e)[0]
+
+
+def _best_throughput(e: Entry) -> tuple[float, int]:
+    """(images/s, at batch): the row's batch or the large batch, whichever gives more."""
+    large = e.row.get("throughput_large_batch_ips") or {}
     small = (e.row.get("throughput_ips") or {}).get("value") or e.row["batch"] * 1e3 / e.latency["p50"]
-    return max(small, large or 0.0)
+    if large.get("value") and large["value"] > small:
+        return large["value"], large.get("batch") or e.row["batch"]
+    return small, e.row["batch"]
 
 
 def decision_rows(section: Section, metric: str, max_drop: float,
@@ -108,10 +115,10 @@ def decision_rows(section: Section, metric: str, max_drop: float,
         b = check_bound(e, metric, max_drop)
         cold = e.row.get("cold") or {}
         info = device_info(e, devices or [])
-        ips = _throughput(e)
+        ips, ips_batch = _best_throughput(e)
         records.append({
             "device": info.name if info else e.device, "device_label": e.device, "row": e.name, "why": why,
-            "p50_ms": e.latency["p50"], "p99_ms": e.latency["p99"], "img_s": ips,
+            "p50_ms": e.latency["p50"], "p99_ms": e.latency["p99"], "img_s": ips, "img_s_batch": ips_batch,
             "peak_rss_mb": cold.get("peak_rss_mb"), "load_s": cold.get("load_s"),
             "first_inference_ms": cold.get("first_inference_ms"), "delta": b.delta,
             "delta_ci": None if b.drop_ci is None else (-b.drop_ci[1], -b.drop_ci[0]),

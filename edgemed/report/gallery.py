@@ -59,12 +59,18 @@ def _name(names: list, i: int) -> str:
     return str(names[i]) if 0 <= i < len(names) else f"class {i}"
 
 
+def unchanged_rows(section: Section) -> list[str]:
+    """Names of the compressed rows under which no image changed class."""
+    return [f"{e.device} · {e.name}" for e in section.entries if not e.is_reference
+            and ((e.row.get("accuracy") or {}).get("flips") or {}).get("count") == 0]
+
+
 def flip_rows(section: Section) -> list[FlipRow]:
     """Per compressed row with flips: a summary line and its largest-change cases."""
     out = []
     for e in section.entries:
         flips = (e.row.get("accuracy") or {}).get("flips")
-        if not flips or e.is_reference:
+        if not flips or not flips["count"] or e.is_reference:
             continue
         names = e.source.bundle.get("class_names") or []
         per_class = ", ".join(f"{c['class']} {c['count']} of {c['n']}" for c in flips.get("by_class") or [] if c["count"])

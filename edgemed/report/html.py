@@ -8,7 +8,7 @@ import re
 from html import escape
 
 from edgemed.report import text
-from edgemed.report.gallery import flip_rows
+from edgemed.report.gallery import flip_rows, unchanged_rows
 from edgemed.report.merge import Merged
 from edgemed.report.tables import (
     Table,
@@ -163,14 +163,16 @@ def html_report(merged: Merged, plots: dict[str, dict[str, bytes]], *, metric: s
             parts += [html_table(table)] if table else []
             parts += [html_table(cal)] if cal else []
 
-    flips = [(s, flip_rows(s)) for s in merged.sections]
-    if any(rows for _, rows in flips):
-        parts.append("<h2>Flipped cases</h2>")
+    flips = [(s, flip_rows(s), unchanged_rows(s)) for s in merged.sections]
+    if any(rows or same for _, rows, same in flips):
+        parts.append('<h2 class="major">Flipped cases</h2>')
         parts.append(f"<p>{_inline(text.FLIPS_GUIDE)}</p>")
-        for s, rows in flips:
-            if not rows:
+        for s, rows, same in flips:
+            if not rows and not same:
                 continue
             parts.append(f"<h3>{escape(s.id)}: {escape(s.title)}</h3>")
+            if same:
+                parts.append(f"<p>No test image changed class under {escape(', '.join(same))}.</p>")
             for r in rows:
                 parts.append(f"<h4>{escape(r.device)} · {escape(r.name)} ({escape(r.run)})</h4><p>{escape(r.summary)}</p>")
                 figures = "".join(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from edgemed.report import text
-from edgemed.report.gallery import flip_rows
+from edgemed.report.gallery import flip_rows, unchanged_rows
 from edgemed.report.merge import Merged, Section
 from edgemed.report.tables import (
     Table,
@@ -89,13 +89,15 @@ def markdown_report(merged: Merged, plot_files: dict[str, dict[str, str]], *, me
             out += [_heading(s), ""] + [f"- **{md_text(line)}**" for line in lines] + [""]
             out += [md_table(table), ""] if table else []
             out += [md_table(cal), ""] if cal else []
-    flips = [(s, flip_rows(s)) for s in merged.sections]
-    if any(rows for _, rows in flips):
+    flips = [(s, flip_rows(s), unchanged_rows(s)) for s in merged.sections]
+    if any(rows or same for _, rows, same in flips):
         out += ["## Flipped cases", "", text.FLIPS_GUIDE, ""]
-        for s, rows in flips:
-            if not rows:
+        for s, rows, same in flips:
+            if not rows and not same:
                 continue
             out += [_heading(s), ""]
+            if same:
+                out += [f"No test image changed class under {md_text(', '.join(same))}.", ""]
             for r in rows:
                 out += [f"#### {md_text(r.device)} · {md_text(r.name)} ({md_text(r.run)})", "", md_text(r.summary), ""]
                 out += [f"- ![image {c.index}]({gallery_path(r.run, c.index)}) {md_text(c.caption)}" if c.png

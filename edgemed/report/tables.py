@@ -130,14 +130,15 @@ def decision_table(section: Section, metric: str = "accuracy", max_drop: float =
     accuracy change and bound, and with a devices file images/s per price and per watt."""
     records = decision_rows(section, metric, max_drop, devices)
     priced = any(r["price"] or r["power_w"] for r in records)
-    cols = ["Device", "Deploy", "Chosen as", "p50 ms", "p99 ms", "img/s", "Peak RAM MB", "Cold start s",
-            f"{delta_label(metric)} [95% CI]", f"Meets bound (drop ≤ {max_drop:g})", "Timing", "% of device peak"]
+    cols = ["Device", "Deploy", "Chosen as", "p50 ms", "p99 ms", "Best img/s @batch", "Peak RAM MB", "Cold start s",
+            f"{delta_label(metric)} [95% CI]", f"Meets bound (drop ≤ {max_drop:g})", "Timing", "% of device peak GMAC/s"]
     if priced:
         cols += ["Price", "Power W", "img/s per 1000 of price", "img/s per W"]
     rows = []
     for r in records:
         cold = None if r["load_s"] is None else r["load_s"] + (r["first_inference_ms"] or 0) / 1e3
-        row = [r["device"], r["row"], r["why"], fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), fmt_rate(r["img_s"]),
+        row = [r["device"], r["row"], r["why"], fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]),
+               f"{fmt_rate(r['img_s'])} @{r['img_s_batch']}",
                fmt_mb(r["peak_rss_mb"]), "–" if cold is None else f"{cold:.2f}",
                "reference" if r["meets_bound"] == "reference" else fmt_delta(r["delta"], r["delta_ci"]),
                r["meets_bound"], r["timing"], _compute_cells(r["entry"])[1]]
@@ -178,7 +179,7 @@ def details_table(section: Section, metric: str = "accuracy") -> Table:
             "Size MB", "Speedup vs run baseline", "Accuracy % [95% CI]", "Balanced acc. %",
             "AUC [95% CI]", "Δ acc. pt [95% CI]", "Δ AUC ×100 [95% CI]", "Flips %",
             f"Pareto ({metric_label(metric).split()[0].lower()})", "Timed calls", "p99/p50", "CV", "Timing",
-            "GMAC/s", "% of device peak", "Run"]
+            "GMAC/s", "% of device peak GMAC/s", "Run"]
     front = pareto_flags(section.entries, metric)
     rows = []
     for e in section.entries:
@@ -207,7 +208,7 @@ def _compute_cells(e: Entry) -> list[str]:
     gmacs = c.get("achieved_gmacs")
     share = c.get("share_of_peak")
     return ["–" if gmacs is None else f"{gmacs:.1f}",
-            "–" if share is None else f"{100 * share:.0f} % of {c.get('peak_precision', '').upper()} {c.get('peak_gmacs'):g}"]
+            "–" if share is None else f"{100 * share:.0f} % of {c.get('peak_gmacs'):.0f} ({c.get('peak_precision', '').upper()})"]
 
 
 def _ratio(v: float | None) -> str:

@@ -119,8 +119,9 @@ def executive_summary(merged: Merged, metric: str, max_drop: float, devices=None
         for r in decision_rows(s, metric, max_drop, devices):
             e = r["entry"]
             speed = (e.row.get("ratio_to_baseline") or {}).get("speedup_p50")
-            text = (f"{r['device']} ({s.model or 'model'}): deploy {r['row']}, {fmt_ms(r['p50_ms'])} ms per call "
-                    f"(p99 {fmt_ms(r['p99_ms'])} ms), {fmt_rate(r['img_s'])} images/s")
+            text = (f"{s.id} · {r['device']} ({s.model or 'model'}): deploy {r['row']}, {fmt_ms(r['p50_ms'])} ms per "
+                    f"call of batch {e.row['batch']} (p99 {fmt_ms(r['p99_ms'])} ms), up to {fmt_rate(r['img_s'])} "
+                    f"images/s (batch {r['img_s_batch']})")
             if speed and speed != 1.0:
                 text += f", {speed:.1f}× the speed of {e.source.results.get('baseline', 'the baseline')}"
             if r["meets_bound"] == "reference":
