@@ -68,6 +68,15 @@ def read_user_card(path: str | Path) -> dict:
                            f"model card file {path}")
 
 
+def _dict(v) -> dict:
+    """A manifest field as a dict (a hand-edited manifest may hold anything there)."""
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v) -> list:
+    return v if isinstance(v, list) else []
+
+
 def _text(v) -> str:
     return "; ".join(v) if isinstance(v, list) else str(v)
 
@@ -84,10 +93,10 @@ def _estimate(m: dict | None, percent: bool = True) -> str | None:
 
 def _compression(manifest: dict) -> list[tuple[str, str]]:
     items = []
-    prov = manifest.get("provenance") or {}
-    for step in prov.get("lineage") or []:
+    prov = _dict(manifest.get("provenance"))
+    for step in _list(prov.get("lineage"))[:20]:
         if isinstance(step, dict) and step.get("op") == "prune":
-            before, after = step.get("before") or {}, step.get("after") or {}
+            before, after = _dict(step.get("before")), _dict(step.get("after"))
             detail = ", ".join(f"{k} {before.get(k):,} → {after.get(k):,}" for k in ("macs", "params")
                                if isinstance(before.get(k), int) and isinstance(after.get(k), int))
             tuned = (f"; fine-tuned {step['finetune_epochs']} epochs" + (" with distillation from the unpruned model"
@@ -97,23 +106,23 @@ def _compression(manifest: dict) -> list[tuple[str, str]]:
                 acc = f"; validation accuracy {100 * before['val_accuracy']:.1f} % → {100 * after['val_accuracy']:.1f} %"
             items.append(("Pruning", f"structured pruning ({step.get('importance', '?')} importance) of "
                           f"{step.get('parent', 'the parent checkpoint')}" + (f" ({detail})" if detail else "") + tuned + acc))
-    q = manifest.get("quantization") or prov.get("quantize") or {}
+    q = _dict(manifest.get("quantization")) or _dict(prov.get("quantize"))
     if q:
-        routes = ", ".join(f"{f}: {r}" for f, r in (q.get("routes") or {}).items())
-        calib = q.get("calibration") or {}
+        routes = ", ".join(f"{f}: {r}" for f, r in list(_dict(q.get("routes")).items())[:20])
+        calib = _dict(q.get("calibration"))
         items.append(("INT8 quantization", f"post-training, routes {routes or 'default'}; calibration "
                       f"{calib.get('used', calib.get('size', '?'))} images of {calib.get('dataset', '?')}; accuracy "
                       f"control: {q.get('metric', 'accuracy')} drop ≤ {q.get('max_drop_points', '?')} pt on "
                       f"{q.get('validation_images', '?')} validation images"))
-    for a in manifest.get("artifacts") or []:
-        d = a.get("details") or {} if isinstance(a, dict) else {}
-        floats = d.get("float_layers") or d.get("ignored_layers") or d.get("reverted_layers")
-        if a.get("precision") in ("int8", "mixed") and floats:
+    for a in _list(manifest.get("artifacts")):
+        d = _dict(a.get("details")) if isinstance(a, dict) else {}
+        floats = _list(d.get("float_layers")) or _list(d.get("ignored_layers")) or _list(d.get("reverted_layers"))
+        if isinstance(a, dict) and a.get("precision") in ("int8", "mixed") and floats:
             items.append((f"Float layers in {a.get('id')}", ", ".join(map(str, floats[:20]))
                           + (f" and {len(floats) - 20} more" if len(floats) > 20 else "")))
     if not items:
         items.append(("Compression", "none: the artifacts are conversions of the trained weights"))
-    return items
+    return items[:60]  # a results file holds at most 100 items a section
 
 
 def model_card(manifest: dict, user: dict | None = None, split_counts: dict | None = None) -> dict:
@@ -122,12 +131,12 @@ def model_card(manifest: dict, user: dict | None = None, split_counts: dict | No
     from edgemed.data.catalog import CATALOG
 
     user = check_user_card(user if user is not None else manifest.get("card"), "the bundle's model card")
-    model = manifest.get("model") or {}
-    prov = manifest.get("provenance") or {}
-    data = prov.get("dataset") or {}
-    info = CATALOG.get(data.get("name") or "")
-    names = manifest.get("class_names") or []
-    spec = manifest.get("preprocess") or {}
+    model = _dict(manifest.get("model"))
+    prov = _dict(manifest.get("provenance"))
+    data = _dict(prov.get("dataset"))
+    info = CATALOG.get(data.get("name")) if isinstance(data.get("name"), str) else None
+    names = _list(manifest.get("class_names"))
+    spec = _dict(manifest.get("preprocess"))
 
     def owner(key, default=NOT_STATED):
         return _text(user[key]) if key in user else default
@@ -152,14 +161,14 @@ def model_card(manifest: dict, user: dict | None = None, split_counts: dict | No
             for split, counts in (split_counts or {}).items()]),
         ("Measured performance (PyTorch FP32, at training time)",
          [(f"{split} {metric}", text) for split in ("val", "test") for metric in ("accuracy", "auc")
-          if (text := _estimate(((model.get("metrics") or {}).get(split) or {}).get(metric), metric != "auc"))]
+          if (text := _estimate(_dict(_dict(model.get("metrics")).get(split)).get(metric), metric != "auc"))]
          or [("Metrics", "not recorded in the checkpoint")]),
         ("Compression applied", _compression(manifest)),
         ("Limitations and considerations", [("Limitations", owner("limitations")),
                                             ("Ethical considerations", owner("ethical_considerations", "–"))]),
-        ("Provenance", [("Checkpoint", f"{(prov.get('checkpoint') or {}).get('file', '?')} sha256 "
-                                       f"{(prov.get('checkpoint') or {}).get('sha256', '?')}"),
-                        ("Library versions", ", ".join(f"{k} {v}" for k, v in (prov.get("libraries") or {}).items())),
+        ("Provenance", [("Checkpoint", f"{_dict(prov.get('checkpoint')).get('file', '?')} sha256 "
+                                       f"{_dict(prov.get('checkpoint')).get('sha256', '?')}"),
+                        ("Library versions", ", ".join(f"{k} {v}" for k, v in list(_dict(prov.get("libraries")).items())[:60])),
                         ("Authors", owner("authors", "–")), ("Contact", owner("contact", "–")),
                         ("Licence", owner("license", "–")), ("References", owner("references", "–"))]),
     ]
@@ -182,13 +191,13 @@ def card_markdown(card: dict, title: str) -> str:
 def monai_metadata(manifest: dict, card: dict) -> dict:
     """A MONAI bundle's configs/metadata.json for this model (its `network_data_format`
     describes the input image and the output class scores)."""
-    model = manifest.get("model") or {}
-    spec = manifest.get("preprocess") or {}
-    names = manifest.get("class_names") or []
-    libs = (manifest.get("provenance") or {}).get("libraries") or {}
-    user = manifest.get("card") or {}
+    model = _dict(manifest.get("model"))
+    spec = _dict(manifest.get("preprocess"))
+    names = _list(manifest.get("class_names"))
+    libs = {str(k): str(v) for k, v in list(_dict(_dict(manifest.get("provenance")).get("libraries")).items())[:60]}
+    user = _dict(manifest.get("card"))
     items = {i["label"]: i["value"] for s in card["sections"] for i in s["items"]}
-    data = (manifest.get("provenance") or {}).get("dataset") or {}
+    data = _dict(_dict(manifest.get("provenance")).get("dataset"))
     return {
         "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
         "version": _text(user.get("version", "0.1.0")),
@@ -240,10 +249,13 @@ def write_documents(root: Path, manifest: dict) -> list[dict]:
             f"{((manifest.get('provenance') or {}).get('dataset') or {}).get('name', 'unknown data')}"
     texts = {CARD_MD: card_markdown(card, title),
              MONAI_METADATA: json.dumps(monai_metadata(manifest, card), indent=2, ensure_ascii=False) + "\n"}
+    from edgemed.fileio import confined
+
     entries = []
     for rel, text in texts.items():
-        path = Path(root) / rel
+        path = confined(root, rel, f"bundle {root}")  # no symlink on the way out of the bundle
         path.parent.mkdir(parents=True, exist_ok=True)
+        path = confined(root, rel, f"bundle {root}")  # and none made in between
         atomic_write_bytes(path, text.encode("utf-8"))
         entries.append({"path": rel, "sha256": sha256_file(path), "size": path.stat().st_size})
     return entries

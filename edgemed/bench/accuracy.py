@@ -17,20 +17,24 @@ from edgemed.metrics import (
 
 
 def load_split(bundle, dataset, split: str, data_dir=None, limit: int | None = None,
-               seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+               seed: int = 0, positions: list | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """(uint8 images fitted to the spec, labels, info) of a split; no torch needed.
-    `dataset`: a name, a loaded data set (see `open_dataset`), or None for the bundle's own."""
+    `dataset`: a name, a loaded data set (see `open_dataset`), or None for the bundle's own.
+    `positions`: a list that receives each returned image's index in the whole split."""
     ds = open_dataset(bundle, dataset, data_dir) if dataset is None or isinstance(dataset, str) else dataset
     if ds.num_classes != len(bundle.class_names):
         raise DataError(f"{ds.name} has {ds.num_classes} classes but the bundle predicts {len(bundle.class_names)}: "
                         "pass the --dataset the bundle was trained on, or leave --dataset out")
     images, labels = ds.split(split)
+    idx = np.arange(len(labels))
     if limit:
         from edgemed.data.datasets import stratified_subset
 
         idx = stratified_subset(labels, limit, seed)
         images = images[idx] if isinstance(images, np.ndarray) else [images[i] for i in idx]
         labels = labels[idx]
+    if positions is not None:
+        positions[:] = idx.tolist()
     expected = (bundle.manifest.get("provenance", {}).get("dataset", {}) or {}).get("sha256")
     info = {"name": ds.name, "split": split, "n": int(len(labels)), "sha256": ds.sha256,
             "matches_training_data": expected == ds.sha256 if expected else None, "limit": limit}
@@ -73,8 +77,9 @@ def accuracy_report(labels, probs, class_names, reference_probs=None, reference_
     return out
 
 
-def thumbnails(fitted: np.ndarray, indexes, size: int = 96) -> dict[str, str]:
-    """{image index: base64 PNG} of the given images, at most `size` px a side, for the report's
+def thumbnails(fitted: np.ndarray, indexes, size: int = 96, positions: list | None = None) -> dict[str, str]:
+    """{image index in the split: base64 PNG} of the given images (positions in `fitted`; with
+    `positions`, their indexes in the whole split), at most `size` px a side, for the report's
     gallery of flipped cases (the images stay where bench ran; only these thumbnails travel)."""
     import base64
     import io
@@ -89,14 +94,17 @@ def thumbnails(fitted: np.ndarray, indexes, size: int = 96) -> dict[str, str]:
         pil.thumbnail((size, size))
         buf = io.BytesIO()
         pil.save(buf, format="PNG", optimize=True)
-        out[str(i)] = base64.b64encode(buf.getvalue()).decode("ascii")
+        out[str(positions[i] if positions else i)] = base64.b64encode(buf.getvalue()).decode("ascii")
     return out
 
 
-def outputs(labels, probs: dict[str, np.ndarray], max_values: int = 1_000_000) -> dict | None:
-    """Per-image labels and class probabilities of every row (rounded to 6 digits), so metrics
-    can be recomputed where the report runs; None when they would make the file too large."""
+def outputs(labels, probs: dict[str, np.ndarray], positions: list[int] | None = None,
+            max_values: int = 1_000_000) -> dict | None:
+    """Per-image labels and class probabilities of every row (rounded to 6 digits), with each
+    image's index in the split, so metrics can be recomputed where the report runs; None when
+    they would make the file too large."""
     if sum(p.size for p in probs.values()) > max_values:
         return None
-    return {"labels": [int(v) for v in labels],
+    return {"indexes": list(positions) if positions else list(range(len(labels))),
+            "labels": [int(v) for v in labels],
             "probs": {name: np.round(p, 6).tolist() for name, p in probs.items()}}

@@ -90,7 +90,7 @@ def plan_targets(bundle: Bundle, artifacts: list[str] | None, runtimes: list[str
             continue
         if artifacts or skipped is None:  # asked for by name: say why it cannot run
             raise problems[-1]
-        skipped.append({"artifact": t.artifact.id, "runtime": t.runtime, "reason": str(problems[-1])})
+        skipped.append({"artifact": t.artifact.id, "runtime": t.runtime, "reason": str(problems[-1])[:1000]})
     if not usable:
         raise problems[0]
     return usable
@@ -146,7 +146,7 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
           data_dir: str | None = None, baseline: str | None = None, memory: bool = True,
           n_boot: int = 1000, out: str | Path | None = None, force: bool = False,
           progress: bool = True, threshold: float | None = None,
-          target_sensitivity: float | None = None, peak: bool = True) -> dict:
+          target_sensitivity: float | None = None, peak: bool = True, gallery_images: bool = True) -> dict:
     """Measure a bundle's artifacts; returns (and with `out`, writes) a results object that
     follows the versioned schema in edgemed/report/results.schema.json.
 
@@ -200,6 +200,7 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
         for t in targets:
             sessions[t.name] = open_session(t.artifact, device=device, threads=threads, runtime=t.runtime)
     labels = fitted = split_info = None
+    positions: list[int] = []  # each evaluated image's index in the whole split (--limit takes a subset)
     if accuracy:
         from edgemed.bench.accuracy import load_split, open_dataset
 
@@ -212,7 +213,7 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
             console.print("[yellow]warning: the bundle's data set is not available here; accuracy skipped "
                           "(pass --dataset and --data-dir to measure it)")
         if ds is not None:  # a split the data set lacks is always an error
-            fitted, labels, split_info = load_split(bundle, ds, split, limit=limit)
+            fitted, labels, split_info = load_split(bundle, ds, split, limit=limit, positions=positions)
     rng = np.random.default_rng(0)
     sample = fitted[rng.integers(0, len(fitted), batch)] if fitted is not None else \
         np.full((batch, *spec.size, spec.channels), 128, np.uint8)
@@ -273,11 +274,12 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
                                   total=1, info="")
             peaks = measure_peaks(runtimes, device, threads)
             bar.advance(task_p)
-        macs = (bundle.manifest.get("model") or {}).get("macs_per_image")
-        for t in targets:
-            from edgemed.bench.peak import compute_share
+        from edgemed.bench.peak import compute_share
 
-            rows[t.name]["compute"] = compute_share(rows[t.name], macs if isinstance(macs, int) else None, peaks)
+        macs = (bundle.manifest.get("model") or {}).get("macs_per_image")
+        macs = macs if type(macs) is int and 0 < macs < 10**15 else None  # read from the manifest: bounded
+        for t in targets:
+            rows[t.name]["compute"] = compute_share(rows[t.name], macs, peaks)
         if memory:
             task_m = bar.add_task("cold start + memory (subprocess each)", total=len(targets), info="")
             for t in targets:
@@ -308,9 +310,11 @@ def bench(bundle_path: str | Path, *, artifacts: list[str] | None = None, runtim
                     labels, probs[t.name], bundle.class_names,
                     None if (ref is None or is_ref) else probs[ref.name], ref.name if ref else None, n_boot,
                     threshold=threshold)
-            flipped = [c["index"] for r in rows.values() for c in (r["accuracy"].get("flips") or {}).get("cases", [])]
-            gallery = thumbnails(fitted, flipped)
-            per_image = outputs(labels, probs)
+            cases = [c for r in rows.values() for c in (r["accuracy"].get("flips") or {}).get("cases", [])]
+            gallery = thumbnails(fitted, [c["index"] for c in cases], positions=positions) if gallery_images else {}
+            for c in cases:  # an index a reviewer can find in the data set, not in the subset
+                c["index"] = positions[c["index"]]
+            per_image = outputs(labels, probs, positions)
     for s in sessions.values():
         s.close()
     base_row = rows[base.name]

@@ -73,6 +73,8 @@ def register(app: typer.Typer) -> None:
         target_sensitivity: float = typer.Option(None, "--target-sensitivity", help="Two-class models: fix the "
                                                  "threshold where the FP32 reference reaches this sensitivity."),
         no_memory: bool = typer.Option(False, "--no-memory", help="Skip the cold-start/RSS subprocess probes."),
+        no_thumbnails: bool = typer.Option(False, "--no-thumbnails", help="Keep no images in the results: the "
+                                           "report's flipped cases are then listed without thumbnails."),
         no_peak: bool = typer.Option(False, "--no-peak", help="Skip measuring the device's peak FP32/INT8 GMAC/s "
                                      "(each row's share of it)."),
         data_dir: str = typer.Option(None, "--data-dir"),
@@ -89,7 +91,8 @@ def register(app: typer.Typer) -> None:
                            iterations=iterations, warmup=warmup, dataset=dataset, split=split,
                            accuracy=not no_accuracy, limit=limit, data_dir=data_dir, baseline=baseline,
                            memory=not no_memory, out=out_path, force=force, progress=not json_out,
-                           threshold=threshold, target_sensitivity=target_sensitivity, peak=not no_peak)
+                           threshold=threshold, target_sensitivity=target_sensitivity, peak=not no_peak,
+                           gallery_images=not no_thumbnails)
         if json_out:
             return print_json(result)
         out.print(results_table(result))

@@ -49,8 +49,9 @@ def load_devices(path: str | Path) -> list[DeviceInfo]:
             raise EdgemedError(f"{where} has unknown keys {', '.join(sorted(map(str, unknown)))}: {DEVICES_FIX}")
         for key in ("price", "power_w"):
             v = d.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                                  or not 0 < v <= 1e9):
+            # the range first: a 400-digit integer is a number YAML reads and isfinite() cannot take
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1e9
+                                  or not math.isfinite(v)):
                 raise EdgemedError(f"{where}: {key} must be a number > 0, not {v!r}")
         for key in ("match", "name", "currency"):
             if d.get(key) is not None and (not isinstance(d[key], str) or len(d[key]) > 200):
@@ -62,11 +63,16 @@ def load_devices(path: str | Path) -> list[DeviceInfo]:
 
 
 def device_info(entry: Entry, devices: list[DeviceInfo]) -> DeviceInfo | None:
-    """The first devices-file entry whose `match` is the row's run id or part of its device label."""
+    """The devices-file entry for a row: one naming its run id (R1, R2…) exactly, else the one
+    whose `match` is the longest part of its device label ("Cortex-A76" before "Cortex-A7")."""
+    import re
+
     for d in devices:
-        if d.match == entry.source.run or d.match.lower() in entry.device.lower():
+        if re.fullmatch(r"R\d+", d.match) and d.match == entry.source.run:
             return d
-    return None
+    label = entry.device.lower()
+    found = [d for d in devices if not re.fullmatch(r"R\d+", d.match) and d.match.lower() in label]
+    return max(found, key=lambda d: len(d.match)) if found else None
 
 
 def _recommended_id(entry: Entry) -> str | None:
@@ -82,13 +88,17 @@ def chosen_rows(section: Section, metric: str, max_drop: float) -> list[tuple[En
     out = []
     for device in section.devices:
         rows = [e for e in section.entries if e.device == device]
-        rec = [e for e in rows if e.row["artifact"] == _recommended_id(e)]
+        ok = {id(e) for e in rows if check_bound(e, metric, max_drop).status in ("yes", "reference")}
+        # the recommendation holds only where it meets the bound on this device (runtimes differ)
+        rec = [e for e in rows if e.row["artifact"] == _recommended_id(e) and id(e) in ok]
         if rec:
             out.append((min(rec, key=lambda e: e.latency["p50"]), "the bundle's recommendation"))
             continue
-        within = [e for e in rows if check_bound(e, metric, max_drop).status in ("yes", "reference")]
+        within = [e for e in rows if id(e) in ok]
         if within:
             out.append((min(within, key=lambda e: e.latency["p50"]), "fastest within the bound"))
+        elif any(e.metric(metric)[0] is not None for e in rows):
+            out.append((min(rows, key=lambda e: e.latency["p50"]), "fastest; no row meets the bound"))
         else:
             out.append((min(rows, key=lambda e: e.latency["p50"]), "fastest (accuracy not measured)"))
     return out
@@ -196,10 +206,17 @@ def gate_value(e: Entry, name: str) -> float | None:
     if name in ("accuracy", "balanced_accuracy", "auc"):
         return e.metric(name)[0]
     if name in ("sensitivity", "specificity"):
-        per_class = (acc.get("metrics") or {}).get("per_class") or []
-        clinical = acc.get("clinical") or []
-        values = [c[name]["value"] for c in clinical if (c.get(name) or {}).get("value") is not None] or \
-                 [c[name]["value"] for c in per_class if (c.get(name) or {}).get("value") is not None]
+        # at the run's operating point: a compressed row's own clinical rates; the reference's are
+        # the "reference" rates recorded beside any compressed row of its run
+        if e.is_reference:
+            sibling = next((x for x in e.source.results["rows"] if (x.get("accuracy") or {}).get("clinical")), None)
+            clinical, key = ((sibling or {}).get("accuracy") or {}).get("clinical") or [], "reference"
+        else:
+            clinical, key = acc.get("clinical") or [], "value"
+        values = [c[name][key] for c in clinical if c[name].get(key) is not None]
+        if not values and not clinical:  # a run without clinical rates: the per-class rates at the argmax
+            values = [c[name]["value"] for c in (acc.get("metrics") or {}).get("per_class") or []
+                      if c[name].get("value") is not None]
         return min(values) if values else None
     if name == "img_s":
         return _throughput(e)

@@ -31,7 +31,7 @@ MAX_ROWS = 1000  # every row is drawn and labelled in the plots
 MAX_SAMPLES = 500  # bench keeps at most 500 evenly spaced samples per row
 MAX_NAME = 200  # names are drawn in plots: a longer one would make a huge image
 MAX_TEXT = 4096  # paths, notes, error lines
-MAX_CLASSES = 1000  # one clinical-table row per class and artifact
+MAX_CLASSES = 10_000  # as many as a bundle may have (export/bundle.py); one clinical-table row per class and row
 MAX_CASES = 100  # flipped cases shown per row (bench keeps 24)
 MAX_THUMBNAILS = 5000
 MAX_THUMBNAIL_CHARS = 64 * 1024  # base64 of a ≤ 256 px PNG
@@ -262,6 +262,14 @@ def _check_row(row, where: str) -> None:
     for key in (*METRICS, "balanced_accuracy"):
         if metrics.get(key) is not None:
             _fields(metrics[key], f"{where}: accuracy.metrics.{key}", ESTIMATE)
+    per_class = metrics.get("per_class")
+    if per_class is not None:  # the gate reads its sensitivity and specificity
+        if not isinstance(per_class, list) or len(per_class) > MAX_CLASSES:
+            _fail(f"{where}:", f"accuracy.metrics.per_class must be a list of at most {MAX_CLASSES} classes")
+        for i, entry in enumerate(per_class):
+            _fields(entry, f"{where}: accuracy.metrics.per_class[{i}]", CLINICAL_CLASS, ("class", "sensitivity", "specificity"))
+            for rate in ("sensitivity", "specificity"):
+                _fields(entry[rate], f"{where}: accuracy.metrics.per_class[{i}].{rate}", ESTIMATE)
     if acc.get("calibration") is not None:
         _fields(acc["calibration"], f"{where}: accuracy.calibration", CALIBRATION, ("ece", "brier"))
         bins = acc["calibration"].get("bins") or []

@@ -147,7 +147,7 @@ def decision_table(section: Section, metric: str = "accuracy", max_drop: float =
                     "–" if r["power_w"] is None else f"{r['power_w']:g}",
                     fmt_rate(r["img_s_per_1000_price"]), "–" if r["img_s_per_w"] is None else f"{r['img_s_per_w']:.1f}"]
         rows.append(row)
-    return Table(cols, rows, right={3, 4, 5, 6, 7} | ({13, 14, 15} if priced else set()),
+    return Table(cols, rows, right={3, 4, 5, 6, 7, 11} | ({12, 13, 14, 15} if priced else set()),
                  caption=f"Devices side by side: {section.title}")
 
 
@@ -205,10 +205,10 @@ def details_table(section: Section, metric: str = "accuracy") -> Table:
 
 def _compute_cells(e: Entry) -> list[str]:
     c = e.row.get("compute") or {}
-    gmacs = c.get("achieved_gmacs")
-    share = c.get("share_of_peak")
+    gmacs, share, peak = c.get("achieved_gmacs"), c.get("share_of_peak"), c.get("peak_gmacs")
+    shown = share is not None and peak is not None and c.get("peak_precision") is not None
     return ["–" if gmacs is None else f"{gmacs:.1f}",
-            "–" if share is None else f"{100 * share:.0f} % of {c.get('peak_gmacs'):.0f} ({c.get('peak_precision', '').upper()})"]
+            f"{100 * share:.0f} % of {peak:.0f} ({c['peak_precision'].upper()})" if shown else "–"]
 
 
 def _ratio(v: float | None) -> str:
@@ -241,21 +241,26 @@ def operating_point(section: Section) -> str:
     return text + (" (runs in this section used different operating points)" if differ else "")
 
 
+def sensitivity_change(e: Entry, with_rates: bool = True) -> str | None:
+    """The row's largest sensitivity loss against the reference in words, with the paired CI:
+    "sensitivity for pneumonia drops by 1.3 pt [95% CI -2.9, +0.0]" (None for the reference or
+    without clinical rates)."""
+    rows = [r for r in _clinical(e) if r["sensitivity"].get("difference") is not None]
+    if e.is_reference or not rows:
+        return None
+    worst = min(rows, key=lambda r: r["sensitivity"]["difference"])
+    s = worst["sensitivity"]
+    d, ci = 100 * s["difference"], s.get("ci")
+    change = "does not change" if d == 0 else f"drops by {-d:.1f} pt" if d < 0 else f"rises by {d:.1f} pt"
+    text = f"sensitivity for {worst['class']} {change}" + (f" [95% CI {100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
+    if with_rates and s.get("reference") is not None and s.get("value") is not None:
+        text += f" ({100 * s['reference']:.1f} % → {100 * s['value']:.1f} %; n = {worst['n']})"
+    return text
+
+
 def clinical_lines(section: Section) -> list[str]:
     """The decision line per compressed row: its largest sensitivity loss, with the paired CI."""
-    lines = []
-    for e in section.entries:
-        rows = [r for r in _clinical(e) if r["sensitivity"]["difference"] is not None]
-        if e.is_reference or not rows:
-            continue
-        worst = min(rows, key=lambda r: r["sensitivity"]["difference"])
-        s = worst["sensitivity"]
-        d, ci = 100 * s["difference"], s.get("ci")
-        change = "does not change" if d == 0 else f"drops by {-d:.1f} pt" if d < 0 else f"rises by {d:.1f} pt"
-        interval = f" [95% CI {100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else ""
-        lines.append(f"{e.device} · {e.name}: sensitivity for {worst['class']} {change}{interval} "
-                     f"({100 * s['reference']:.1f} % → {100 * s['value']:.1f} %; n = {worst['n']})")
-    return lines
+    return [f"{e.device} · {e.name}: {line}" for e in section.entries if (line := sensitivity_change(e))]
 
 
 def clinical_table(section: Section) -> Table | None:

@@ -110,12 +110,11 @@ def executive_summary(merged: Merged, metric: str, max_drop: float, devices=None
     """The report's first lines, in a buyer's words: per comparison and device, what to deploy,
     how fast, what it costs in accuracy and sensitivity, and whether the timing can be trusted."""
     from edgemed.report.decision import decision_rows
-    from edgemed.report.tables import clinical_lines, fmt_ms, fmt_rate
+    from edgemed.report.tables import fmt_ms, fmt_rate, sensitivity_change
 
     what = "AUC" if metric == "auc" else "accuracy"
     lines = []
     for s in merged.sections:
-        sens = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in clinical_lines(s)}
         for r in decision_rows(s, metric, max_drop, devices):
             e = r["entry"]
             speed = (e.row.get("ratio_to_baseline") or {}).get("speedup_p50")
@@ -132,9 +131,9 @@ def executive_summary(merged: Merged, metric: str, max_drop: float, devices=None
                          + (", within" if r["meets_bound"] == "yes" else ", outside") + f" the accepted drop of {max_drop:g} pt")
             else:
                 text += f"; {what} was not measured"
-            key = f"{e.device} · {e.name}"
-            if key in sens:
-                text += f"; {sens[key].split(' (')[0]}"
+            sens = sensitivity_change(e, with_rates=False)
+            if sens:
+                text += f"; {sens}"
             if r["img_s_per_w"] is not None:
                 text += f"; {r['img_s_per_w']:.1f} images/s per watt"
             if r["timing"] == "unstable":

@@ -79,6 +79,10 @@ def test_bench_records_load_stability_outputs_and_flips(tiny_bundle, tmp_path):
         assert row["stability"] == stability(row["latency_ms"], r["load"])
     labels = np.array(r["outputs"]["labels"])
     assert len(labels) == 64 and set(r["outputs"]["probs"]) == {row["name"] for row in r["rows"]}
+    from edgemed.data.datasets import load_dataset
+
+    _, split_labels = load_dataset("pneumoniamnist").split("test")  # indexes name images of the whole split
+    assert (split_labels[np.array(r["outputs"]["indexes"])] == labels).all()
     ref = np.array(r["outputs"]["probs"]["torch-fp32"])
     for row in r["rows"]:
         flips = row["accuracy"].get("flips")
@@ -90,7 +94,8 @@ def test_bench_records_load_stability_outputs_and_flips(tiny_bundle, tmp_path):
         assert flips["count"] == len(changed) and flips["n"] == 64
         assert sum(c["count"] for c in flips["by_class"]) == len(changed)
         cases = flips["cases"]
-        assert len(cases) == min(24, len(changed)) and {c["index"] for c in cases} <= set(changed.tolist())
+        in_split = np.array(r["outputs"]["indexes"])  # --limit took a subset: cases name split indexes
+        assert len(cases) == min(24, len(changed)) and {c["index"] for c in cases} <= set(in_split[changed].tolist())
         margins = [np.abs(np.subtract(c["probs"], c["reference_probs"])).max() for c in cases]
         assert margins == sorted(margins, reverse=True)  # largest change first
         for c in flips["cases"]:

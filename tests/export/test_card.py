@@ -93,3 +93,15 @@ def test_bench_and_report_carry_the_card(tiny_bundle, tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Model card" in md and "## In brief" in md
     assert md.index("## In brief") < md.index("## Summary") < md.index("## Model card")
+
+
+def test_the_card_is_never_written_through_a_symlink(bundle, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(bundle / "configs")
+    (bundle / "configs").symlink_to(outside, target_is_directory=True)
+    card = tmp_path / "card.yaml"
+    card.write_text("intended_use: x\n")
+    r = runner.invoke(app, ["bundle", "card", str(bundle), "--card", str(card)])
+    assert r.exit_code == 2 and "symbolic link" in r.output
+    assert list(outside.iterdir()) == []

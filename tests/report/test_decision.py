@@ -178,3 +178,55 @@ def test_unstable_rows_are_marked_and_the_reader_told_to_rerun(tmp_path):
     assert "other processes 2.0 % of 2 cores" in md  # the load record in "how measured"
     csv_text = (rep / "results.csv").read_text()
     assert csv_text.count(",unstable,") == 1
+
+
+def test_hand_edited_fields_the_report_reads_fail_in_one_line_or_render(tmp_path):
+    from edgemed.report.schema import ResultsError, validate
+
+    r = real_results()
+    r["rows"][1]["accuracy"]["metrics"]["per_class"] = [1, 2]
+    with pytest.raises(ResultsError, match=r"per_class\[0\] is not an object"):
+        validate(r)
+    r = real_results()
+    r["rows"][1]["compute"] = {"share_of_peak": 0.5}  # no peak named: shown as "–", not a crash
+    assert run(write(tmp_path / "r.json", r), "--out", tmp_path / "rep").exit_code == 0
+    assert_clean_error(run(write(tmp_path / "r2.json", real_results()), "--out", tmp_path / "rep2", "--devices",
+                           _devices(tmp_path, "devices: [{match: x, price: " + "9" * 400 + "}]")),
+                       "price must be a number > 0")
+
+
+def test_devices_match_run_ids_exactly_and_the_longest_label_part(two_devices):
+    from edgemed.report.decision import DeviceInfo, device_info
+
+    merged = load_all(two_devices)
+    pi = next(e for e in merged.entries if "Cortex" in e.device)
+    x86 = next(e for e in merged.entries if "Cortex" not in e.device)
+    devices = [DeviceInfo("Cortex-A7", "Pi 3"), DeviceInfo("Cortex-A76", "Pi 5"), DeviceInfo("R1", "Workstation")]
+    assert device_info(pi, devices).name == "Pi 5" and device_info(x86, devices).name == "Workstation"
+    assert device_info(pi, [DeviceInfo("R1", "Workstation")]) is None  # a run id is not a label part
+
+
+def test_a_recommendation_outside_the_bound_is_not_deployed(tmp_path):
+    from edgemed.report.decision import chosen_rows
+    from tests.report.factory import set_retention
+
+    r = real_results()
+    r["bundle"]["recommended"] = "tflite-fp32"
+    set_retention(next(x for x in r["rows"] if x["name"] == "tflite-fp32"), "accuracy", -0.02, [-0.04, -0.01])
+    merged = load_all([write(tmp_path / "r.json", r)])
+    (row, why), = chosen_rows(merged.sections[0], "accuracy", 0.5)
+    assert row.name != "tflite-fp32" and why == "fastest within the bound"
+
+
+def test_the_sensitivity_gate_reads_the_reference_at_the_runs_operating_point(tmp_path):
+    from edgemed.report.decision import gate_value
+
+    r = real_results()
+    rate = {"reference": 0.7, "value": 0.6, "difference": -0.1, "ci": [-0.2, 0.0]}
+    for row in r["rows"][1:]:
+        row["accuracy"]["clinical"] = [{"class": c, "n": 75, "sensitivity": rate, "specificity": rate, "ppv": rate,
+                                        "npv": rate} for c in ("normal", "pneumonia")]
+    merged = load_all([write(tmp_path / "r.json", r)])
+    ref = next(e for e in merged.entries if e.is_reference)
+    other = next(e for e in merged.entries if not e.is_reference)
+    assert gate_value(ref, "sensitivity") == 0.7 and gate_value(other, "sensitivity") == 0.6
