@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgemed.report.schema import SCHEMA_VERSION, ResultsError, load_results, validate
+from edgemed.report.schema import MAX_CLASSES, SCHEMA_VERSION, ResultsError, load_results, validate
 from tests.report.factory import REAL, real_results, write
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "edgemed" / "report" / "results.schema.json"
@@ -38,7 +38,7 @@ def test_real_results_file_passes_the_runtime_validator():
     (lambda r: r["rows"][1]["accuracy"].update(clinical=[{"class": "a", "n": 3, "sensitivity": {"value": "all"},
                                                           "specificity": {}, "ppv": {}, "npv": {}}]),
      "0].sensitivity: value must be a number in"),
-    (lambda r: r["rows"][1]["accuracy"].update(clinical=[{"class": "a"}] * 1001), "at most 1000 classes"),
+    (lambda r: r["rows"][1]["accuracy"].update(clinical=[{"class": "a"}] * (MAX_CLASSES + 1)), f"at most {MAX_CLASSES} classes"),
     (lambda r: r["rows"][0]["accuracy"].update(calibration={"ece": 7, "brier": 0.1}), "ece must be a number in"),
     (lambda r: r["settings"].update(operating_point={"threshold": "high"}), "threshold must be a number in"),
 ])
