@@ -270,11 +270,10 @@ def card(bundle: str | Path, card_file: str | Path, *, force: bool = False) -> d
     """
     from edgemed.export.bundle import BundleWriter, load_bundle
 
+    user = read_user_card(card_file)  # a bad card file fails before the bundle's hashes are read
     b = load_bundle(bundle)  # verified: a damaged bundle is not signed off with a card
-    user = read_user_card(card_file)
     if b.manifest.get("card") and not force:
         raise EdgemedError(f"{bundle} already has an owner's model card: pass --force to replace it")
-    writer = BundleWriter.__new__(BundleWriter)
-    writer.root, writer.manifest = b.root, {**b.manifest, "card": user}
+    writer = BundleWriter.over(b.root, {**b.manifest, "card": user})
     writer.write()
     return model_card(writer.manifest)

@@ -8,6 +8,7 @@ low share says the model (small or depth-wise layers, memory-bound ops) leaves c
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def probed(runtimes) -> set[str]:
     return {r for r in runtimes if probe_format(r)}
 
 
+@functools.cache
 def probe_info() -> dict:
     return json.loads((PEAK_DIR / "peak.json").read_text())
 

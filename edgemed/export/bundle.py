@@ -334,11 +334,16 @@ class BundleWriter:
             self.manifest["deployment"] = deployment
 
     @classmethod
+    def over(cls, root: Path, manifest: dict) -> BundleWriter:
+        """A writer for an existing manifest at `root` (an edited copy of a bundle's, or a new one's)."""
+        writer = cls.__new__(cls)
+        writer.root, writer.manifest = Path(root), manifest
+        return writer
+
+    @classmethod
     def subset(cls, source: Bundle, root: Path, keep: set[str]) -> BundleWriter:
         """A writer for a new bundle holding only `keep` of `source`'s artifacts (files copied)."""
-        writer = cls.__new__(cls)
-        writer.root = Path(root)
-        writer.manifest = {**source.manifest, "artifacts": [], "failed": list(source.manifest.get("failed", []))}
+        writer = cls.over(root, {**source.manifest, "artifacts": [], "failed": list(source.manifest.get("failed", []))})
         writer.manifest.pop("recommended", None)
         for a in source.artifacts:
             if a.id in keep:

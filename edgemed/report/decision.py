@@ -104,10 +104,6 @@ def chosen_rows(section: Section, metric: str, max_drop: float) -> list[tuple[En
     return out
 
 
-def _throughput(e: Entry) -> float:
-    return _best_throughput(e)[0]
-
-
 def _best_throughput(e: Entry) -> tuple[float, int]:
     """(images/s, at batch): the row's batch or the large batch, whichever gives more."""
     large = e.row.get("throughput_large_batch_ips") or {}
@@ -219,7 +215,7 @@ def gate_value(e: Entry, name: str) -> float | None:
                       if c[name].get("value") is not None]
         return min(values) if values else None
     if name == "img_s":
-        return _throughput(e)
+        return _best_throughput(e)[0]
     return (e.row.get("ratio_to_baseline") or {}).get("speedup_p50")
 
 
