@@ -9,7 +9,8 @@ the one with the best validation AUC; the test split is read once, for the chose
 
 from __future__ import annotations
 
-from benchmarks.common import WORK, command_line, save_results, system_line
+from benchmarks.common import RESULTS, WORK, fmt_ci, page, save_results
+from edgemed.report.tables import Table
 
 SETTINGS = {
     "default": dict(epochs=80, batch_size=64, patience=25),
@@ -22,8 +23,19 @@ SETTINGS = {
 MODELS = ("mednext_small", "convnext_med_28")
 
 
+def markdown(payload: dict) -> str:
+    rows = [[r["model"], r["setting"], f"{r['val_accuracy']:.4f}", f"{r['val_auc']:.4f}",
+             "**yes**" if payload["chosen"][r["model"]] == r["setting"] else "",
+             *(fmt_ci(r["test"][m]["value"], r["test"][m]["ci"], 3) for m in ("accuracy", "auc"))]
+            for r in payload["rows"]]
+    return page(payload, "BreastMNIST: settings chosen on validation", [
+        "Chosen by validation AUC (ties: validation accuracy). Test metrics are shown for every setting "
+        "for transparency but played no part in the choice.",
+        Table(["model", "setting", "val acc", "val AUC", "chosen", "test acc [95% CI]", "test AUC [95% CI]"], rows,
+              right={2, 3})])
+
+
 def main() -> None:
-    from edgemed.bench.system import system_info
     from edgemed.checkpoint import read_checkpoint
     from edgemed.train import train
 
@@ -39,20 +51,8 @@ def main() -> None:
                          "test": {k: c.metrics["test"][k] for k in ("accuracy", "auc")},
                          "best_epoch": c.training["best_epoch"]})
     chosen = {m: max((r for r in rows if r["model"] == m), key=lambda r: (r["val_auc"], r["val_accuracy"])) for m in MODELS}
-    lines = ["# BreastMNIST: settings chosen on validation", "", f"Command: `{command_line()}`  ",
-             f"Machine: {system_line(system_info())}", "",
-             "Chosen by validation AUC (ties: validation accuracy). Test metrics are shown for every setting "
-             "for transparency but played no part in the choice.", "",
-             "| model | setting | val acc | val AUC | chosen | test acc [95% CI] | test AUC [95% CI] |", "|---|---|---:|---:|---|---|---|"]
-    for r in rows:
-        t = r["test"]
-        lines.append(f"| {r['model']} | {r['setting']} | {r['val_accuracy']:.4f} | {r['val_auc']:.4f} | "
-                     f"{'**yes**' if chosen[r['model']] is r else ''} | {t['accuracy']['value']:.3f} "
-                     f"[{t['accuracy']['ci'][0]:.3f}, {t['accuracy']['ci'][1]:.3f}] | {t['auc']['value']:.3f} "
-                     f"[{t['auc']['ci'][0]:.3f}, {t['auc']['ci'][1]:.3f}] |")
-    save_results("breast_sweep", {"rows": rows, "chosen": {m: c["setting"] for m, c in chosen.items()}},
-                 "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_results("breast_sweep", {"rows": rows, "chosen": {m: c["setting"] for m, c in chosen.items()}}, markdown)
+    print((RESULTS / "breast_sweep.md").read_text())
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import WORK, command_line, run_edgemed, save_results, system_line
+from benchmarks.common import RESULTS, WORK, fmt_ci, page, run_edgemed, save_results, steps_table
+from edgemed.report.tables import Table, fmt_delta
 
 NETS = Path(__file__).resolve().parent / "byom_nets.py"
 MAX_DROP = 0.5
@@ -86,6 +87,29 @@ def rows_of(results: Path) -> list[dict]:
     return out
 
 
+def markdown(payload: dict) -> str:
+    body = ["Two classifiers edgemed never trained, each trained by a plain PyTorch loop in "
+            "`benchmarks/byom.py` and handed to the installed `edgemed` command as their users would. "
+            f"Bench: test split, batch 1, {payload['threads']} threads, {payload.get('duration_s', 5.0):g} s of "
+            "interleaved turns per artifact, p50; speed-up against the FP32 reference of the same run; Δ accuracy "
+            "against it with a 95 % paired-bootstrap CI. Accuracy control ran on the validation split "
+            f"(bound {payload['max_drop_points']:g} pt)."]
+    for key, m in payload["models"].items():
+        t = m["training"]
+        body += [f"## {key}",
+                 f"Trained on {t['dataset']} for {t['epochs']} epochs ({t['optimizer']}; {t['seconds']:.0f} s), "
+                 f"best val accuracy {t['best_val_accuracy']:.4f}; {m['params']:,} parameters.",
+                 steps_table(m["steps"])]
+        for label in [k for k in m if k in ("pruned_int8", "unpruned_fp32", "int8")]:
+            rows = [[r["artifact"], str(r["threads"]), f"{r['p50_ms']:.3f}", f"{r['speedup']:.2f}×", f"{r['size_mb']:.2f}",
+                     fmt_ci(r["accuracy"], r["accuracy_ci"]), fmt_delta(r["delta_points"], r["delta_ci"])]
+                    for r in m[label]]
+            body += [f"**{label.replace('_', ' ')}** (reference: {m[label][0]['baseline']})",
+                     Table(["artifact", "threads", "p50 ms", "speed-up", "MB", "test accuracy [95 % CI]",
+                            "Δ vs FP32 (pt) [95 % CI]"], rows, right={1, 2, 3, 4})]
+    return page(payload, "Bring your own model", body)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -96,7 +120,6 @@ def main() -> None:
 
     import torch
 
-    from edgemed.bench.system import system_info
     from edgemed.compress.calibration import build_calibration
 
     spec = importlib.util.spec_from_file_location("byom_nets", NETS)
@@ -109,7 +132,7 @@ def main() -> None:
         if not p.exists():
             build_calibration(d, size=300, out=p)
     bench = ["--threads", args.threads, "--duration", args.duration, "--large-batch", 0, "--split", "test"]
-    out: dict = {"threads": args.threads, "max_drop_points": MAX_DROP, "models": {}}
+    out: dict = {"threads": args.threads, "duration_s": args.duration, "max_drop_points": MAX_DROP, "models": {}}
 
     # 1. PyTorch weights from a plain training loop
     log: list = []
@@ -149,33 +172,8 @@ def main() -> None:
     out["models"]["vgg-onnx"] = {"training": training, "params": sum(p.numel() for p in model.parameters()),
                                  "steps": log, "int8": rows_of(work / "vgg_bench.json")}
 
-    md = ["# Bring your own model", "",
-          "Two classifiers edgemed never trained, each trained by a plain PyTorch loop in "
-          "`benchmarks/byom.py` and handed to the installed `edgemed` command as their users would. "
-          f"Bench: test split, batch 1, {args.threads} threads, {args.duration:g} s of interleaved turns per "
-          "artifact, p50; speed-up against the FP32 reference of the same run; Δ accuracy against it with a "
-          "95 % paired-bootstrap CI. Accuracy control ran on the validation split (bound 0.5 pt).", "",
-          f"Command: `{command_line()}`  ", f"Machine: {system_line(system_info())}", ""]
-    for key, m in out["models"].items():
-        t = m["training"]
-        md += [f"## {key}", "",
-               f"Trained on {t['dataset']} for {t['epochs']} epochs ({t['optimizer']}; {t['seconds']:.0f} s), "
-               f"best val accuracy {t['best_val_accuracy']:.4f}; {m['params']:,} parameters.", "",
-               "| step | exit | seconds |", "|---|---:|---:|"]
-        md += [f"| `{s['command']}` | {s['exit_code']} | {s['seconds']:.0f} |" for s in m["steps"]]
-        for label in [k for k in m if k in ("pruned_int8", "unpruned_fp32", "int8")]:
-            rows = m[label]
-            md += ["", f"**{label.replace('_', ' ')}** (reference: {rows[0]['baseline']})", "",
-                   "| artifact | threads | p50 ms | speed-up | MB | test accuracy [95 % CI] | Δ vs FP32 (pt) [95 % CI] |",
-                   "|---|---:|---:|---:|---:|---|---|"]
-            for r in rows:
-                ci = r["delta_ci"]
-                md.append(f"| {r['artifact']} | {r['threads']} | {r['p50_ms']:.3f} | {r['speedup']:.2f}× | {r['size_mb']:.2f} | "
-                          f"{r['accuracy']:.4f} [{r['accuracy_ci'][0]:.4f}, {r['accuracy_ci'][1]:.4f}] | "
-                          f"{r['delta_points']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "") + " |")
-        md.append("")
-    save_results("byom", out, "\n".join(md) + "\n")
-    print((Path(__file__).parent / "results" / "byom.md").read_text())
+    save_results("byom", out, markdown)
+    print((RESULTS / "byom.md").read_text())
 
 
 if __name__ == "__main__":

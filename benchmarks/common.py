@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: where work files go, how results are saved."""
+"""Helpers shared by the benchmark scripts: where work files go, how results are saved and
+rendered (each script's `markdown(payload)` turns its saved JSON into its Markdown page)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from edgemed.bench.system import system_info
 from edgemed.fileio import atomic_write_json, atomic_write_text
+from edgemed.report.markdown import md_table
+from edgemed.report.tables import Table
 
 ROOT = Path(__file__).resolve().parent
 WORK = Path(os.environ.get("EDGEMED_BENCH_WORK", ROOT / "work"))  # large artifacts, not committed
@@ -74,8 +78,8 @@ def size_summary(sizes: dict[str, int]) -> dict:
     return {"total_mb": round(sum(sizes.values()) / 1e6, 1), "largest_mb": {k: round(v / 1e6, 1) for k, v in top}}
 
 
-def size_rows(installs: dict, goal_mb: float | None = None) -> list[str]:
-    """Markdown rows of install sizes (`size_summary` results, or {"error": ...})."""
+def size_table(installs: dict, goal_mb: float | None = None) -> Table:
+    """Install sizes (`size_summary` results, or {"error": ...}), with a within-goal column if given."""
     rows = []
     for name, s in installs.items():
         goal = [] if goal_mb is None else ["–" if "error" in s else "yes" if s["total_mb"] <= goal_mb else "no"]
@@ -83,8 +87,15 @@ def size_rows(installs: dict, goal_mb: float | None = None) -> list[str]:
             cells = ["–", *goal, f"pip failed: {(s['error'].strip().splitlines() or ['?'])[-1]}"]
         else:
             cells = [f"{s['total_mb']:.0f}", *goal, ", ".join(f"{k} {v:.0f}" for k, v in s["largest_mb"].items())]
-        rows.append("| " + " | ".join([f"`{name}`", *cells]) + " |")
-    return rows
+        rows.append([name, *cells])
+    columns = ["install", "MB", *([] if goal_mb is None else [f"within {goal_mb:g} MB"]), "largest packages (MB)"]
+    return Table(columns, rows, right={1})
+
+
+def steps_table(steps: list[dict]) -> Table:
+    """The `edgemed` commands a benchmark ran (`run_edgemed`'s log)."""
+    return Table(["step", "exit", "seconds"], [[s["command"], str(s["exit_code"]), f"{s['seconds']:.0f}"] for s in steps],
+                 right={1, 2})
 
 
 def edgemed_wheel(folder: Path) -> Path:
@@ -96,18 +107,54 @@ def edgemed_wheel(folder: Path) -> Path:
     return next(folder.glob("edgemed-*.whl"))
 
 
+def bench_rows(results: Path) -> list[dict]:
+    """The figures a benchmark page quotes from one `edgemed bench` results file, per row."""
+    d = json.loads(Path(results).read_text())
+    out = []
+    for r in d["rows"]:
+        acc = r.get("accuracy") or {}
+        ret = (acc.get("retention") or {}).get("accuracy") or {}
+        out.append({"artifact": r["artifact"], "format": r["format"], "precision": r["precision"],
+                    "runtime": r["runtime"], "threads": r["threads"], "p50_ms": r["latency_ms"]["p50"],
+                    "p99_ms": r["latency_ms"]["p99"], "size_mb": r["size_bytes"] / 2**20,
+                    "speedup_vs_torch": r["ratio_to_baseline"]["speedup_p50"],
+                    "accuracy": acc["metrics"]["accuracy"]["value"],
+                    "delta_points": 100 * ret["difference"] if ret else 0.0,
+                    "delta_ci": [100 * c for c in ret["ci"]] if ret.get("ci") else None})
+    return out
+
+
 def load_results(name: str) -> dict:
     p = RESULTS / f"{name}.json"
     return json.loads(p.read_text()) if p.exists() else {}
 
 
-def save_results(name: str, payload: dict, markdown: str) -> None:
-    payload = {"command": command_line(), "system": system_info(), **payload}
-    atomic_write_json(RESULTS / f"{name}.json", payload)
-    atomic_write_text(RESULTS / f"{name}.md", markdown)
+def save_results(name: str, payload: dict, render: Callable[[dict], str]) -> None:
+    """Write NAME.json, then NAME.md rendered from that JSON as read back, so the page holds
+    nothing the JSON lacks and `python -m benchmarks.render NAME` reproduces it."""
+    path = RESULTS / f"{name}.json"
+    atomic_write_json(path, {"command": command_line(), "system": system_info(), **payload})
+    atomic_write_text(RESULTS / f"{name}.md", render(json.loads(path.read_text())))
 
 
 def system_line(sysinfo: dict) -> str:
     return (f"{sysinfo['cpu']} ({sysinfo['cores_available']} cores available; "
             f"ISA {', '.join(sysinfo['isa'])}), {sysinfo['distro'] or sysinfo['os']}, "
             f"Python {sysinfo['python']}, torch {sysinfo['libraries'].get('torch', '-')}")
+
+
+def page(payload: dict, title: str, body: list[str | Table], command: str | None = None) -> str:
+    """A results page: `# title`, the command and machine of `payload`, then `body`'s blocks
+    (Markdown text, or a Table) with a blank line between them. `command` (Markdown) replaces the
+    payload's only where the page gathers separate runs that each record their own."""
+    head = f"Command: {command or '`' + payload['command'] + '`'}  \nMachine: {system_line(payload['system'])}"
+    blocks = [f"# {title}", head, *(md_table(b) if isinstance(b, Table) else b for b in body)]
+    return "\n\n".join(blocks) + "\n"
+
+
+def fmt_ci(value: float | None, ci: list[float] | None, digits: int = 4, ci_digits: int | None = None) -> str:
+    """A value with its 95 % CI, `0.8878 [0.8622, 0.9135]`; n/a when not measured."""
+    if value is None:
+        return "n/a"
+    d = digits if ci_digits is None else ci_digits
+    return f"{value:.{digits}f}" + (f" [{ci[0]:.{d}f}, {ci[1]:.{d}f}]" if ci else "")

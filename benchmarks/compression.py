@@ -14,8 +14,16 @@ import argparse
 import time
 from pathlib import Path
 
-from benchmarks.common import WORK, command_line, load_results, save_results, system_line
-from benchmarks.train_seeds import in_seed_order, seed_checkpoints
+from benchmarks.common import (
+    WORK,
+    command_line,
+    fmt_ci,
+    load_results,
+    page,
+    save_results,
+    system_line,
+)
+from edgemed.report.tables import Table, fmt_delta
 
 # fine-tuning epochs after pruning (distilled from the unpruned model), per data set
 FINETUNE = {"pneumoniamnist": 6, "breastmnist": 15, "bloodmnist": 2, "sarscov2_ct_224": 6}  # CPU budget
@@ -104,7 +112,7 @@ def measure(key: str, folder: Path, threads_list=(1, 2), rounds: int = 200) -> d
 
     return {"key": key, "model": full.manifest["model"]["name"], "dataset": info["name"], "n_test": info["n"],
             "rounds": rounds, "threads": list(threads_list), "rows": rows,
-            "command": command_line(), "machine": system_line(system_info())}
+            "command": command_line(), "system": system_info()}
 
 
 def int8_over_fp32(rows: list[dict], threads: str) -> dict[str, float]:
@@ -120,59 +128,68 @@ def int8_over_fp32(rows: list[dict], threads: str) -> dict[str, float]:
     return out
 
 
-def markdown(runs: list[dict], prep: dict, sysline: str, command: str) -> str:
-    lines = ["# Compression: FP32 vs pruned vs INT8 vs pruned+INT8", "", f"Command: `{command}`  ", f"Machine: {sysline}", "",
-             "Latency: batch 1, median (p50) of interleaved rounds, all artifacts of one model in one process, "
-             "1 and 2 threads. Speed-up is against PyTorch FP32 eager at the same thread count. Accuracy and AUC on "
-             "the full test split with 95 % bootstrap CIs; Δ is against PyTorch FP32 with a paired bootstrap CI. "
-             f"Pruning: Torch-Pruning L2, target {TARGET_MACS:.0%} of the MACs, distilled fine-tuning. "
-             f"Quantization: `edgemed quantize --max-drop {MAX_DROP}` (validation accuracy) with the default routes.", "",
-             "Targets: INT8 accuracy drop ≤ 0.5 pt and AUC drop ≤ 0.005; INT8 faster than FP32 on every runtime "
-             "(≥ 2× on LiteRT); pruned+INT8 convnext_med at 224 ≥ 6× faster than PyTorch FP32 eager.", ""]
-    for r in runs:
-        lines += [f"## {r['model']} on {r['dataset']} (test n={r['n_test']}, {r['rounds']} rounds)", ""]
-        if r.get("machine"):  # sections are measured one `--only` run at a time, possibly on another host
-            lines += [f"Command: `{r['command']}`  ", f"Machine: {r['machine']}", ""]
-        lines += [
-                  "| artifact | size | p50 1 thr | speed-up 1 thr | p50 2 thr | speed-up 2 thr | accuracy [95% CI] | Δacc pt [95% CI] | AUC [95% CI] | ΔAUC [95% CI] | float layers |",
-                  "|---|---:|---:|---:|---:|---:|---|---|---|---|---|"]
+def _auc_delta(ret: dict | None, artifact: str) -> str:
+    if not ret or ret["auc"]["difference"] is None:
+        return "ref" if artifact == "torch-fp32" else "–"
+    lo, hi = ret["auc"]["ci"]
+    return f"{ret['auc']['difference']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def _acc_delta(ret: dict | None, artifact: str) -> str:
+    if not ret or ret["accuracy"]["difference"] is None:
+        return "ref" if artifact == "torch-fp32" else "–"
+    return fmt_delta(100 * ret["accuracy"]["difference"], [100 * c for c in ret["accuracy"]["ci"]])
+
+
+def markdown(payload: dict) -> str:
+    target_macs, max_drop = payload.get("target_macs", TARGET_MACS), payload.get("max_drop", MAX_DROP)
+    body = ["Latency: batch 1, median (p50) of interleaved rounds, all artifacts of one model in one process, "
+            "1 and 2 threads. Speed-up is against PyTorch FP32 eager at the same thread count. Accuracy and AUC on "
+            "the full test split with 95 % bootstrap CIs; Δ is against PyTorch FP32 with a paired bootstrap CI. "
+            f"Pruning: Torch-Pruning L2, target {target_macs:.0%} of the MACs, distilled fine-tuning. "
+            f"Quantization: `edgemed quantize --max-drop {max_drop}` (validation accuracy) with the default routes.",
+            "Targets: INT8 accuracy drop ≤ 0.5 pt and AUC drop ≤ 0.005; INT8 faster than FP32 on every runtime "
+            "(≥ 2× on LiteRT); pruned+INT8 convnext_med at 224 ≥ 6× faster than PyTorch FP32 eager."]
+    for r in payload["runs"]:
+        body.append(f"## {r['model']} on {r['dataset']} (test n={r['n_test']}, {r['rounds']} rounds)")
+        # sections are measured one `--only` run at a time, possibly on another host
+        machine = system_line(r["system"]) if "system" in r else r.get("machine")
+        if machine:
+            body.append(f"Command: `{r['command']}`  \nMachine: {machine}")
+        rows = []
         for row in r["rows"]:
-            ret = row["retention"]
-
-            def d(m, scale, digits, ret=ret, row=row):
-                if not ret or ret[m]["difference"] is None:
-                    return "ref" if row["artifact"] == "torch-fp32" else "–"
-                lo, hi = ret[m]["ci"]
-                return f"{scale * ret[m]['difference']:+.{digits}f} [{scale * lo:+.{digits}f}, {scale * hi:+.{digits}f}]"
-
-            def ci(m):
-                return "n/a" if m["value"] is None else f"{m['value']:.4f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]"
-
-            lat = row["latency_ms"]
-            sp = row["speedup_vs_torch_fp32"]
-            lines.append(
-                f"| {row['artifact']} | {row['size_bytes'] / 2**20:.2f} MiB | {lat['1']['p50']:.3f} ms | {sp['1']:.2f}× | "
-                f"{lat['2']['p50']:.3f} ms | {sp['2']:.2f}× | {ci(row['accuracy'])} | {d('accuracy', 100, 2)} | "
-                f"{ci(row['auc'])} | {d('auc', 1, 4)} | {', '.join(row['float_layers'] or []) or '–'} |")
+            lat, sp, ret = row["latency_ms"], row["speedup_vs_torch_fp32"], row["retention"]
+            rows.append([row["artifact"], f"{row['size_bytes'] / 2**20:.2f} MiB", f"{lat['1']['p50']:.3f} ms",
+                         f"{sp['1']:.2f}×", f"{lat['2']['p50']:.3f} ms", f"{sp['2']:.2f}×",
+                         fmt_ci(row["accuracy"]["value"], row["accuracy"]["ci"], 4, 3), _acc_delta(ret, row["artifact"]),
+                         fmt_ci(row["auc"]["value"], row["auc"]["ci"], 4, 3), _auc_delta(ret, row["artifact"]),
+                         ", ".join(row["float_layers"] or []) or "–"])
+        body.append(Table(["artifact", "size", "p50 1 thr", "speed-up 1 thr", "p50 2 thr", "speed-up 2 thr",
+                           "accuracy [95% CI]", "Δacc pt [95% CI]", "AUC [95% CI]", "ΔAUC [95% CI]", "float layers"],
+                          rows, right={1, 2, 3, 4, 5}))
         ratios = {t: int8_over_fp32(r["rows"], t) for t in ("1", "2")}
-        lines += ["", "INT8 speed-up over the FP32 file of the same format and runtime (1 thread / 2 threads): "
-                  + "; ".join(f"{k} {v:.2f}× / {ratios['2'][k]:.2f}×" for k, v in ratios["1"].items())]
-        p = prep.get(r["key"], {})
+        body.append("INT8 speed-up over the FP32 file of the same format and runtime (1 thread / 2 threads): "
+                    + "; ".join(f"{k} {v:.2f}× / {ratios['2'][k]:.2f}×" for k, v in ratios["1"].items()))
+        p = payload["prepare"].get(r["key"], {})
+        notes = []  # lines of one paragraph
         times = [f"{n}: {p[f'quantize_{n}']['seconds']:.0f} s" for n in ("int8", "pruned_int8") if f"quantize_{n}" in p]
         if times:
-            lines += ["", "`edgemed quantize` wall time (3 formats, FP32 references, accuracy control, 2 threads): " + "; ".join(times)]
+            notes.append("`edgemed quantize` wall time (3 formats, FP32 references, accuracy control, 2 threads): "
+                         + "; ".join(times))
         if "prune" in p:
-            b, a = p["prune"]["before"], p["prune"]["after"]
-            lines += [f"Pruning: params {b['params'] / 1e6:.2f} → {a['params'] / 1e6:.2f} M, MACs {b['macs'] / 1e6:.0f} → "
-                      f"{a['macs'] / 1e6:.0f} M, val accuracy {b['val_accuracy']:.4f} → {a['val_accuracy']:.4f} "
-                      + (f"({p['prune']['seconds']:.0f} s with {p['prune']['settings']['finetune_epochs']} distilled fine-tuning epochs)" if p["prune"].get("seconds") else "(wall time not recorded)")
-                      + (f". {p['prune']['note']}" if p["prune"].get("note") else "")]
-        lines.append("")
-    return "\n".join(lines)
+            b, a, pr = p["prune"]["before"], p["prune"]["after"], p["prune"]
+            notes.append(f"Pruning: params {b['params'] / 1e6:.2f} → {a['params'] / 1e6:.2f} M, MACs {b['macs'] / 1e6:.0f} → "
+                         f"{a['macs'] / 1e6:.0f} M, val accuracy {b['val_accuracy']:.4f} → {a['val_accuracy']:.4f} "
+                         + (f"({pr['seconds']:.0f} s with {pr['settings']['finetune_epochs']} distilled fine-tuning epochs)"
+                            if pr.get("seconds") else "(wall time not recorded)")
+                         + (f". {pr['note']}" if pr.get("note") else ""))
+        if notes:
+            body.append("\n".join(notes))
+    return page(payload, "Compression: FP32 vs pruned vs INT8 vs pruned+INT8", body)
 
 
 def main() -> None:
-    from edgemed.bench.system import system_info
+    from benchmarks.train_seeds import in_seed_order, seed_checkpoints
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*")
@@ -193,8 +210,8 @@ def main() -> None:
         prep[key] = {**prep.get(key, {}), **info}
         done[key] = measure(key, folder, rounds=args.rounds)
         runs = in_seed_order(done)
-        save_results("compression", {"runs": runs, "prepare": prep},
-                     markdown(runs, prep, system_line(system_info()), command_line()))
+        save_results("compression", {"runs": runs, "prepare": prep, "target_macs": TARGET_MACS, "max_drop": MAX_DROP},
+                     markdown)
 
 
 if __name__ == "__main__":

@@ -30,36 +30,23 @@ from pathlib import Path
 from benchmarks.common import (
     RESULTS,
     WORK,
+    bench_rows,
     command_line,
     edgemed_wheel,
     load_results,
     package_sizes,
+    page,
     pip_layout,
     run_edgemed,
     save_results,
-    size_rows,
     size_summary,
-    system_line,
+    size_table,
+    steps_table,
 )
+from edgemed.report.tables import Table, fmt_delta
 
 FORMATS = "onnx,tflite,executorch"
 MAX_DROP = 0.5
-
-
-def rows_of(results: Path) -> list[dict]:
-    d = json.loads(results.read_text())
-    out = []
-    for r in d["rows"]:
-        acc = r.get("accuracy") or {}
-        ret = (acc.get("retention") or {}).get("accuracy") or {}
-        out.append({"artifact": r["artifact"], "format": r["format"], "precision": r["precision"],
-                    "runtime": r["runtime"], "threads": r["threads"], "p50_ms": r["latency_ms"]["p50"],
-                    "p99_ms": r["latency_ms"]["p99"], "size_mb": r["size_bytes"] / 2**20,
-                    "speedup_vs_torch": r["ratio_to_baseline"]["speedup_p50"],
-                    "accuracy": acc["metrics"]["accuracy"]["value"],
-                    "delta_points": 100 * ret["difference"] if ret else 0.0,
-                    "delta_ci": [100 * c for c in ret["ci"]] if ret.get("ci") else None})
-    return out
 
 
 def aarch64_sizes(wheel: Path) -> dict:
@@ -110,6 +97,39 @@ def aarch64_sizes(wheel: Path) -> dict:
     return out
 
 
+def _row(r: dict, c: dict | None) -> list[str]:
+    """One artifact; `c`: its accuracy-control record (INT8 only)."""
+    return [r["artifact"], r["runtime"], f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['speedup_vs_torch']:.2f}×",
+            f"{r['size_mb']:.2f}", f"{r['accuracy']:.4f}", fmt_delta(r["delta_points"], r["delta_ci"]),
+            f"{c['val_drop_points']:+.2f}, {c['float_layers']}" + ("" if c["bound_met"] else " (bound not met)") if c else ""]
+
+
+def markdown(payload: dict) -> str:
+    formats, max_drop = payload["formats"], payload["max_drop_points"]
+    body = [f"Each model: `edgemed quantize --formats {formats} --max-drop {max_drop}` (accuracy control on the "
+            f"validation split), then `edgemed bench` of the whole bundle: every artifact interleaved in one process, "
+            f"batch 1, {payload['threads']} threads, {payload.get('duration_s', 4.0):g} s of measured turns per artifact, "
+            "p50; accuracy on the test split against PyTorch FP32 with a 95 % paired-bootstrap CI. Speed-ups are against "
+            "PyTorch eager FP32 of the same run. The rendered report: "
+            "[executorch/report/report.md](executorch/report/report.md)."]
+    for key, m in payload["models"].items():
+        rows = [_row(r, m["accuracy_control"].get(r["artifact"]))
+                for r in sorted(m["rows"], key=lambda r: (r["precision"] == "fp32", r["p50_ms"]))]
+        body += [f"## {key} ({m['dataset']})", f"Measured by `{m['measured_by']}`.",
+                 Table(["artifact", "runtime", "p50 ms", "p99 ms", "speed-up vs torch", "MB", "test accuracy",
+                        "Δ vs FP32 (pt) [95 % CI]", "INT8 val drop (pt), float layers"], rows, right={2, 3, 4, 5, 6})]
+        body += [f"**{f['format']} {f['precision']} failed:** {f['error']}" for f in m.get("failed", [])]
+        body.append(steps_table(m["steps"]))
+    if "aarch64_install" in payload:
+        body += ["## Device install size (aarch64, Python 3.11)",
+                 "`pip install --target DIR --platform manylinux_2_28_aarch64 (and older manylinux tags) "
+                 "--only-binary=:all:` (wheels laid out, nothing run), bytes on disk. ExecuTorch's Python runtime needs "
+                 "torch on the device; PyPI's aarch64 torch is a CUDA build (the CPU-only aarch64 wheel lives on "
+                 "download.pytorch.org, not reachable from this machine), so torch is listed apart with its CUDA "
+                 "library's share.", size_table(payload["aarch64_install"])]
+    return page(payload, "ExecuTorch vs LiteRT vs onnxruntime, FP32 and INT8", body)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -119,13 +139,13 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="rerun these models (keys); keep the committed rows of the others")
     args = ap.parse_args()
 
-    from edgemed.bench.system import system_info
     from edgemed.compress.calibration import build_calibration
     from edgemed.models.pretrained import pretrained_checkpoint
 
     work = WORK / "executorch"
     work.mkdir(parents=True, exist_ok=True)
-    out: dict = {"threads": args.threads, "max_drop_points": MAX_DROP, "formats": FORMATS, "models": {}}
+    out: dict = {"threads": args.threads, "duration_s": args.duration, "max_drop_points": MAX_DROP, "formats": FORMATS,
+                 "models": {}}
     previous = load_results("executorch_formats") if (args.only or args.skip_sizes) else {}
     models = [("mednext_small-28", pretrained_checkpoint("mednext_small", "pneumoniamnist"), "pneumoniamnist",
                300, None),
@@ -162,7 +182,7 @@ def main() -> None:
                    for r in manifest["quantization"]["results"]}
         out["models"][key] = {"checkpoint": str(ckpt.name), "dataset": dataset, "steps": steps,
                               "measured_by": command_line(),
-                              "rows": rows_of(results), "accuracy_control": control,
+                              "rows": bench_rows(results), "accuracy_control": control,
                               "failed": manifest.get("failed", []),
                               "checkpoint_test_accuracy": manifest["model"]["metrics"].get("test", {}).get("accuracy")}
         bundles.append(results)
@@ -177,40 +197,7 @@ def main() -> None:
     elif not args.skip_sizes:
         with tempfile.TemporaryDirectory() as tmp:
             out["aarch64_install"] = aarch64_sizes(edgemed_wheel(Path(tmp)))
-    md = ["# ExecuTorch vs LiteRT vs onnxruntime, FP32 and INT8", "",
-          f"Each model: `edgemed quantize --formats {FORMATS} --max-drop {MAX_DROP}` (accuracy control on the "
-          f"validation split), then `edgemed bench` of the whole bundle: every artifact interleaved in one process, "
-          f"batch 1, {args.threads} threads, {args.duration:g} s of measured turns per artifact, p50; accuracy on the "
-          "test split against PyTorch FP32 with a 95 % paired-bootstrap CI. Speed-ups are against PyTorch eager "
-          "FP32 of the same run. The rendered report: [executorch/report/report.md](executorch/report/report.md).", "",
-          f"Command: `{command_line()}`  ", f"Machine: {system_line(system_info())}", ""]
-    for key, m in out["models"].items():
-        md += [f"## {key} ({m['dataset']})", "", f"Measured by `{m['measured_by']}`.", "",
-               "| artifact | runtime | p50 ms | p99 ms | speed-up vs torch | MB | test accuracy | Δ vs FP32 (pt) [95 % CI] | INT8 val drop (pt), float layers |",
-               "|---|---|---:|---:|---:|---:|---:|---|---|"]
-        for r in sorted(m["rows"], key=lambda r: (r["precision"] == "fp32", r["p50_ms"])):
-            ci = r["delta_ci"]
-            c = m["accuracy_control"].get(r["artifact"])
-            md.append(f"| {r['artifact']} | {r['runtime']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
-                      f"{r['speedup_vs_torch']:.2f}× | {r['size_mb']:.2f} | {r['accuracy']:.4f} | {r['delta_points']:+.2f}"
-                      + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "") + " | "
-                      + (f"{c['val_drop_points']:+.2f}, {c['float_layers']}" + ("" if c["bound_met"] else " (bound not met)")
-                         if c else "") + " |")
-        for f in m.get("failed", []):
-            md += ["", f"**{f['format']} {f['precision']} failed:** {f['error']}"]
-        md += ["", "| step | exit | seconds |", "|---|---:|---:|"]
-        md += [f"| `{s['command']}` | {s['exit_code']} | {s['seconds']:.0f} |" for s in m["steps"]]
-        md.append("")
-    if "aarch64_install" in out:
-        md += ["## Device install size (aarch64, Python 3.11)", "",
-               "`pip install --target DIR --platform manylinux_2_28_aarch64 (and older manylinux tags) --only-binary=:all:` (wheels laid out, "
-               "nothing run), bytes on disk. ExecuTorch's Python runtime needs torch on the device; PyPI's aarch64 "
-               "torch is a CUDA build (the CPU-only aarch64 wheel lives on download.pytorch.org, not reachable "
-               "from this machine), so torch is listed apart with its CUDA library's share.", "",
-               "| install | MB | largest packages (MB) |", "|---|---:|---|"]
-        md += size_rows(out["aarch64_install"])
-        md.append("")
-    save_results("executorch_formats", out, "\n".join(md) + "\n")
+    save_results("executorch_formats", out, markdown)
     print((RESULTS / "executorch_formats.md").read_text())
 
 

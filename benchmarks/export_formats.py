@@ -15,8 +15,8 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.common import WORK, command_line, load_results, save_results, system_line
-from benchmarks.train_seeds import in_seed_order, seed_checkpoints
+from benchmarks.common import WORK, load_results, page, save_results
+from edgemed.report.tables import Table
 
 GOAL = 0.999  # top-1 agreement with PyTorch for FP32 and FP16 artifacts
 
@@ -93,33 +93,30 @@ def run_one(key: str, ckpt_path: Path) -> dict:
             "export_seconds": round(export_s, 1), "artifacts": rows, "tflite_layout": layout}
 
 
-def markdown(runs: list[dict], sysline: str, command: str) -> str:
-    lines = ["# Export: sizes and parity with PyTorch on the full test split", "",
-             f"Command: `{command}`  ", f"Machine: {sysline}", "",
-             f"Goal: top-1 agreement with PyTorch ≥ {GOAL:.1%} for every FP32 and FP16 artifact.", "",
-             "| model | data set | artifact | size | max abs Δlogit | top-1 agreement | disagreements / n | FP32 margin of flipped images | goal met |",
-             "|---|---|---|---:|---:|---:|---:|---|---|"]
-    for r in runs:
-        for a in r["artifacts"]:
-            lines.append(f"| {r['model']} | {r['dataset']} | {a['artifact']} | {a['size'] / 2**20:.1f} MiB | "
-                         f"{a['max_abs_diff']:.2e} | {a['top1_agreement']:.4%} | {a['disagreements']} / {a['n']} | "
-                         f"{', '.join(f'{m:.4f}' for m in a.get('flip_reference_margins', [])) or '–'} | "
-                         f"{'yes' if a['top1_agreement'] >= GOAL else 'NO'} |")
-    lines += ["", "The margin column is the PyTorch FP32 logit gap between the top two classes of each image "
-              "whose class changed: FP16 weights move logits by up to the max abs Δ shown, so only images "
-              "that close to a tie can flip.", "", "## TFLite input layout (batch 1, 2 threads, XNNPACK; median of interleaved runs)", "",
-              "| model | data set | NCHW I/O | NHWC I/O (channel-last) | NHWC / NCHW |", "|---|---|---:|---:|---:|"]
-    for r in runs:
-        lay = r["tflite_layout"]
-        lines.append(f"| {r['model']} | {r['dataset']} | {lay['median_ms']['NCHW']:.3f} ms | "
-                     f"{lay['median_ms']['NHWC']:.3f} ms | {lay['nhwc_over_nchw']:.3f} |")
-    lines += ["", f"Each: {runs[0]['tflite_layout']['rounds'] if runs else 0} interleaved rounds after 20 warm-up runs. "
-              "Export time per model (all six artifacts, with parity on 128 validation images) is in the JSON.", ""]
-    return "\n".join(lines)
+def markdown(payload: dict) -> str:
+    runs, goal = payload["runs"], payload.get("goal", GOAL)
+    parity = [[r["model"], r["dataset"], a["artifact"], f"{a['size'] / 2**20:.1f} MiB", f"{a['max_abs_diff']:.2e}",
+               f"{a['top1_agreement']:.4%}", f"{a['disagreements']} / {a['n']}",
+               ", ".join(f"{m:.4f}" for m in a.get("flip_reference_margins", [])) or "–",
+               "yes" if a["top1_agreement"] >= goal else "NO"] for r in runs for a in r["artifacts"]]
+    layouts = [(r, r["tflite_layout"]) for r in runs]
+    layout = [[r["model"], r["dataset"], f"{lay['median_ms']['NCHW']:.3f} ms", f"{lay['median_ms']['NHWC']:.3f} ms",
+               f"{lay['nhwc_over_nchw']:.3f}"] for r, lay in layouts]
+    body = [f"Goal: top-1 agreement with PyTorch ≥ {goal:.1%} for every FP32 and FP16 artifact.",
+            Table(["model", "data set", "artifact", "size", "max abs Δlogit", "top-1 agreement", "disagreements / n",
+                   "FP32 margin of flipped images", "goal met"], parity, right={3, 4, 5, 6}),
+            "The margin column is the PyTorch FP32 logit gap between the top two classes of each image "
+            "whose class changed: FP16 weights move logits by up to the max abs Δ shown, so only images "
+            "that close to a tie can flip.",
+            "## TFLite input layout (batch 1, 2 threads, XNNPACK; median of interleaved runs)",
+            Table(["model", "data set", "NCHW I/O", "NHWC I/O (channel-last)", "NHWC / NCHW"], layout, right={2, 3, 4}),
+            f"Each: {runs[0]['tflite_layout']['rounds'] if runs else 0} interleaved rounds after 20 warm-up runs. "
+            "Export time per model (all six artifacts, with parity on 128 validation images) is in the JSON."]
+    return page(payload, "Export: sizes and parity with PyTorch on the full test split", body)
 
 
 def main() -> None:
-    from edgemed.bench.system import system_info
+    from benchmarks.train_seeds import in_seed_order, seed_checkpoints
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*")
@@ -128,7 +125,7 @@ def main() -> None:
     for key, ckpt in seed_checkpoints(args.only):
         done[key] = run_one(key, ckpt)
         runs = in_seed_order(done)
-        save_results("export_formats", {"runs": runs}, markdown(runs, system_line(system_info()), command_line()))
+        save_results("export_formats", {"runs": runs, "goal": GOAL}, markdown)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.common import RESULTS, WORK, load_results, save_results, system_line
-from benchmarks.train_seeds import in_seed_order, seed_checkpoints
-from edgemed.fileio import atomic_write_text
+from benchmarks.common import WORK, fmt_ci, load_results, page, save_results
+from edgemed.report.tables import Table, fmt_delta
 
 MAX_DROP = 0.5
 BUDGET = {"convnext_med-sarscov2_ct_224": 25, "mednext_small-sarscov2_ct_224": 4}  # minutes (2-core CPU budget); others: --budget
@@ -104,68 +103,60 @@ def measure(key: str, ckpt_path: Path, opt: Path, rounds: int) -> dict:
                                                         "budget_minutes": summary["budget_minutes"]}}
 
 
-def run_command(key: str, budget: float) -> str:
+def run_command(key: str, budget: float, program: str = "python -m benchmarks.headline") -> str:
     """The command that reproduces one model's run (models are run one at a time)."""
-    return f"python -m benchmarks.headline --only {key}" + ("" if key in BUDGET else f" --budget {budget:g}")
+    return f"{program} --only {key}" + ("" if key in BUDGET else f" --budget {budget:g}")
 
 
-def markdown(runs, sysline) -> str:
-    lines = ["# Headline: PyTorch FP32 vs the best deployment per runtime", "",
-             "Command: `python -m benchmarks.headline --only KEY [--budget MINUTES]`, one model per run "
-             "(each section names its own)  ",
-             f"Machine: {sysline}", "",
-             "Each model went through `edgemed optimize --max-drop 0.5 --metric accuracy` (search on the validation "
-             "split). Per runtime, the fastest point within the bound is measured here against PyTorch FP32 eager: "
-             "batch-1 latency (median of interleaved rounds in one process, each at its chosen thread count; PyTorch "
-             "at 2 threads), size, and TEST-split accuracy/AUC with 95 % bootstrap CIs; Δ is the paired difference "
-             "to PyTorch FP32. Target: ≥ 6× faster with accuracy drop ≤ 0.5 pt.", ""]
-    for r in runs:
-        command = r.get("command") or run_command(r["key"], r["optimize"]["budget_minutes"])
-        lines += [f"## {r['model']} ({r['image_size']}²) on {r['dataset']} (test n={r['n_test']})", "",
-                  f"Command: `{command}`", "",
-                  "| deployment | artifact | threads | p50 ms | speed-up | size ratio | accuracy [95% CI] | Δacc pt [95% CI] | AUC [95% CI] | ΔAUC | ≥ 6× & ≤ 0.5 pt |",
-                  "|---|---|---:|---:|---:|---:|---|---|---|---|---|"]
-        for row in r["rows"]:
-            p = row["point"]
-            ret = row["retention"]
+def _row(row: dict) -> list[str]:
+    p, ret = row["point"], row["retention"]
+    da, dauc = (ret["accuracy"], ret["auc"]) if ret else (None, None)
+    return [row["name"], p["candidate"] + ":" + p["artifact"] if p else "torch-fp32 (eager)", str(row["threads"]),
+            f"{row['latency_ms']['p50']:.3f}", f"{row['speedup']:.2f}×", f"{row['size_ratio']:.2f}",
+            fmt_ci(row["accuracy"]["value"], row["accuracy"]["ci"], 4, 3),
+            fmt_delta(100 * da["difference"], [100 * c for c in da["ci"]]) if da else "ref",
+            fmt_ci(row["auc"]["value"], row["auc"]["ci"], 4, 3),
+            f"{dauc['difference']:+.4f}" if dauc and dauc["difference"] is not None else "ref",
+            "" if row["meets_target"] is None else "yes" if row["meets_target"] else "no"]
 
-            def ci(m):
-                return "n/a" if m["value"] is None else f"{m['value']:.4f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]"
 
-            da = ret["accuracy"] if ret else None
-            dauc = ret["auc"] if ret else None
-            lines.append(
-                f"| {row['name']} | {p['candidate'] + ':' + p['artifact'] if p else 'torch-fp32 (eager)'} | {row['threads']} | "
-                f"{row['latency_ms']['p50']:.3f} | {row['speedup']:.2f}× | {row['size_ratio']:.2f} | {ci(row['accuracy'])} | "
-                + (f"{100 * da['difference']:+.2f} [{100 * da['ci'][0]:+.2f}, {100 * da['ci'][1]:+.2f}]" if da else "ref")
-                + f" | {ci(row['auc'])} | " + (f"{dauc['difference']:+.4f}" if dauc and dauc['difference'] is not None else "ref")
-                + f" | {'' if row['meets_target'] is None else ('yes' if row['meets_target'] else 'no')} |")
-        notes = r["optimize"]["notes"]
-        lines += ["", f"Search: {r['optimize']['budget_minutes']} min budget; recommended `{r['optimize']['recommended']}`"
-                  + ("" if r["optimize"]["bound_met"] else " (BOUND NOT MET)") + (f"; {'; '.join(notes)}" if notes else ""), ""]
-    return "\n".join(lines)
+def markdown(payload: dict) -> str:
+    program = payload["command"].split(" --")[0]  # how the script was run: `python -m benchmarks.headline`
+    body = ["Each model went through `edgemed optimize --max-drop 0.5 --metric accuracy` (search on the validation "
+            "split). Per runtime, the fastest point within the bound is measured here against PyTorch FP32 eager: "
+            "batch-1 latency (median of interleaved rounds in one process, each at its chosen thread count; PyTorch "
+            "at 2 threads), size, and TEST-split accuracy/AUC with 95 % bootstrap CIs; Δ is the paired difference "
+            "to PyTorch FP32. Target: ≥ 6× faster with accuracy drop ≤ 0.5 pt."]
+    for r in payload["runs"]:
+        opt = r["optimize"]
+        command = r.get("command") or run_command(r["key"], opt["budget_minutes"], program)  # older runs lack it
+        body += [f"## {r['model']} ({r['image_size']}²) on {r['dataset']} (test n={r['n_test']})",
+                 f"Command: `{command}`",
+                 Table(["deployment", "artifact", "threads", "p50 ms", "speed-up", "size ratio", "accuracy [95% CI]",
+                        "Δacc pt [95% CI]", "AUC [95% CI]", "ΔAUC", "≥ 6× and ≤ 0.5 pt"],
+                       [_row(row) for row in r["rows"]], right={2, 3, 4, 5}),
+                 f"Search: {opt['budget_minutes']} min budget; recommended `{opt['recommended']}`"
+                 + ("" if opt["bound_met"] else " (BOUND NOT MET)") + (f"; {'; '.join(opt['notes'])}" if opt["notes"] else "")]
+    # each model is its own run: the page's command is the usage, each section names its own
+    return page(payload, "Headline: PyTorch FP32 vs the best deployment per runtime", body,
+                command=f"`{program} --only KEY [--budget MINUTES]`, one model per run (each section names its own)")
 
 
 def main() -> None:
-    from edgemed.bench.system import system_info
+    from benchmarks.train_seeds import in_seed_order, seed_checkpoints
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--budget", type=float, default=6.0)
     ap.add_argument("--rounds", type=int, default=200)
-    ap.add_argument("--render", action="store_true", help="only rewrite headline.md from headline.json")
     args = ap.parse_args()
-    saved = load_results("headline")
-    if args.render:
-        atomic_write_text(RESULTS / "headline.md", markdown(saved["runs"], system_line(saved["system"])))
-        return
-    done = {r["key"]: r for r in saved.get("runs", [])}
+    done = {r["key"]: r for r in load_results("headline").get("runs", [])}
     for key, ckpt in seed_checkpoints(args.only):
         opt = run_optimize(key, ckpt, BUDGET.get(key, args.budget))  # reuses an existing search
         budget = BUDGET.get(key, args.budget)
         done[key] = {**measure(key, ckpt, opt, args.rounds), "command": run_command(key, budget)}
         runs = in_seed_order(done)
-        save_results("headline", {"runs": runs}, markdown(runs, system_line(system_info())))
+        save_results("headline", {"runs": runs}, markdown)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import WORK, edgemed_cli, save_results, system_line
-from tests.security.cases import CASES, Env
+from benchmarks.common import WORK, edgemed_cli, page, save_results
+from edgemed.report.tables import Table
 
 
 def fixtures(work: Path) -> tuple[Path, Path, Path]:
@@ -66,6 +66,8 @@ def reported_line(case, stdout: str, stderr: str) -> str:
 
 
 def run_case(case, ck: Path, bundle: Path, images: Path, root: Path) -> dict:
+    from tests.security.cases import Env
+
     base = root / case.name.replace(" ", "_").replace("/", "_")
     shutil.rmtree(base, ignore_errors=True)
     (base / "work").mkdir(parents=True)
@@ -95,11 +97,25 @@ def run_case(case, ck: Path, bundle: Path, images: Path, root: Path) -> dict:
     return row
 
 
+def markdown(payload: dict) -> str:
+    rows = [[str(i), r["defect"], f"{r['case']}: {r['what']}", r["command"],
+             f"{r['exit_code']} ({r['expected_exit_code']})", r["message"], "yes" if r["passed"] else "**NO**"]
+            for i, r in enumerate(payload["rows"], 1)]
+    body = ["Each case builds one bad file from a good one (a tiny trained mednext_micro checkpoint and its bundle) "
+            "and runs the installed `edgemed` command on it in its own process. Passed = the promised exit code, "
+            "the message names the problem, no traceback, no code ran (a sentinel file the payloads try to "
+            "create never appears), nothing outside the case's folder and nothing in the good bundle changed.",
+            f"Result: **{payload['passed']} of {payload['cases']} passed**",
+            Table(["#", "defect", "case", "command", "exit (promised)", "what edgemed said", "passed"], rows, right={0})]
+    return page(payload, "Hostile inputs", body)
+
+
 def main() -> None:
+    from tests.security.cases import CASES
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", help="Substrings of case names.")
     args = ap.parse_args()
-    from edgemed.bench.system import system_info
 
     work = WORK / "hostile"
     work.mkdir(parents=True, exist_ok=True)
@@ -113,21 +129,7 @@ def main() -> None:
             r = rows[-1]
             print(f"{'ok ' if r['passed'] else 'BAD'} {r['exit_code']} {r['case']}: {r['message'][:140]}", flush=True)
     passed = sum(r["passed"] for r in rows)
-    md = ["# Hostile inputs", "",
-          "Each case builds one bad file from a good one (a tiny trained mednext_micro checkpoint and its bundle) "
-          "and runs the installed `edgemed` command on it in its own process. Passed = the promised exit code, "
-          "the message names the problem, no traceback, no code ran (a sentinel file the payloads try to "
-          "create never appears), nothing outside the case's folder and nothing in the good bundle changed.", "",
-          "Command: `EDGEMED_DATA_DIR=../shared/data python -m benchmarks.hostile_inputs`  ",
-          f"Machine: {system_line(system_info())}  ",
-          f"Result: **{passed} of {len(rows)} passed**", "",
-          "| # | defect | case | command | exit (promised) | what edgemed said | passed |",
-          "|---:|---|---|---|---|---|---|"]
-    for i, r in enumerate(rows, 1):
-        message = r["message"].replace("|", "\\|")
-        md.append(f"| {i} | {r['defect']} | {r['case']}: {r['what']} | `{r['command']}` | {r['exit_code']} "
-                  f"({r['expected_exit_code']}) | {message} | {'yes' if r['passed'] else '**NO**'} |")
-    save_results("hostile_inputs", {"passed": passed, "cases": len(rows), "rows": rows}, "\n".join(md) + "\n")
+    save_results("hostile_inputs", {"passed": passed, "cases": len(rows), "rows": rows}, markdown)
     print(f"{passed} of {len(rows)} passed; written to benchmarks/results/hostile_inputs.md")
     if passed != len(rows):
         raise SystemExit(1)

@@ -12,14 +12,14 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import (
-    command_line,
+    RESULTS,
     edgemed_wheel,
     package_sizes,
+    page,
     pip_layout,
     save_results,
-    size_rows,
     size_summary,
-    system_line,
+    size_table,
 )
 
 GOAL_MB = 250
@@ -27,9 +27,15 @@ GOAL_MB = 250
 EXTRAS = ("runtime", "runtime-litert", "runtime-onnx")
 
 
-def main() -> None:
-    from edgemed.bench.system import system_info
+def markdown(payload: dict) -> str:
+    return page(payload, "Device install size", [
+        "`pip install --target DIR --platform manylinux_2_28_<arch> (and older manylinux tags) "
+        "--only-binary=:all: edgemed-<this checkout>.whl[EXTRA]`, CPython 3.11: the wheels laid out, "
+        "nothing built or run; bytes on disk per top-level package (metadata left out).",
+        size_table(payload["installs"], payload["goal_mb"])])
 
+
+def main() -> None:
     out: dict = {"goal_mb": GOAL_MB, "installs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         wheel = edgemed_wheel(Path(tmp))
@@ -40,15 +46,8 @@ def main() -> None:
                 error = pip_layout([f"{wheel}[{extra}]"], folder, arch)
                 out["installs"][name] = {"error": error} if error else size_summary(package_sizes(folder))
                 print(name, out["installs"][name], flush=True)
-    md = ["# Device install size", "",
-          "`pip install --target DIR --platform manylinux_2_28_<arch> (and older manylinux tags) "
-          "--only-binary=:all: edgemed-<this checkout>.whl[EXTRA]`, CPython 3.11: the wheels laid out, "
-          "nothing built or run; bytes on disk per top-level package (metadata left out).", "",
-          f"Command: `{command_line()}`  ", f"Machine: {system_line(system_info())}", "",
-          f"| install | MB | within {GOAL_MB} MB | largest packages (MB) |", "|---|---:|---|---|"]
-    md += size_rows(out["installs"], GOAL_MB)
-    save_results("install_size", out, "\n".join(md) + "\n")
-    print("\n".join(md))
+    save_results("install_size", out, markdown)
+    print((RESULTS / "install_size.md").read_text())
 
 
 if __name__ == "__main__":

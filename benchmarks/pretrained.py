@@ -11,14 +11,25 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from benchmarks.common import WORK, command_line, save_results, system_line
+from benchmarks.common import RESULTS, WORK, fmt_ci, page, save_results
+from edgemed.report.tables import Table
 
 SHIPPED = [  # (model, data set, settings): the seed table's PneumoniaMNIST runs
     ("mednext_small", "pneumoniamnist", dict(epochs=30, batch_size=128, patience=10)),
     ("convnext_med_28", "pneumoniamnist", dict(epochs=30, batch_size=128, patience=10)),
 ]
+
+
+def markdown(payload: dict) -> str:
+    rows = [[r["model"], r["dataset"], f"{r['bytes'] / 2**20:.1f} MiB", f"{r['epochs_run']} ({r['best_epoch']})",
+             str(r["train_minutes"]), *(fmt_ci(m["value"], m["ci"]) for m in (r["fp16_test"]["accuracy"], r["fp16_test"]["auc"])),
+             f"{r['fp32_test']['accuracy']['value']:.4f}"] for r in payload["rows"]]
+    return page(payload, "Shipped pretrained weights", [
+        "Trained from scratch on this CPU by `edgemed train` with the seed benchmark's settings, stored as FP16 "
+        "edgemed checkpoints in the package; test metrics are of the shipped FP16 file (95 % bootstrap CIs).",
+        Table(["model", "data", "file size", "epochs (best)", "train min", "test accuracy (FP16)", "test AUC (FP16)",
+               "FP32 accuracy"], rows, right={2, 4, 7})])
 
 
 def main() -> None:
@@ -27,7 +38,6 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from edgemed.bench.system import system_info
     from edgemed.checkpoint import load_checkpoint, save_checkpoint
     from edgemed.models.pretrained import ZOO, weights_path
     from edgemed.train import evaluate, train
@@ -56,19 +66,8 @@ def main() -> None:
         print(json.dumps(rows[-1], default=str)[:300], flush=True)
         del net
         torch.set_num_threads(2)
-    md = ["# Shipped pretrained weights", "",
-          "Trained from scratch on this CPU by `edgemed train` with the seed benchmark's settings, stored as FP16 "
-          "edgemed checkpoints in the package; test metrics are of the shipped FP16 file (95 % bootstrap CIs).", "",
-          f"Command: `{command_line()}`  ", f"Machine: {system_line(system_info())}", "",
-          "| model | data | file size | epochs (best) | train min | test accuracy (FP16) | test AUC (FP16) | FP32 accuracy |",
-          "|---|---|---:|---|---:|---|---|---:|"]
-    for r in rows:
-        a, u = r["fp16_test"]["accuracy"], r["fp16_test"]["auc"]
-        md.append(f"| {r['model']} | {r['dataset']} | {r['bytes'] / 2**20:.1f} MiB | {r['epochs_run']} ({r['best_epoch']}) | "
-                  f"{r['train_minutes']} | {a['value']:.4f} [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}] | "
-                  f"{u['value']:.4f} [{u['ci'][0]:.4f}, {u['ci'][1]:.4f}] | {r['fp32_test']['accuracy']['value']:.4f} |")
-    save_results("pretrained", {"rows": rows}, "\n".join(md) + "\n")
-    print(Path("benchmarks/results/pretrained.md").read_text() if Path("benchmarks/results/pretrained.md").exists() else "")
+    save_results("pretrained", {"rows": rows}, markdown)
+    print((RESULTS / "pretrained.md").read_text())
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import shutil
 import time
 from pathlib import Path
 
-from benchmarks.common import WORK, command_line, load_results, save_results, system_line
+from benchmarks.common import WORK, load_results, page, save_results
+from edgemed.report.tables import Table
 
 MODELS = {  # key → (format, routes or model types to compare, rounds)
     "mednext_small-pneumoniamnist": [("onnx", ("ort", "nncf", "pt2e"))],
@@ -121,36 +122,33 @@ def _op_counts(artifact) -> dict:
     return {k: ops[k] for k in keep if k in ops}
 
 
-def markdown(runs: list[dict], sysline: str, command: str) -> str:
-    lines = ["# INT8 routes: which one is the default", "", f"Command: `{command}`  ", f"Machine: {sysline}", "",
-             "Each route quantizes the same trained model with the same calibration manifest (plain PTQ, no "
-             "accuracy control). Latency: batch 1, p50 of interleaved rounds (FP32 and every INT8 file A B C … in "
-             "one process), speed-up against the FP32 file of the same format on the same runtime. Accuracy: full "
-             "validation split; agreement: top-1 agreement with PyTorch FP32 there.", ""]
-    for r in runs:
+def _row(row: dict) -> list[str]:
+    p, s = row["p50_ms"], row["speedup_vs_fp32"]  # keyed by thread count, "1" and "2" in the JSON
+    return [row["variant"], f"{p['1']:.3f} ms", f"{s['1']:.2f}×", f"{p['2']:.3f} ms", f"{s['2']:.2f}×",
+            f"{row['val_accuracy']:.4f}", f"{row['agreement_with_torch']:.4f}", f"{row['size_bytes'] / 2**20:.2f} MiB",
+            "–" if row["quantize_seconds"] is None else f"{row['quantize_seconds']:.0f} s"]
+
+
+def markdown(payload: dict) -> str:
+    body = ["Each route quantizes the same trained model with the same calibration manifest (plain PTQ, no "
+            "accuracy control). Latency: batch 1, p50 of interleaved rounds (FP32 and every INT8 file A B C … in "
+            "one process), speed-up against the FP32 file of the same format on the same runtime. Accuracy: full "
+            "validation split; agreement: top-1 agreement with PyTorch FP32 there."]
+    for r in payload["runs"]:
         what = "onnxruntime (CPU EP)" if r["format"] == "onnx" else "OpenVINO (CPU)"
-        lines += [f"## {r['key']} — {r['format']} on {what}", "",
-                  f"{r['rounds']} rounds; {r['calibration_images']} calibration images; validation n = {r['n_val']}, PyTorch FP32 accuracy {r['reference_val_accuracy']:.4f}", "",
-                  "| variant | p50 1 thr | speed-up 1 thr | p50 2 thr | speed-up 2 thr | val accuracy | agreement | size | quantize time |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for row in r["rows"]:
-            p, s = row["p50_ms"], row["speedup_vs_fp32"]
-            qs = "–" if row["quantize_seconds"] is None else f"{row['quantize_seconds']:.0f} s"
-            lines.append(f"| {row['variant']} | {p[1]:.3f} ms | {s[1]:.2f}× | {p[2]:.3f} ms | {s[2]:.2f}× | "
-                         f"{row['val_accuracy']:.4f} | {row['agreement_with_torch']:.4f} | "
-                         f"{row['size_bytes'] / 2**20:.2f} MiB | {qs} |")
+        body += [f"## {r['key']} — {r['format']} on {what}",
+                 f"{r['rounds']} rounds; {r['calibration_images']} calibration images; validation n = {r['n_val']}, "
+                 f"PyTorch FP32 accuracy {r['reference_val_accuracy']:.4f}",
+                 Table(["variant", "p50 1 thr", "speed-up 1 thr", "p50 2 thr", "speed-up 2 thr", "val accuracy",
+                        "agreement", "size", "quantize time"], [_row(row) for row in r["rows"]], right=set(range(1, 9)))]
         if r.get("ops"):
-            lines += ["", "Operators after onnxruntime's graph optimisation (integer kernels are QLinear*/QGemm; "
-                      "a float Conv fed by DequantizeLinear means the INT8 weights are dequantized on every call):", ""]
-            for o, ops in r["ops"].items():
-                lines.append(f"- {o}: " + ", ".join(f"{k} {v}" for k, v in ops.items()))
-        lines.append("")
-    return "\n".join(lines)
+            body += ["Operators after onnxruntime's graph optimisation (integer kernels are QLinear*/QGemm; "
+                     "a float Conv fed by DequantizeLinear means the INT8 weights are dequantized on every call):",
+                     "\n".join(f"- {o}: " + ", ".join(f"{k} {v}" for k, v in ops.items()) for o, ops in r["ops"].items())]
+    return page(payload, "INT8 routes: which one is the default", body)
 
 
 def main() -> None:
-    from edgemed.bench.system import system_info
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--rounds", type=int, default=200)
@@ -163,7 +161,7 @@ def main() -> None:
             print(f"=== {key} {fmt}: {', '.join(options)}", flush=True)
             done[(key, fmt)] = measure(key, fmt, options, ROUNDS.get(key, args.rounds))
             runs = [done[k] for k in sorted(done, key=lambda k: (list(MODELS).index(k[0]), k[1]))]
-            save_results("quantize_routes", {"runs": runs}, markdown(runs, system_line(system_info()), command_line()))
+            save_results("quantize_routes", {"runs": runs}, markdown)
 
 
 if __name__ == "__main__":

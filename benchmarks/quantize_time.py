@@ -20,14 +20,37 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import WORK, command_line, edgemed_cli, save_results, system_line
+from benchmarks.common import RESULTS, WORK, edgemed_cli, page, save_results
+from edgemed.report.tables import Table, fmt_delta
 
 TARGET_SECONDS = 300
 
 
+def _row(r: dict) -> list[str]:
+    tried = "; ".join(f"{', '.join(x['float_layers']) or 'none'} → {x['drop_points']:+.2f}"
+                      + (f" ({x['by']})" if x["by"] else "") for x in r["attempts"])
+    return [r["artifact"], r["route"], "–" if r.get("fp32_seconds") is None else f"{r['fp32_seconds']:.0f} s",
+            f"{r['quantize_seconds']:.0f} s", fmt_delta(r["val_drop_points"], None), str(r["bound_met"]),
+            ", ".join(r["reverted_layers"] or []) or "–", tried]
+
+
+def markdown(payload: dict) -> str:
+    seconds, target, rows = payload["wall_seconds"], payload["target_seconds"], payload["formats"]
+    accounted = sum(r["quantize_seconds"] + (r.get("fp32_seconds") or 0) for r in rows)
+    return page(payload, "`edgemed quantize` wall time, ConvNeXt-Tiny size", [
+        f"`{payload['cli']}` (fresh process; FP32 export + parity, INT8, accuracy control on the validation split, "
+        "latency pick of the recommended artifact).",
+        f"**Wall time: {seconds:.0f} s** (target ≤ {target} s: {'met' if payload['met'] else 'MISSED'}); "
+        f"recommended `{payload['recommended']}`.",
+        Table(["artifact", "route", "FP32 export + parity", "INT8 + control time", "val drop (pt)", "bound met",
+               "float layers", "attempts"], [_row(r) for r in rows], right={2, 3, 4}),
+        f"The rest, {seconds - accounted:.0f} s: start-up and imports, loading the checkpoint, data and "
+        "calibration set, the FP32 validation reference (and the sensitivity pass, where a format needs it, "
+        "counts in that format's INT8 time), the latency pick and writing the bundle."])
+
+
 def main() -> None:
     from benchmarks.train_seeds import checkpoint_path
-    from edgemed.bench.system import system_info
     from edgemed.checkpoint import read_checkpoint
 
     ap = argparse.ArgumentParser()
@@ -62,26 +85,8 @@ def main() -> None:
                                        "by": x.get("by")} for x in d.get("attempts", [])]})
     result = {"key": args.key, "cli": " ".join(cmd), "wall_seconds": round(seconds, 1), "target_seconds": TARGET_SECONDS,
               "met": seconds <= TARGET_SECONDS, "formats": rows, "recommended": manifest.get("recommended")}
-    lines = ["# `edgemed quantize` wall time, ConvNeXt-Tiny size", "", f"Command: `{command_line()}`  ",
-             f"Machine: {system_line(system_info())}", "",
-             f"`{' '.join(cmd)}` (fresh process; FP32 export + parity, INT8, accuracy control on the validation split, "
-             "latency pick of the recommended artifact).", "",
-             f"**Wall time: {seconds:.0f} s** (target ≤ {TARGET_SECONDS} s: {'met' if seconds <= TARGET_SECONDS else 'MISSED'}); "
-             f"recommended `{manifest.get('recommended')}`.", "",
-             "| artifact | route | FP32 export + parity | INT8 + control time | val drop (pt) | bound met | float layers | attempts |",
-             "|---|---|---:|---:|---:|---|---|---|"]
-    accounted = sum(r["quantize_seconds"] + (r.get("fp32_seconds") or 0) for r in rows)
-    for r in rows:
-        tried = "; ".join(f"{', '.join(x['float_layers']) or 'none'} → {x['drop_points']:+.2f}"
-                          + (f" ({x['by']})" if x["by"] else "") for x in r["attempts"])
-        fp32 = f"{r['fp32_seconds']:.0f} s" if r.get("fp32_seconds") is not None else "–"
-        lines.append(f"| {r['artifact']} | {r['route']} | {fp32} | {r['quantize_seconds']:.0f} s | {r['val_drop_points']:+.2f} | "
-                     f"{r['bound_met']} | {', '.join(r['reverted_layers'] or []) or '–'} | {tried} |")
-    lines += ["", f"The rest, {seconds - accounted:.0f} s: start-up and imports, loading the checkpoint, data and "
-              "calibration set, the FP32 validation reference (and the sensitivity pass, where a format needs it, "
-              "counts in that format's INT8 time), the latency pick and writing the bundle."]
-    save_results("quantize_time", result, "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_results("quantize_time", result, markdown)
+    print((RESULTS / "quantize_time.md").read_text())
 
 
 if __name__ == "__main__":

@@ -28,22 +28,28 @@ from benchmarks.common import (
     command_line,
     edgemed_cli,
     load_results,
+    page,
     save_results,
-    system_line,
 )
-from edgemed.pipeline.recipe import load_recipe
-from edgemed.pipeline.runner import STAGE_FILE, STAGE_RUNNERS
+from edgemed.report.tables import Table
 
 RECIPES = ROOT / "recipes"
-STAGES = tuple(STAGE_RUNNERS)  # train, prune, export, quantize, bench, report
+OLD_STAGES = ("train", "prune", "export", "quantize", "bench", "report")  # results that did not list theirs
+
+
+def stages() -> tuple[str, ...]:
+    from edgemed.pipeline.runner import STAGE_RUNNERS
+
+    return tuple(STAGE_RUNNERS)
 
 
 def summarise(run_dir: Path) -> dict:
     """Stage times and outcomes read back from a finished (or partly finished) run folder."""
     from edgemed.checkpoint import read_checkpoint
+    from edgemed.pipeline.runner import STAGE_FILE
 
     out: dict = {"stages": {}}
-    for stage in STAGES:
+    for stage in stages():
         record = run_dir / stage / STAGE_FILE
         if record.exists():
             out["stages"][stage] = json.loads(record.read_text())["seconds"]
@@ -75,6 +81,8 @@ def summarise(run_dir: Path) -> dict:
 
 
 def run_folder(recipe: Path) -> Path:
+    from edgemed.pipeline.recipe import load_recipe
+
     return WORK / "recipes" / load_recipe(recipe).name
 
 
@@ -100,49 +108,51 @@ def run_one(recipe: Path, data_dir: str | None) -> dict:
     return info
 
 
-def markdown(done: dict, sysinfo: dict) -> str:
-    lines = ["# Shipped recipes run end to end with `edgemed run`", "",
-             "Command: `EDGEMED_DATA_DIR=../shared/data python -m benchmarks.run_recipes [--only NAME]`  ",
-             f"Machine: {system_line(sysinfo)}", "",
-             "Each recipe under `benchmarks/recipes/` in a fresh `edgemed run` process (train → prune → export → "
-             "quantize → bench → report). Stage times in seconds (a stage reused from an earlier run of the same "
-             "recipe shows its original time; a stage resumed after Ctrl-C shows its last part's time). "
-             "A run interrupted with Ctrl-C (exit 130) and rerun is one run in parts: its wall adds them up. Bench: p50 latency at batch 1 on the recipe's threads; accuracy "
-             "on the test split against the bundle's FP32 reference. Load = 1-minute load average before/after: "
-             "about 2 or more before the start means another job held the 2 cores, so the run's times and "
-             "latencies are contended, unless the previous recipe had just finished (see the notes).", "",
-             "| recipe | exit | train | prune | export | quantize | bench | report | wall | load | "
-             "train test acc | pruned val acc | within bound | fastest within bound | Δacc | × FP32 same format |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|---:|---:|"]
-    for name in sorted(done):
-        r = done[name]
-        st = r.get("stages", {})
-        best = r.get("best") or {}
-        cells = [name, str(r["exit_code"]) + (f" ({r['error']})" if r.get("error") else "")]
-        cells += [f"{st[s]:.0f}" if s in st else "–" for s in STAGES]
-        parts = r.get("earlier_parts_seconds", [])
-        wall = f"{(r['wall_seconds'] + sum(parts)) / 60:.1f} min" + (f" in {len(parts) + 1} parts" if parts else "")
-        cells += [wall, f"{r['load_before']}/{r['load_after']}"]
-        cells += [f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in ("train_test_accuracy", "prune_val_accuracy")]
-        cells.append(f"{r['rows_within_bound']} of {r['rows_within_bound'] + r['rows_outside_bound']}"
-                     if "rows_within_bound" in r else "–")
-        cells.append(f"{best['artifact']} ({best['runtime']}, {best['threads']} thr, {best['p50_ms']:.2f} ms)" if best else "–")
-        cells.append(f"{-best['accuracy_drop_pt']:+.2f} pt" if best else "–")
-        sp = best.get("speedup_vs_fp32_same_format")
-        cells.append(f"{sp:.2f}×" if sp else "–")
-        lines.append("| " + " | ".join(cells) + " |")
+def _row(name: str, r: dict, stage_names: tuple[str, ...]) -> list[str]:
+    st, best = r.get("stages", {}), r.get("best") or {}
+    parts = r.get("earlier_parts_seconds", [])
+    sp = best.get("speedup_vs_fp32_same_format")
+    return [name, str(r["exit_code"]) + (f" ({r['error']})" if r.get("error") else ""),
+            *(f"{st[s]:.0f}" if s in st else "–" for s in stage_names),
+            f"{(r['wall_seconds'] + sum(parts)) / 60:.1f} min" + (f" in {len(parts) + 1} parts" if parts else ""),
+            f"{r['load_before']}/{r['load_after']}",
+            *(f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in ("train_test_accuracy", "prune_val_accuracy")),
+            f"{r['rows_within_bound']} of {r['rows_within_bound'] + r['rows_outside_bound']}"
+            if "rows_within_bound" in r else "–",
+            f"{best['artifact']} ({best['runtime']}, {best['threads']} thr, {best['p50_ms']:.2f} ms)" if best else "–",
+            f"{-best['accuracy_drop_pt']:+.2f} pt" if best else "–",
+            f"{sp:.2f}×" if sp else "–"]
+
+
+def markdown(payload: dict) -> str:
+    done = payload["runs"]
+    stage_names = tuple(payload.get("stages", OLD_STAGES))
+    n = len(stage_names)
+    table = Table(["recipe", "exit", *stage_names, "wall", "load", "train test acc", "pruned val acc", "within bound",
+                   "fastest within bound", "Δacc", "× FP32 same format"],
+                  [_row(name, done[name], stage_names) for name in sorted(done)],
+                  right=set(range(2, n + 3)) | {n + 4, n + 5, n + 8, n + 9})  # stages + wall, accuracies, Δ, ×
+    body = ["Each recipe under `benchmarks/recipes/` in a fresh `edgemed run` process (train → prune → export → "
+            "quantize → bench → report). Stage times in seconds (a stage reused from an earlier run of the same "
+            "recipe shows its original time; a stage resumed after Ctrl-C shows its last part's time). "
+            "A run interrupted with Ctrl-C (exit 130) and rerun is one run in parts: its wall adds them up. Bench: p50 "
+            "latency at batch 1 on the recipe's threads; accuracy on the test split against the bundle's FP32 "
+            "reference. Load = 1-minute load average before/after: about 2 or more before the start means another "
+            "job held the 2 cores, so the run's times and latencies are contended, unless the previous recipe had "
+            "just finished (see the notes).", table]
     notes = [f"- {name}: {done[name]['note']}" for name in sorted(done) if done[name].get("note")]
     if notes:
-        lines += ["", "Notes:", *notes]
-    missing = sorted(p.stem for p in RECIPES.glob("*.yaml") if p.stem not in done)
+        body.append("\n".join(["Notes:", *notes]))
+    # the recipes shipped when the results were saved (older results: those it ran)
+    missing = sorted(set(payload.get("recipes", done)) - set(done))
     if missing:
-        lines += ["", "Not run yet (each trains its model first; see the recipe's epochs): " + ", ".join(missing) + "."]
-    return "\n".join(lines) + "\n"
+        body.append("Not run yet (each trains its model first; see the recipe's epochs): " + ", ".join(missing) + ".")
+    # recipes run one `--only` at a time (the saved command is only the last): the page names the usage
+    return page(payload, "Shipped recipes run end to end with `edgemed run`", body,
+                command="`EDGEMED_DATA_DIR=../shared/data python -m benchmarks.run_recipes [--only NAME]`")
 
 
 def main() -> None:
-    from edgemed.bench.system import system_info
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", help="substrings of recipe names to run")
     ap.add_argument("--note", help="a remark recorded with these runs (e.g. what else shared the cores)")
@@ -152,7 +162,6 @@ def main() -> None:
     recipes = [p for p in sorted(RECIPES.glob("*.yaml")) if not args.only or any(s in p.stem for s in args.only)]
     if not recipes:
         sys.exit(f"no recipe under {RECIPES} matches --only {' '.join(args.only or [])}")
-    sysinfo = system_info()
     for recipe in recipes:
         print(f"=== {recipe.stem}", flush=True)
         earlier = previous.get(recipe.stem, {})
@@ -163,7 +172,8 @@ def main() -> None:
             info["earlier_parts_seconds"] = earlier.get("earlier_parts_seconds", []) + [earlier["wall_seconds"]]
         previous[recipe.stem] = info | ({"note": args.note} if args.note else {})
         print(json.dumps(previous[recipe.stem], indent=1), flush=True)
-        save_results("recipe_runs", {"runs": previous}, markdown(previous, sysinfo))
+        save_results("recipe_runs", {"runs": previous, "stages": list(stages()),
+                                     "recipes": sorted(p.stem for p in RECIPES.glob("*.yaml"))}, markdown)
     print(command_line())
 
 

@@ -32,7 +32,8 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks.common import WORK, command_line, load_results, save_results, system_line
+from benchmarks.common import WORK, command_line, load_results, page, save_results
+from edgemed.report.tables import Table
 
 CONFIGS = [
     dict(key="convnext_med-224", model="convnext_med", size=224, dataset="sarscov2_ct_224",
@@ -306,49 +307,26 @@ def _ratio(lat: dict, a: str, b: str) -> str:
     return f"{lat[b]['median_ms'] / lat[a]['median_ms']:.2f}× ({lat[b]['min_ms'] / lat[a]['min_ms']:.2f}×)"
 
 
-def markdown(runs: list[dict], micro: dict | None, sysline: str, command: str) -> str:
-    L = ["# Static INT8 TFLite under XNNPACK: why it was slow, and the fix", "",
-         f"Command: `{command}`  ", f"Machine: {sysline}  ",
-         "Runtime: ai-edge-litert Interpreter with its default XNNPACK delegate, batch 1; latency = model call only "
-         "(`Session.infer`), every file of a model interleaved A B C … in one process after 10 warm-up rounds. "
-         "A training job shared the two cores throughout: medians are over many rounds, [min, max] shows the noise; "
-         "compare ratios, which come from interleaved runs.", "",
-         "## Default chosen: route `conv`", "",
-         "`edgemed.compress.tflite_int8.quantize_tflite(..., route=\"conv\")`: split every depth-wise conv above 25 "
-         "taps into ≤ 25-tap ones (same weights), then ai-edge-quantizer static INT8 (per-channel weights, per-tensor "
-         "activations) on CONV_2D ops only; LayerNorm, GELU, depth-wise convs, SE/classifier head and residual adds "
-         "stay float. XNNPACK delegates the whole graph.", ""]
-    L += ["## Summary (median ms, batch 1)", "",
-          "| model | threads | FP32 today | INT8 `static_wi8_ai8` | FP32 + split | INT8 `conv` (default) | "
-          "INT8 `conv` vs FP32 today | vs FP32 + split | max abs Δlogit `conv` (`static_wi8_ai8`) | "
-          "top-1 agreement `conv` (`static_wi8_ai8`) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def _summary_rows(runs: list[dict], threads: list[int]) -> list[list[str]]:
+    rows = []
     for r in runs:
         v = r["variants"]
         if "parity" not in v.get("int8_conv", {}):
             continue
         pc, pa = v["int8_conv"]["parity"], v.get("int8_all", {}).get("parity")
-        for th in THREADS:
+        for th in threads:
             lat = r["latency"][str(th)]
-            med = {k: f"{lat[k]['median_ms']:.2f}" if k in lat else "–" for k in ("fp32", "int8_all", "fp32_split", "int8_conv")}
-            L.append(f"| {r['model']} {r['image_size']}² | {th} | {med['fp32']} | {med['int8_all']} | {med['fp32_split']} | "
-                     f"{med['int8_conv']} | {_ratio(lat, 'int8_conv', 'fp32')} | {_ratio(lat, 'int8_conv', 'fp32_split')} | "
-                     f"{pc['max_abs_diff']:.3g} ({pa['max_abs_diff']:.3g}) | "
-                     f"{pc['top1_agreement']:.4f} ({pa['top1_agreement']:.4f}) |" if pa else "")
-    L += ["", "Speed-up from medians, from minimums in brackets. Accuracy on trained checkpoints is in the "
-          "per-model tables below.", "", "## Why INT8 was slow", ""]
-    if micro:
-        L += ["**1. XNNPACK's depth-wise conv above 25 taps.** One depth-wise conv + 1×1 conv on a 1×96×56×56 map "
-              "(convnext_med's stage 1), median ms [min, max]:", "",
-              "| kernel | FP32 1 thread | INT8 1 thread | FP32 2 threads | INT8 2 threads |", "|---|---:|---:|---:|---:|"]
-        for k in ("dw7x7", "dw5x5", "dw7x7_split"):
-            cells = [_ms(micro["latency"][str(th)], f"{k} {p}") for th in THREADS for p in ("fp32", "int8")]
-            L.append(f"| {k.replace('_split', ' split (5×5 + 2×7 dil 6 + 5×2 dil 6)')} | " + " | ".join(cells) + " |")
-        L += ["", "A 7×7 kernel (49 taps) falls off XNNPACK's fast depth-wise kernels (≤ 25 taps): it is many times "
-              "slower than a 5×5 one, gains nothing from a second thread and is no faster in INT8. The split form "
-              "(same weights, outputs equal up to float rounding) runs on the fast kernels. ConvNeXt has one 7×7 "
-              "depth-wise conv per block and MedNeXt one per Spatial Encoding Module, so this one kernel dominated "
-              "FP32 and INT8 alike and left INT8 little to win.", ""]
-    L += ["What the split alone saves in each whole model (1 thread, medians; the rest of the graph unchanged):", ""]
+            med = [f"{lat[k]['median_ms']:.2f}" if k in lat else "–" for k in ("fp32", "int8_all", "fp32_split", "int8_conv")]
+            rows.append([f"{r['model']} {r['image_size']}²", str(th), *med, _ratio(lat, "int8_conv", "fp32"),
+                         _ratio(lat, "int8_conv", "fp32_split"),
+                         f"{pc['max_abs_diff']:.3g}" + (f" ({pa['max_abs_diff']:.3g})" if pa else ""),
+                         f"{pc['top1_agreement']:.4f}" + (f" ({pa['top1_agreement']:.4f})" if pa else "")])
+    return rows
+
+
+def _split_savings(runs: list[dict]) -> str:
+    """What the depth-wise split alone saves in each whole model, one list item per model."""
+    lines = []
     for r in runs:
         lat = r["latency"]["1"]
         if "fp32" in lat and "fp32_split" in lat:
@@ -359,85 +337,116 @@ def markdown(runs: list[dict], micro: dict | None, sysline: str, command: str) -
                 line += f"; `static_wi8_ai8` {a:.2f} → {a_s:.2f} ms (−{100 * (a - a_s) / a:.0f} %)"
             elif "int8_all" in lat:
                 line += "; `static_wi8_ai8` on the split model does not run (XNNPACK fails to prepare its INT8 dilated depth-wise convs)"
-            L.append(line + ".")
-    L += ["", "**2. `static_wi8_ai8` quantizes every op, and XNNPACK refuses several INT8 ops**, which then run on "
-          "TFLite's own kernels and cut the graph into many XNNPACK partitions:", "",
-          "| model | variant | ops | INT8 ops | TRANSPOSE | QUANTIZE+DEQUANTIZE | XNNPACK partitions | ops not delegated (by type) |",
-          "|---|---|---:|---:|---:|---:|---:|---|"]
+            lines.append(line + ".")
+    return "\n".join(lines)
+
+
+def _op_rows(runs: list[dict]) -> list[list[str]]:
+    rows = []
     for r in runs:
         for name in ("fp32", "int8_all", "int8_conv", "pt2e"):
-            v = r["variants"].get(name, {})
-            f = v.get("findings")
+            f = r["variants"].get(name, {}).get("findings")
             if not f:
                 continue
             x = f["xnnpack"] or {}
             int8 = sum(c.get("int8", 0) for k, c in f["op_types"].items() if k != "QUANTIZE")
             nd = ", ".join(f"{k} {n}" for k, n in x.get("not_delegated_by_type", {}).items()) or "none"
-            L.append(f"| {r['model']} {r['image_size']}² | {name} | {f['ops']} | {int8} | {f['transposes']} | "
-                     f"{f['quantize_dequantize']} | {x.get('partitions', '–')} | {nd} |")
-    L += ["", "Not delegated in INT8: RSQRT and GELU (no INT8 XNNPACK kernel), SQUARED_DIFFERENCE, and ADD/SUB whose "
-          "input-to-output scale ratio XNNPACK rejects (LayerNorm's `var + eps`, where eps quantizes to a scale "
-          "~1e-9). The INT8 LayerNorm (mean, variance and rsqrt in 8 bits) is also where accuracy goes. "
-          "Layout TRANSPOSEs are not the problem: litert-torch keeps the graph NHWC, and FP32, `int8_all` and "
-          "`int8_conv` have the same few (around ConvNeXt's downsampling LayerNorms and the pooling), all "
-          "delegated; only the PT2E route adds many.", ""]
-    L += ["## Routes: latency and agreement with PyTorch", "",
-          "Speed-up = FP32 median / variant median (today's FP32 export, and the FP32 with the depth-wise split); "
-          "in brackets the same from minimums, which the background load disturbs least. "
-          "Parity on the test split: max |Δlogit|, top-1 agreement with PyTorch FP32, accuracy and AUC drop "
-          f"(target: ≤ {TARGET['accuracy_drop_points']} points, ≤ {TARGET['auc_drop']}).", ""]
+            rows.append([f"{r['model']} {r['image_size']}²", name, str(f["ops"]), str(int8), str(f["transposes"]),
+                         str(f["quantize_dequantize"]), str(x.get("partitions", "–")), nd])
+    return rows
+
+
+def _route_rows(r: dict, threads: list[int]) -> list[list[str]]:
+    rows = []
+    trained = r["weights"].startswith("trained")
+    for name, v in r["variants"].items():
+        if v.get("error"):
+            rows.append([name, "–", f"failed: {v['error'][:160]}", "", "", "", "", "", ""])
+            continue
+        p = v["parity"]
+        for th in threads:
+            lat = r["latency"][str(th)]
+            rows.append([name, str(th), _ms(lat, name), _ratio(lat, name, "fp32"), _ratio(lat, name, "fp32_split"),
+                         f"{p['max_abs_diff']:.3g}", f"{p['top1_agreement']:.4f}",
+                         f"{p['accuracy']:.4f} ({p['accuracy_drop_points']:+.2f})" if trained else "–",
+                         f"{p['auc']:.4f} ({p['auc_drop']:+.4f})" if p["auc"] is not None and trained else "–"])
+    return rows
+
+
+def markdown(payload: dict) -> str:
+    runs, micro, target = payload["runs"], payload.get("depthwise_micro"), payload["target"]
+    threads = payload.get("threads", list(THREADS))
+    body = ["Runtime: ai-edge-litert Interpreter with its default XNNPACK delegate, batch 1; latency = model call only "
+            "(`Session.infer`), every file of a model interleaved A B C … in one process after 10 warm-up rounds. "
+            "A training job shared the two cores throughout: medians are over many rounds, [min, max] shows the noise; "
+            "compare ratios, which come from interleaved runs.",
+            f"## Default chosen: route `{payload.get('default_route', 'conv')}`",
+            "`edgemed.compress.tflite_int8.quantize_tflite(..., route=\"conv\")`: split every depth-wise conv above 25 "
+            "taps into ≤ 25-tap ones (same weights), then ai-edge-quantizer static INT8 (per-channel weights, per-tensor "
+            "activations) on CONV_2D ops only; LayerNorm, GELU, depth-wise convs, SE/classifier head and residual adds "
+            "stay float. XNNPACK delegates the whole graph.",
+            "## Summary (median ms, batch 1)",
+            Table(["model", "threads", "FP32 today", "INT8 static_wi8_ai8", "FP32 + split", "INT8 conv (default)",
+                   "INT8 conv vs FP32 today", "vs FP32 + split", "max abs Δlogit conv (static_wi8_ai8)",
+                   "top-1 agreement conv (static_wi8_ai8)"], _summary_rows(runs, threads), right=set(range(1, 10))),
+            "Speed-up from medians, from minimums in brackets. Accuracy on trained checkpoints is in the "
+            "per-model tables below.", "## Why INT8 was slow"]
+    if micro:
+        cells = [[k.replace("_split", " split (5×5 + 2×7 dil 6 + 5×2 dil 6)"),
+                  *(_ms(micro["latency"][str(th)], f"{k} {p}") for th in threads for p in ("fp32", "int8"))]
+                 for k in ("dw7x7", "dw5x5", "dw7x7_split")]
+        body += ["**1. XNNPACK's depth-wise conv above 25 taps.** One depth-wise conv + 1×1 conv on a 1×96×56×56 map "
+                 "(convnext_med's stage 1), median ms [min, max]:",
+                 Table(["kernel", "FP32 1 thread", "INT8 1 thread", "FP32 2 threads", "INT8 2 threads"], cells,
+                       right={1, 2, 3, 4}),
+                 "A 7×7 kernel (49 taps) falls off XNNPACK's fast depth-wise kernels (≤ 25 taps): it is many times "
+                 "slower than a 5×5 one, gains nothing from a second thread and is no faster in INT8. The split form "
+                 "(same weights, outputs equal up to float rounding) runs on the fast kernels. ConvNeXt has one 7×7 "
+                 "depth-wise conv per block and MedNeXt one per Spatial Encoding Module, so this one kernel dominated "
+                 "FP32 and INT8 alike and left INT8 little to win."]
+    body += ["What the split alone saves in each whole model (1 thread, medians; the rest of the graph unchanged):",
+             _split_savings(runs),
+             "**2. `static_wi8_ai8` quantizes every op, and XNNPACK refuses several INT8 ops**, which then run on "
+             "TFLite's own kernels and cut the graph into many XNNPACK partitions:",
+             Table(["model", "variant", "ops", "INT8 ops", "TRANSPOSE", "QUANTIZE+DEQUANTIZE", "XNNPACK partitions",
+                    "ops not delegated (by type)"], _op_rows(runs), right={2, 3, 4, 5, 6}),
+             "Not delegated in INT8: RSQRT and GELU (no INT8 XNNPACK kernel), SQUARED_DIFFERENCE, and ADD/SUB whose "
+             "input-to-output scale ratio XNNPACK rejects (LayerNorm's `var + eps`, where eps quantizes to a scale "
+             "~1e-9). The INT8 LayerNorm (mean, variance and rsqrt in 8 bits) is also where accuracy goes. "
+             "Layout TRANSPOSEs are not the problem: litert-torch keeps the graph NHWC, and FP32, `int8_all` and "
+             "`int8_conv` have the same few (around ConvNeXt's downsampling LayerNorms and the pooling), all "
+             "delegated; only the PT2E route adds many.",
+             "## Routes: latency and agreement with PyTorch",
+             "Speed-up = FP32 median / variant median (today's FP32 export, and the FP32 with the depth-wise split); "
+             "in brackets the same from minimums, which the background load disturbs least. "
+             "Parity on the test split: max |Δlogit|, top-1 agreement with PyTorch FP32, accuracy and AUC drop "
+             f"(target: ≤ {target['accuracy_drop_points']} points, ≤ {target['auc_drop']})."]
     for r in runs:
-        L += [f"### {r['model']} at {r['image_size']}×{r['image_size']} ({r['dataset']}; {r['weights']})", "",
-              f"{r['calibration_images']} calibration images (train split), {r['test_images']} test images, "
-              f"{r['rounds']} interleaved rounds per thread count.", "",
-              "| variant | threads | median ms [min, max] | speed-up vs FP32 | vs FP32 split | max abs Δlogit | "
-              "top-1 agreement | accuracy (drop, pt) | AUC (drop) |", "|---|---:|---|---:|---:|---:|---:|---|---|"]
-        for name in VARIANTS:
-            v = r["variants"].get(name)
-            if v is None:
-                continue
-            if v.get("error"):
-                L.append(f"| {name} | – | failed: {v['error'][:160].replace('|', '/')} | | | | | | |")
-                continue
-            p = v["parity"]
-            trained = r["weights"].startswith("trained")
-            for th in THREADS:
-                lat = r["latency"][str(th)]
-                auc = f"{p['auc']:.4f} ({p['auc_drop']:+.4f})" if p["auc"] is not None and trained else "–"
-                acc = f"{p['accuracy']:.4f} ({p['accuracy_drop_points']:+.2f})" if trained else "–"
-                L.append(f"| {name} | {th} | {_ms(lat, name)} | {_ratio(lat, name, 'fp32')} | "
-                         f"{_ratio(lat, name, 'fp32_split')} | {p['max_abs_diff']:.3g} | {p['top1_agreement']:.4f} | "
-                         f"{acc} | {auc} |")
-        L.append("")
-    L += ["## Notes", "",
-          "- `int8_conv_fc` also quantizes the SE and classifier linear layers: no faster here, and the INT8 "
-          "classifier moves logits most; kept as an option for models with large linear layers.",
-          "- The PT2E route (litert-torch `PT2EQuantizer`) quantizes LayerNorm's mul/add and constants too; on the "
-          "ConvNeXt LayerNorm its layout pass fails once Q/DQ nodes are present (error above); where it converts "
-          "it leaves many TRANSPOSE ops.",
-          "- Random-weight models measure latency and numerical agreement (max |Δlogit|) only: they predict one "
-          "class, so their accuracy/AUC columns are left empty; accuracy needs a trained checkpoint "
-          "(benchmarks/train_seeds.py), which this script uses when present.",
-          "- Dynamic-range INT8 (`dynamic_wi8_afp32`, float activations) is not static INT8 and not measured here.", ""]
-    return "\n".join(L)
+        body += [f"### {r['model']} at {r['image_size']}×{r['image_size']} ({r['dataset']}; {r['weights']})",
+                 f"{r['calibration_images']} calibration images (train split), {r['test_images']} test images, "
+                 f"{r['rounds']} interleaved rounds per thread count.",
+                 Table(["variant", "threads", "median ms [min, max]", "speed-up vs FP32", "vs FP32 split",
+                        "max abs Δlogit", "top-1 agreement", "accuracy (drop, pt)", "AUC (drop)"],
+                       _route_rows(r, threads), right={1, 3, 4, 5, 6})]
+    body += ["## Notes",
+             "- `int8_conv_fc` also quantizes the SE and classifier linear layers: no faster here, and the INT8 "
+             "classifier moves logits most; kept as an option for models with large linear layers.\n"
+             "- The PT2E route (litert-torch `PT2EQuantizer`) quantizes LayerNorm's mul/add and constants too; on the "
+             "ConvNeXt LayerNorm its layout pass fails once Q/DQ nodes are present (error above); where it converts "
+             "it leaves many TRANSPOSE ops.\n"
+             "- Random-weight models measure latency and numerical agreement (max |Δlogit|) only: they predict one "
+             "class, so their accuracy/AUC columns are left empty; accuracy needs a trained checkpoint "
+             "(benchmarks/train_seeds.py), which this script uses when present.\n"
+             "- Dynamic-range INT8 (`dynamic_wi8_afp32`, float activations) is not static INT8 and not measured here."]
+    return page(payload, "Static INT8 TFLite under XNNPACK: why it was slow, and the fix", body)
 
 
 def main() -> None:
-    from edgemed.bench.system import system_info
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*", help="run only configs whose key contains one of these")
     ap.add_argument("--skip-micro", action="store_true", help="keep the stored depth-wise micro-benchmark")
-    ap.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the stored .json")
     args = ap.parse_args()
     previous = load_results("tflite_int8")
-    if args.markdown_only:
-        from benchmarks.common import RESULTS
-        from edgemed.fileio import atomic_write_text
-
-        atomic_write_text(RESULTS / "tflite_int8.md", markdown(previous["runs"], previous.get("depthwise_micro"),
-                                                                system_line(previous["system"]), previous["command"]))
-        return
     done = {r["key"]: r for r in previous.get("runs", [])}
     micro = previous.get("depthwise_micro")
     if not args.skip_micro or micro is None:
@@ -450,7 +459,7 @@ def main() -> None:
         runs = [done[c["key"]] for c in CONFIGS if c["key"] in done]
         payload = {"threads": list(THREADS), "default_route": "conv", "target": TARGET, "runs": runs,
                    "depthwise_micro": micro}
-        save_results("tflite_int8", _jsonable(payload), markdown(runs, micro, system_line(system_info()), command_line()))
+        save_results("tflite_int8", _jsonable(payload), markdown)
 
 
 def _jsonable(obj):

@@ -15,9 +15,30 @@ import subprocess
 import tempfile
 from datetime import datetime, timezone
 
-from benchmarks.common import edgemed_cli, load_results, save_results, system_line
+from benchmarks.common import RESULTS, edgemed_cli, load_results, page, save_results, system_line
+from edgemed.report.tables import Table
 
 GOAL = {"demo": 180, "demo --train": 600}  # seconds: the issues' goals
+
+
+def markdown(payload: dict) -> str:
+    runs, earlier = payload["runs"], payload.get("earlier")
+    body = ["`python -m benchmarks.time_demo [--train]`: `/usr/bin/time -v edgemed demo` in an empty folder with the "
+            "data in EDGEMED_DATA_DIR, as the README's first command runs it. The load averages (1, 5, 15 min) before "
+            "and after say whether anything else ran."]
+    for v in runs.values():
+        stages = [[s["stage"], s["status"], "–" if s["seconds"] is None else str(s["seconds"])] for s in v["stages"]]
+        body += [f"## `{v['command']}`: {int(v['wall_seconds'] // 60)} min {v['wall_seconds'] % 60:.0f} s "
+                 f"({'meets' if v['goal_met'] else 'misses'} the {v['goal_seconds'] // 60}-minute goal)",
+                 f"Started {v['started']} on {system_line(v['system'])}; load before {v['load_before']}, after "
+                 f"{v['load_after']}; CPU {v['cpu_percent']} %; peak RSS {v['peak_rss_mb']} MB; exit {v['exit_code']}.",
+                 Table(["stage", "status", "seconds"], stages, right={2})]
+    if earlier and "demo --train" not in runs:
+        body.append(f"Earlier, when `edgemed demo` trained first (what `edgemed demo --train` runs now): "
+                    f"{int(earlier['wall_s'] // 60)} min {earlier['wall_s'] % 60:.0f} s on {earlier['when']}, "
+                    f"{earlier['machine']}; stages {earlier['stages_s']} (seconds), measured by the former "
+                    f"`{earlier['command']}`.")
+    return page(payload, "`edgemed demo`: wall time on this machine", body)
 
 
 def main() -> None:
@@ -56,25 +77,8 @@ def main() -> None:
     # the record of the former timing script (the demo then trained first, as `--train` does now)
     earlier = prev.get("earlier") or ({k: prev[k] for k in ("command", "when", "machine", "wall_s", "stages_s")}
                                       if "wall_s" in prev else None)
-    md = ["# `edgemed demo`: wall time on this machine", "",
-          "`python -m benchmarks.time_demo [--train]`: `/usr/bin/time -v edgemed demo` in an empty folder with the data "
-          "in EDGEMED_DATA_DIR, as the README's first command runs it. The load averages (1, 5, 15 min) before and "
-          "after say whether anything else ran.", ""]
-    for v in runs.values():
-        md += [f"## `{v['command']}`: {int(v['wall_seconds'] // 60)} min {v['wall_seconds'] % 60:.0f} s "
-               f"({'meets' if v['goal_met'] else 'misses'} the {v['goal_seconds'] // 60}-minute goal)", "",
-               f"Started {v['started']} on {system_line(v['system'])}; load before {v['load_before']}, after "
-               f"{v['load_after']}; CPU {v['cpu_percent']} %; peak RSS {v['peak_rss_mb']} MB; exit {v['exit_code']}.", "",
-               "| stage | status | seconds |", "|---|---|---:|"]
-        md += [f"| {s['stage']} | {s['status']} | {s['seconds'] if s['seconds'] is not None else '–'} |"
-               for s in v["stages"]]
-        md.append("")
-    if earlier and "demo --train" not in runs:
-        md += [f"Earlier, when `edgemed demo` trained first (what `edgemed demo --train` runs now): "
-               f"{int(earlier['wall_s'] // 60)} min {earlier['wall_s'] % 60:.0f} s on {earlier['when']}, {earlier['machine']}; "
-               f"stages {earlier['stages_s']} (seconds), measured by the former `{earlier['command']}`.", ""]
-    save_results("demo_time", {"runs": runs, "earlier": earlier}, "\n".join(md))
-    print("\n".join(md))
+    save_results("demo_time", {"runs": runs, "earlier": earlier}, markdown)
+    print((RESULTS / "demo_time.md").read_text())
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import WORK, command_line, save_results, system_line
+from benchmarks.common import RESULTS, WORK, page, save_results
+from edgemed.report.tables import Table
 
 
 def benchmark_app_p50(xml: Path, threads: int, seconds: float) -> float:
@@ -115,6 +116,36 @@ def cross_runtime(bundle: Path, threads: int = 2, iterations: int = 300, repeats
             "p50_ms": med, "ratio_to_alone": {m: {i: med[m][i] / med["alone"][i] for i in ids} for m in ("strict", "turns")}}
 
 
+def markdown(payload: dict) -> str:
+    comparisons, over, cross = payload["benchmark_app"], payload["overhead"], payload["cross_runtime"]
+    vs_app = [[f"{Path(c['bundle']).name}/{c['artifact']}", str(c["threads"]), f"{c['edgemed_median_of_p50']:.3f} ms",
+               f"{c['benchmark_app_median_of_medians']:.3f} ms", f"{c['difference_pct']:+.1f} %",
+               "yes" if c["within_10pct"] else "NO"] for c in comparisons]
+    overhead_rows = [[o["artifact"], f"{o['bare_us_per_call']:.1f}", f"{o['harness_us_per_call']:.1f}",
+                      f"{o['overhead_us_per_call']:+.2f}", f"{o['overhead_pct']:+.2f} %",
+                      "yes" if o["overhead_pct"] <= 2 else "NO"] for o in over]
+    p50, ratio = cross["p50_ms"], cross["ratio_to_alone"]
+    modes = [[i, f"{alone:.3f} ms", f"{p50['strict'][i]:.3f} ms", f"{ratio['strict'][i]:.2f}", f"{p50['turns'][i]:.3f} ms",
+              f"{ratio['turns'][i]:.2f}"] for i, alone in p50["alone"].items()]
+    return page(payload, "Trusting the harness", [
+        "## edgemed bench vs OpenVINO benchmark_app (same IR, latency hint, FP32 inference precision, batch 1, sync)",
+        f"{comparisons[0]['runs']} alternating runs of each tool ({comparisons[0]['seconds_per_run']:g} s each); the "
+        "medians of the runs' p50 are compared. Goal: within 10 %.",
+        Table(["artifact", "threads", "edgemed p50 (median of runs)", "benchmark_app median", "difference",
+               "within 10 %"], vs_app, right={1, 2, 3, 4}),
+        "## Harness overhead per call (tiny ResNet at 28×28, 1 thread)",
+        "The same session timed by the harness loop (clock + bookkeeping per call) and by a bare loop, "
+        "alternated; medians over rounds. Goal: ≤ 2 % of the model time.",
+        Table(["artifact", "bare µs/call", "harness µs/call", "overhead µs", "overhead %", "goal met"], overhead_rows,
+              right={1, 2, 3, 4}),
+        f"## Several runtimes in one process ({Path(cross['bundle']).name}, FP32, batch 1, {cross['threads']} threads)",
+        "Each artifact timed alone; then all together strictly A B A B; then in the harness's settled turns "
+        "(A×k B×k …, ~50 ms each after 10 ms of unmeasured calls). The three modes alternate "
+        f"{cross['repeats']} times, {cross['iterations']} calls per artifact each; medians of p50. A ratio "
+        "above 1 is time a runtime lost to the previous runtime's still-spinning worker threads.",
+        Table(["artifact", "alone p50", "strict A B p50", "ratio", "turns p50", "ratio"], modes, right={1, 2, 3, 4, 5})])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bundle", default=str(WORK / "bundles" / "mednext_small-pneumoniamnist"),
@@ -124,7 +155,6 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=10.0)
     args = ap.parse_args()
-    from edgemed.bench.system import system_info
     from edgemed.export import load_bundle
 
     targets = [(Path(args.bundle), "openvino-fp32")]
@@ -156,34 +186,10 @@ def main() -> None:
     over = [overhead(tiny, a) for a in ("onnx-fp32", "openvino-fp32", "tflite-fp32")]
     for o in over:
         print(o, flush=True)
-    lines = ["# Trusting the harness", "", f"Command: `{command_line()}`  ", f"Machine: {system_line(system_info())}", "",
-             "## edgemed bench vs OpenVINO benchmark_app (same IR, latency hint, FP32 inference precision, batch 1, sync)", "",
-             f"{args.runs} alternating runs of each tool ({args.seconds:g} s each); the medians of the runs' p50 are compared. Goal: within 10 %.", "",
-             "| artifact | threads | edgemed p50 (median of runs) | benchmark_app median | difference | within 10 % |",
-             "|---|---:|---:|---:|---:|---|"]
-    for c in comparisons:
-        lines.append(f"| {Path(c['bundle']).name}/{c['artifact']} | {c['threads']} | {c['edgemed_median_of_p50']:.3f} ms | "
-                     f"{c['benchmark_app_median_of_medians']:.3f} ms | {c['difference_pct']:+.1f} % | {'yes' if c['within_10pct'] else 'NO'} |")
-    lines += ["", "## Harness overhead per call (tiny ResNet at 28×28, 1 thread)", "",
-              "The same session timed by the harness loop (clock + bookkeeping per call) and by a bare loop, "
-              "alternated; medians over rounds. Goal: ≤ 2 % of the model time.", "",
-              "| artifact | bare µs/call | harness µs/call | overhead µs | overhead % | goal met |", "|---|---:|---:|---:|---:|---|"]
-    for o in over:
-        lines.append(f"| {o['artifact']} | {o['bare_us_per_call']:.1f} | {o['harness_us_per_call']:.1f} | "
-                     f"{o['overhead_us_per_call']:+.2f} | {o['overhead_pct']:+.2f} % | {'yes' if o['overhead_pct'] <= 2 else 'NO'} |")
     cross = cross_runtime(Path(args.bundle))
     print(cross, flush=True)
-    lines += ["", f"## Several runtimes in one process ({Path(args.bundle).name}, FP32, batch 1, {cross['threads']} threads)", "",
-              "Each artifact timed alone; then all together strictly A B A B; then in the harness's settled turns "
-              "(A×k B×k …, ~50 ms each after 10 ms of unmeasured calls). The three modes alternate "
-              f"{cross['repeats']} times, {cross['iterations']} calls per artifact each; medians of p50. A ratio "
-              "above 1 is time a runtime lost to the previous runtime's still-spinning worker threads.", "",
-              "| artifact | alone p50 | strict A B p50 | ratio | turns p50 | ratio |", "|---|---:|---:|---:|---:|---:|"]
-    for i, alone in cross["p50_ms"]["alone"].items():
-        lines.append(f"| {i} | {alone:.3f} ms | {cross['p50_ms']['strict'][i]:.3f} ms | {cross['ratio_to_alone']['strict'][i]:.2f} | "
-                     f"{cross['p50_ms']['turns'][i]:.3f} ms | {cross['ratio_to_alone']['turns'][i]:.2f} |")
-    save_results("trust_harness", {"benchmark_app": comparisons, "overhead": over, "cross_runtime": cross},
-                 "\n".join(lines) + "\n")
+    save_results("trust_harness", {"benchmark_app": comparisons, "overhead": over, "cross_runtime": cross}, markdown)
+    print((RESULTS / "trust_harness.md").read_text())
 
 
 if __name__ == "__main__":

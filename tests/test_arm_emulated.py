@@ -92,12 +92,19 @@ def test_tolerances():
 
 @pytest.mark.slow
 @pytest.mark.skipif(_slow_skip_reason() is not None, reason=_slow_skip_reason() or "")
-def test_arm_emulated_parity(tiny_bundle, tmp_path):
+def test_arm_emulated_parity(tiny_checkpoint, tiny_bundle, tmp_path):
+    from edgemed.compress.calibration import build_calibration
+    from edgemed.compress.quantize import quantize
+
     setup = subprocess.run(["bash", str(REPO / "benchmarks/arm/setup_rootfs.sh")], capture_output=True,
                            text=True, timeout=3600)
     assert setup.returncode == 0, setup.stdout[-2000:] + setup.stderr[-3000:]
+    # the product's INT8 (edgemed quantize), with the export's FP32/FP16 carried into its bundle
+    calib = build_calibration("pneumoniamnist", size=32, out=tmp_path / "calib.json")
+    bundle = quantize(tiny_checkpoint, calib=calib, formats=["onnx", "tflite"], base_bundle=tiny_bundle,
+                      val_limit=64, out=tmp_path / "tiny-int8", progress=False).bundle
 
-    cmd = [sys.executable, str(REPO / "benchmarks/arm/compare_arm.py"), str(tiny_bundle), "--with-int8-copy",
+    cmd = [sys.executable, "-m", "benchmarks.arm.compare_arm", str(bundle),
            "--n", "16", "--cpus", "cortex-a76", "--bench-iterations", "5", "--out-dir", str(tmp_path), "--name", "arm"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=REPO)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -4,7 +4,11 @@ on the same real preprocessed test images, and compare the logits artifact by ar
 
     sudo bash benchmarks/arm/setup_rootfs.sh                        # once (about 10 minutes)
     sudo env EDGEMED_DATA_DIR=../shared/data "$(command -v python)" -m benchmarks.arm.compare_arm \
-        BUNDLE [BUNDLE ...] [--with-int8-copy]
+        [BUNDLE ...] [--zoo MODEL:DATASET ...]
+
+`--zoo mednext_small:pneumoniamnist` first builds the bundle a user would ship from the shipped
+weights, through the public API: `edgemed export` (ONNX and TFLite, FP32 and FP16), then
+`edgemed quantize` (their INT8, accuracy control within 0.5 points) into the same bundle.
 
 Runs on the host with the x86 development install; needs root (chroot, mount). What it does:
 1. takes N real test images (stratified, `edgemed.bench.accuracy.load_split`, the bundle's
@@ -44,7 +48,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -398,22 +401,20 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], only: list[str] | None,
-               bench_ids: list[str], bench_iterations: int, cli: bool, label: str | None = None,
-               predict_choices: list[list[str]] | None = None) -> dict:
+def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], bench_ids: list[str] | None,
+               bench_iterations: int, cli: bool) -> dict:
+    """Compare every artifact of one bundle that `edgemed[runtime]` runs; `bench_ids`: the CLI
+    bench check's artifacts (None: every FP32 and INT8 one)."""
     from edgemed.export.bundle import load_bundle
 
     bundle = load_bundle(bundle_path)
-    name = label or bundle.root.name
+    name = bundle.root.name
     entry = {"bundle": str(bundle_path), "name": name, "sha256": bundle.sha256,
              "model": (bundle.manifest.get("model") or {}).get("name"), "timings_s": {}}
-    runnable, skipped, x86_only = [], [], []
+    runnable, skipped = [], []
     for a in bundle.artifacts:
         if a.format not in RUNTIME_FORMATS:
             skipped.append({"id": a.id, "reason": f"{a.format} is not in edgemed[runtime]"})
-        elif only is not None and a.id not in only:
-            skipped.append({"id": a.id, "reason": "compared in another entry (same file)"})
-            x86_only.append(a)  # still run on x86 (cheap): the FP32 reference for the others
         else:
             runnable.append(a)
     entry["skipped"] = skipped
@@ -439,7 +440,7 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], on
     # x86: the same script, the host's Python and wheels
     t = time.perf_counter()
     r = subprocess.run([sys.executable, str(job / "run_logits.py"), str(job / "bundle"), str(job / "inputs.npy"),
-                        str(job / "out-x86"), *ids, *[a.id for a in x86_only], "--threads", "1", "--repeat", "2",
+                        str(job / "out-x86"), *ids, "--threads", "1", "--repeat", "2",
                         "--reference", *ref_ids], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"x86 run failed: {r.stderr[-2000:]}")
@@ -447,7 +448,7 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], on
     x86_meta = json.loads((job / "out-x86" / "meta.json").read_text())
     x86_logits = {i: np.load(job / "out-x86" / f"{i}.npy") for i in x86_meta["artifacts"]}
     entry["x86"] = {"system": x86_meta["system"], "artifacts": x86_meta["artifacts"]}
-    fp32_of = {a.format: a.id for a in [*runnable, *x86_only] if a.precision == "fp32"}
+    fp32_of = {a.format: a.id for a in runnable if a.precision == "fp32"}
 
     entry["aarch64"], entry["parity"] = {}, []
     for cpu in cpus:
@@ -482,10 +483,12 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], on
             entry["parity"].append(row)
 
     if cli:
-        if predict_choices is None:
-            predict_choices = [[]]  # the default choice first: what a user gets with no options
-            if any(a.format == "onnx" for a in bundle.artifacts):
-                predict_choices.append(["--format", "onnx"])
+        predict_choices = [[]]  # the default choice first: what a user gets with no options
+        if any(a.format == "onnx" for a in bundle.artifacts):
+            predict_choices.append(["--format", "onnx"])
+        predict_choices += [["--artifact", a.id] for a in runnable if a.precision == "int8"]
+        if bench_ids is None:
+            bench_ids = [a.id for a in runnable if a.precision in ("fp32", "int8")]
         t = time.perf_counter()
         entry["cli"] = run_cli(chroot, cpus[0], job_in, job, bundle, pngs, x86_logits, labels, predict_choices,
                                bench_ids, data is not None, bench_iterations, n)
@@ -494,8 +497,31 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], on
     return entry
 
 
+def zoo_bundle(spec: str, folder: Path) -> tuple[Path, list[dict]]:
+    """The bundle a user would ship of a shipped model, built with the CLI: ONNX and TFLite at FP32
+    and FP16 (`edgemed export`), then their INT8 within 0.5 points of validation accuracy
+    (`edgemed quantize --base-bundle`, which carries the exported artifacts into its bundle)."""
+    from benchmarks.common import run_edgemed
+    from edgemed.models.pretrained import pretrained_checkpoint
+
+    model, _, dataset = spec.partition(":")
+    ckpt = pretrained_checkpoint(model, dataset or True)
+    name = ckpt.stem
+    exported, calib, out = folder / f"{name}-export", folder / f"calibration-{name}.json", folder / name
+    steps: list[dict] = []
+    run_edgemed("export", ckpt, "--formats", "onnx,tflite", "--precision", "fp32,fp16", "--out", exported,
+                "--force", log=steps)
+    run_edgemed("calibration", "build", dataset, "--size", 300, "--out", calib, "--force", log=steps)
+    run_edgemed("quantize", ckpt, "--calib", calib, "--formats", "onnx,tflite", "--max-drop", 0.5,
+                "--base-bundle", exported, "--out", out, "--force", log=steps)
+    return out, steps
+
+
 # ---- report -------------------------------------------------------------------------------------
 def markdown(payload: dict) -> str:
+    from edgemed.report.markdown import md_table
+    from edgemed.report.tables import Table
+
     host = payload["system"]
     lines = [
         "# ARM (aarch64) parity under emulation",
@@ -546,12 +572,10 @@ def markdown(payload: dict) -> str:
                   f"the bundle's PreprocessSpec; the same float32 batch (sha256 {inp['sha256'][:12]}…) fed to both sides.", ""]
         if b["skipped"]:
             lines += ["Not run on aarch64 here: " + "; ".join(f"`{s['id']}` ({s['reason']})" for s in b["skipped"]) + ".", ""]
-        lines += ["| artifact | runtime | aarch64 CPU | n | max abs diff | rel. to max\\|logit\\| | mean abs diff | tolerance | top-1 agreement | vs FP32: x86 / aarch64 | x86 repeat | result |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        int8_notes = []
+        rows, int8_notes = [], []
         for p in b["parity"]:
             if "error" in p:
-                lines.append(f"| {p['artifact']} | - | {p['cpu']} | - | - | - | - | - | - | - | - | **FAIL**: {p['error']} |")
+                rows.append([p["artifact"], "-", p["cpu"], *["-"] * 8, f"**FAIL**: {p['error']}"])
                 continue
             rep = b["x86"]["artifacts"][p["artifact"]].get("repeat_max_abs_diff")
             agree = f"{p['top1_agreement']:.4f}" + (f" ({p['disagreements']} flips, {p['disagreements_near_tie']} near-tie)" if p["disagreements"] else "")
@@ -570,9 +594,12 @@ def markdown(payload: dict) -> str:
                     + (f"differ by {ref:.2f} steps" if ref is not None else "were not run")
                     + (f"; default-vs-reference kernels on the same machine: x86 {spread['x86']:.2f}, aarch64 "
                        f"{spread['aarch64']:.2f} steps" if spread else "") + ".")
-            lines.append(f"| {p['artifact']} | {p['runtime']} | {p['cpu']} | {p['n']} | {p['max_abs_diff']:.3g} | "
-                         f"{p['rel_diff']:.2g} | {p['mean_abs_diff']:.2g} | {tol} | {agree} | {vs} | "
-                         f"{rep if rep is not None else '-'} | {'pass' if p['pass'] else '**FAIL**'} |")
+            rows.append([p["artifact"], p["runtime"], p["cpu"], str(p["n"]), f"{p['max_abs_diff']:.3g}",
+                         f"{p['rel_diff']:.2g}", f"{p['mean_abs_diff']:.2g}", tol, agree, vs,
+                         str(rep) if rep is not None else "-", "pass" if p["pass"] else "**FAIL**"])
+        lines.append(md_table(Table(["artifact", "runtime", "aarch64 CPU", "n", "max abs diff", "rel. to max|logit|",
+                                     "mean abs diff", "tolerance", "top-1 agreement", "vs FP32: x86 / aarch64",
+                                     "x86 repeat", "result"], rows)))
         if int8_notes:
             lines += ["", "INT8 notes: the reference kernels are portable code, so their agreement shows the model "
                       "computes the same on both architectures; the default kernels are architecture-specific "
@@ -601,30 +628,34 @@ def markdown(payload: dict) -> str:
                          f"Latency is not reported: {bn['note']}.")
         tm = b["timings_s"]
         lines += ["", "Time (s): " + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in tm.items()), ""]
+    made = payload.get("made_bundles") or {}
+    if made:
+        lines += ["Bundles built for this run from the shipped weights (public API, on x86):", ""]
+        lines += [f"- `{name}`: " + "; ".join(f"`{step['command']}` ({step['seconds']:.0f} s)" for step in steps)
+                  for name, steps in made.items()]
+        lines.append("")
     lines += ["Reproduce (root: chroot and mount): `sudo bash benchmarks/arm/setup_rootfs.sh && sudo env "
-              "EDGEMED_DATA_DIR=../shared/data \"$(command -v python)\" benchmarks/arm/compare_arm.py BUNDLE "
-              "[--with-int8-copy]`.",
-              "`--with-int8-copy` adds a throwaway copy of the first bundle with INT8 artifacts "
-              "(benchmarks/arm/int8_copy.py: ai-edge-quantizer static INT8 TFLite with INT8 I/O, onnxruntime "
-              "QDQ INT8) to exercise the INT8 comparison until the INT8 stage ships its own.", ""]
+              "EDGEMED_DATA_DIR=../shared/data \"$(command -v python)\" -m benchmarks.arm.compare_arm "
+              "[BUNDLE ...] [--zoo MODEL:DATASET ...]`.", ""]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bundles", nargs="+", type=Path, help="bundle folders")
+    ap.add_argument("bundles", nargs="*", type=Path, help="bundle folders")
+    ap.add_argument("--zoo", action="append", default=[], metavar="MODEL:DATASET",
+                    help="first build the bundle of a shipped model (export FP32/FP16, then quantize INT8 into it)")
     ap.add_argument("--n", type=int, default=64, help="real test images (stratified; default 64)")
     ap.add_argument("--cpus", default="cortex-a72,cortex-a76",
                     help=f"emulated ARM CPU models, comma list (QEMU_CPU): {', '.join(CPUS)} (default: cortex-a72,cortex-a76)")
-    ap.add_argument("--with-int8-copy", action="store_true",
-                    help="also compare a temp copy of the first bundle with INT8 artifacts added (int8_copy.py)")
-    ap.add_argument("--bench-artifacts", default="onnx-fp32,tflite-fp32",
-                    help="artifacts for the CLI bench check (INT8 ones are added for the INT8 copy)")
+    ap.add_argument("--bench-artifacts", default="",
+                    help="artifacts for the CLI bench check, comma list (default: every FP32 and INT8 one)")
     ap.add_argument("--bench-iterations", type=int, default=20)
     ap.add_argument("--no-cli", action="store_true", help="skip the CLI checks (verify, predict, bench)")
     ap.add_argument("--rootfs", type=Path, default=Path(os.environ.get("EDGEMED_ARM_ROOTFS", DEFAULT_ROOTFS)))
     ap.add_argument("--out-dir", type=Path, default=RESULTS, help="where arm_emulated.json/.md go")
+    ap.add_argument("--zoo-dir", type=Path, default=WORK / "arm" / "bundles", help="where --zoo bundles are built")
     ap.add_argument("--name", default="arm_emulated", help="results file name (without extension)")
     args = ap.parse_args(argv)
     started = time.perf_counter()
@@ -637,30 +668,19 @@ def main(argv: list[str] | None = None) -> int:
     from edgemed.bench.system import system_info
     from edgemed.fileio import atomic_write_json, atomic_write_text
 
-    bench_ids = [s for s in args.bench_artifacts.split(",") if s]
+    if not args.bundles and not args.zoo:
+        ap.error("give bundle folders or --zoo MODEL:DATASET")
+    bench_ids = [s for s in args.bench_artifacts.split(",") if s] or None
+    made, bundles = {}, list(args.bundles)
+    for spec in args.zoo:
+        folder, made[Path(folder).name] = zoo_bundle(spec, args.zoo_dir)
+        bundles.append(folder)
     entries = []
-    with tempfile.TemporaryDirectory(prefix="edgemed-arm-") as tmp, chroot.mounted():
-        for b in args.bundles:
+    with chroot.mounted():
+        for b in bundles:
             print(f"compare_arm: {b} …", file=sys.stderr)
-            entries.append(run_bundle(chroot, b, n=args.n, cpus=cpus, only=None, bench_ids=bench_ids,
+            entries.append(run_bundle(chroot, b, n=args.n, cpus=cpus, bench_ids=bench_ids,
                                       bench_iterations=args.bench_iterations, cli=not args.no_cli))
-        if args.with_int8_copy:
-            from benchmarks.arm.int8_copy import make_int8_copy
-
-            t = time.perf_counter()
-            copy = make_int8_copy(args.bundles[0], Path(tmp) / f"{args.bundles[0].resolve().name}-int8copy")
-            made = time.perf_counter() - t
-            from edgemed.export.bundle import load_bundle
-
-            int8_ids = [a.id for a in load_bundle(copy).artifacts if a.precision == "int8"]
-            print(f"compare_arm: INT8 copy {copy} ({', '.join(int8_ids)}) …", file=sys.stderr)
-            e = run_bundle(chroot, copy, n=args.n, cpus=cpus, only=int8_ids,
-                           bench_ids=["tflite-fp32", *int8_ids], bench_iterations=args.bench_iterations,
-                           cli=not args.no_cli, label=copy.name,
-                           predict_choices=[["--artifact", i] for i in int8_ids])
-            e["bundle"] = f"temp INT8 copy of {args.bundles[0]} (benchmarks/arm/int8_copy.py)"
-            e["timings_s"] = {"make_int8_copy": made, **e["timings_s"]}
-            entries.append(e)
     payload = {
         "command": command_line().replace("python ", "sudo python " if os.environ.get("SUDO_USER") else "python ", 1),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -669,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
         "tolerances": TOLERANCES,
         "aarch64_install_differs_from_repo": chroot.stale,
         "bundles": entries,
+        "made_bundles": made,
         "passed": all(e["pass"] for e in entries),
         "wall_s": time.perf_counter() - started,
     }

@@ -1,5 +1,5 @@
 """Output quantization of INT8 artifacts: an ONNX QDQ model's output scale, and the step compare_arm
-counts INT8 differences in (int8_copy records the former)."""
+counts INT8 differences in."""
 
 from __future__ import annotations
 

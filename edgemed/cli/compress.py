@@ -90,6 +90,7 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(None),
         calib_limit: int = typer.Option(None, help="Use only the first N calibration images."),
         val_limit: int = typer.Option(None, help="Stratified subset of validation images."),
+        base_bundle: Path = typer.Option(None, "--base-bundle", help="An `edgemed export` bundle of this checkpoint: its artifacts (FP16 too) join the INT8 bundle and its FP32 files are reused."),
         json_out: bool = typer.Option(False, "--json"),
         force: bool = typer.Option(False, "--force"),
     ):
@@ -99,8 +100,8 @@ def register(app: typer.Typer) -> None:
         r = quantize_api(checkpoint, calib=calib, formats=_list(formats), out=out_path, preset=preset,
                          ignore=[i for v in ignore or [] for i in _list(v)], max_drop=max_drop, metric=metric,
                          routes=routes, model_type=model_type, sensitivity=sensitivity, data_dir=data_dir,
-                         threads=threads, calib_limit=calib_limit, val_limit=val_limit, force=force,
-                         progress=not json_out)
+                         threads=threads, calib_limit=calib_limit, val_limit=val_limit, base_bundle=base_bundle,
+                         force=force, progress=not json_out)
         if json_out:
             return print_json({"bundle": str(r.bundle), "recommended": r.recommended, "reference": r.reference,
                                "results": r.rows, "sensitivity": r.sensitivity, "suggested_ignore": r.suggested_ignore})

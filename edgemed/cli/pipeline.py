@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
             return
         for done in run_sweep(recipes, root=run_dir, executor=executor, address=ray_address, workers=workers,
                               data_dir=data_dir, force=force):
-            out.print(f"[bold]{done.recipe}[/]: built on {done.host}")
+            out.print(f"[bold]{done.recipe}[/]: built on {done.host}" + (f" (Ray node {done.node[:12]})" if done.node else ""))
             print_run(done.result)
 
     @app.command()

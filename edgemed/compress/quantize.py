@@ -75,23 +75,68 @@ def auto_model_type(model_name: str) -> str:
     return "transformer" if model_name.startswith("convnext_med") else "cnn"
 
 
-_SPLITS: dict = {}  # per process: an optimize worker quantizes many candidates of one data set
+_HELD: dict = {}  # per process: an optimize worker quantizes many candidates of one model and data set
+
+
+def _held(kind: str, key, make):
+    """`make()` once per process for `key`; one entry per kind, so a worker holds one model, one
+    calibration set and one validation split however many candidates it quantizes (the arrays can
+    be large at 224²)."""
+    if kind not in _HELD or _HELD[kind][0] != key:
+        _HELD.pop(kind, None)  # free the old one before building the new
+        _HELD[kind] = (key, make())
+    return _HELD[kind][1]
+
+
+def _file_key(path) -> tuple:
+    """A file named by its place and its current size and time: a rewritten file is read again."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return str(p), st.st_size, st.st_mtime_ns
+
+
+def _model(checkpoint):
+    """(checkpoint, a fresh copy of its model): routes may change the model they are given."""
+    import copy
+
+    from edgemed.checkpoint import load_checkpoint
+
+    if not Path(checkpoint).is_file():
+        return load_checkpoint(checkpoint)  # its own error for a missing file
+    ckpt, model = _held("model", _file_key(checkpoint), lambda: load_checkpoint(checkpoint))
+    return ckpt, copy.deepcopy(model)
+
+
+def _calibration(calib, ckpt, data_dir, limit):
+    """The calibration set; a manifest or array file is read once per process (a folder of images
+    is read every time: its files can change without the folder's size or time changing)."""
+    import json
+
+    from edgemed.compress.calibration import load_calibration
+
+    def load():
+        return load_calibration(calib, ckpt, data_dir=data_dir, limit=limit)
+
+    if Path(calib).suffix not in (".json", ".npy") or not Path(calib).is_file():
+        return load()
+    key = (_file_key(calib), json.dumps(ckpt.preprocess.to_dict(), sort_keys=True), data_dir, limit)
+    return _held("calibration", key, load)
 
 
 def _validation(ckpt, data_dir, limit):
     """The validation split, preprocessed; prepared once per process for a data file (by its
-    sha256), preprocessing and limit, however many candidates a worker quantizes."""
+    sha256), preprocessing and limit."""
     import json
 
     from edgemed.data.datasets import prepare_split
 
     ds = ckpt.open_dataset(data_dir)
-    key = (ds.sha256, json.dumps(ckpt.preprocess.to_dict(), sort_keys=True), limit)
-    if key not in _SPLITS:
+
+    def prepare():
         x_u8, y = prepare_split(ds, "val", ckpt.preprocess, limit)
-        _SPLITS.clear()  # one data set at a time: the arrays can be large at 224²
-        _SPLITS[key] = (ckpt.preprocess.normalize(x_u8), y)
-    return _SPLITS[key]
+        return ckpt.preprocess.normalize(x_u8), y
+
+    return _held("validation", (ds.sha256, json.dumps(ckpt.preprocess.to_dict(), sort_keys=True), limit), prepare)
 
 
 def _int8(fmt, route, model, example, calib, tmp: Path, fp32_file: Path, opts: dict, keep_float: list[str],
@@ -144,8 +189,6 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
     """
     import torch
 
-    from edgemed.checkpoint import load_checkpoint
-    from edgemed.compress.calibration import load_calibration
     from edgemed.compress.scope import (
         layer_sensitivity,
         quantizable_layers,
@@ -193,7 +236,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
     torch.set_num_threads(threads)
     from edgemed.models import deploy_form
 
-    ckpt, model = load_checkpoint(checkpoint)
+    ckpt, model = _model(checkpoint)
     model = deploy_form(model)  # what the exporters export: layer names are this form's
     out = Path(out) if out else Path("bundles") / f"{Path(checkpoint).stem}_int8"
     check_output(out, force)  # exists without --force, or cannot be written: said before any work
@@ -204,7 +247,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
         base = load_bundle(base_bundle)
         if base.manifest["provenance"].get("checkpoint", {}).get("sha256") != ckpt.sha256:
             raise EdgemedError(f"{base_bundle} was exported from another checkpoint than {checkpoint}")
-    cal = load_calibration(calib, ckpt, data_dir=data_dir, limit=calib_limit)
+    cal = _calibration(calib, ckpt, data_dir, calib_limit)
     x_val, y_val = _validation(ckpt, data_dir, val_limit)
     check_evaluable(y_val, metric, ckpt.class_names)
     ref_logits = predict_logits(model, x_val)

@@ -14,6 +14,7 @@ import concurrent.futures as futures
 import multiprocessing
 import os
 import socket
+import sys
 from contextlib import contextmanager
 
 from edgemed.errors import EdgemedError
@@ -22,8 +23,13 @@ EXECUTORS = ("local", "ray")
 
 
 def where() -> dict:
-    """The host and process a piece of work ran in (recorded with every task's result)."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    """The host and process a piece of work ran in (recorded with every task's result), and in a
+    Ray task its node: nodes can share a host name (containers, a test cluster on one machine)."""
+    out = {"host": socket.gethostname(), "pid": os.getpid()}
+    ray = sys.modules.get("ray")  # only where this process already uses Ray
+    if ray is not None and ray.is_initialized():
+        out["node"] = ray.get_runtime_context().get_node_id()
+    return out
 
 
 @contextmanager

@@ -5,7 +5,8 @@ Design for scale-out: every candidate is a `CandidateSpec` (plain, picklable) ev
 top-level function `evaluate_candidate`, which reads and writes only files under the work folder
 and returns a plain dict. Candidates run in local worker processes, or as tasks on a Ray cluster
 with the work folder on shared storage (`executor="ray"`, edgemed/pipeline/executors.py), without
-changing the search; each candidate records the host it ran on. Latency is measured afterwards, in one
+changing the search; each candidate records the host it ran on. A process reads the model, the
+calibration set and the validation split once, however many candidates it builds. Latency is measured afterwards, in one
 process, all candidates interleaved, so parallel builds never disturb the timings.
 """
 
@@ -185,9 +186,9 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
 
     Example: `optimize("m.safetensors", max_drop=0.5, metric="auc", budget_minutes=20, out="opt/")`.
     """
-    from edgemed.checkpoint import load_checkpoint, read_checkpoint
-    from edgemed.compress.calibration import build_calibration, load_calibration
-    from edgemed.compress.quantize import CONTROL_METRICS, _validation
+    from edgemed.checkpoint import read_checkpoint
+    from edgemed.compress.calibration import build_calibration
+    from edgemed.compress.quantize import CONTROL_METRICS, _calibration, _model, _validation
     from edgemed.compress.scope import layer_sensitivity, suggest_ignore
     from edgemed.export.exporter import parse_list
     from edgemed.pipeline.executors import EXECUTORS
@@ -243,11 +244,11 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         else:
             from edgemed.models import deploy_form
 
-            _, model = load_checkpoint(checkpoint)
+            _, model = _model(checkpoint)  # read once in this process, as by every worker
             model = deploy_form(model)  # layer names as `quantize` sees them
             ref = _reference(model, x_val, y_val, ckpt, metric)
             # sensitivity once, on the unpruned model: it proposes the float-layer variant to try
-            cal = load_calibration(calib, ckpt, data_dir=data_dir)
+            cal = _calibration(calib, ckpt, data_dir, None)
             task = bar.add_task("sensitivity", total=None, info="")
             # one quantized copy per layer: keep it to a few images on large models (minutes otherwise)
             n_sens = 64 if estimate < 120 else 16

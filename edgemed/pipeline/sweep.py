@@ -25,6 +25,7 @@ TIMING_STAGES = ("bench", "report")  # measured on the machine that runs the swe
 class SweepOutcome:
     recipe: str
     host: str  # where the build stages ran
+    node: str | None  # the Ray node they ran on (None: here)
     result: RunResult  # every stage, as this machine's final pass saw it
 
 
@@ -64,7 +65,7 @@ def run_sweep(recipes: list[str | Path], *, root: str | Path | None = None, exec
     for _, run_dir in jobs:  # every run folder writable before any task starts
         check_writable(Path(run_dir) / "stage.json")
     data = str(Path(data_dir).resolve()) if data_dir else None
-    hosts: dict[str, str] = {}
+    hosts: dict[str, dict] = {}
     if executor != "local":
         with worker_pool(executor, workers or len(jobs), address) as pool:
             pending = [pool.submit(build_stages, recipe, run_dir, data, force) for recipe, run_dir in jobs]
@@ -77,10 +78,11 @@ def run_sweep(recipes: list[str | Path], *, root: str | Path | None = None, exec
                     cause = getattr(e, "cause", None) or e
                     first = (str(cause).strip().splitlines() or [type(cause).__name__])[-1][:300]
                     raise EdgemedError(f"a recipe's build failed on a worker: {first}") from None
-                hosts[built["recipe"]] = built["host"]
+                hosts[built["recipe"]] = built
         force = False  # the build stages were just (re)done: reuse them below
     out = []
     for recipe, run_dir in jobs:
         result = run_recipe(recipe, run_dir, data_dir=data, force=force)
-        out.append(SweepOutcome(recipe, hosts.get(recipe) or where()["host"], result))
+        built = hosts.get(recipe) or where()
+        out.append(SweepOutcome(recipe, built["host"], built.get("node"), result))
     return out

@@ -281,3 +281,65 @@ def test_sensitivity_replays_the_fp32_prefix_exactly(name):
     assert inside
     chunks = 2  # 40 images in chunks of 32
     assert all(ran.count(n) == 1 + 1 + chunks for n in inside)  # calibration, execution order, reference
+
+
+def test_many_candidates_in_one_process_read_model_and_data_once(tiny_checkpoint, calib, tmp_path, monkeypatch):
+    """An optimize worker quantizes candidate after candidate: the checkpoint, the calibration set
+    and the validation split are read once, each candidate gets its own copy of the model, and a
+    rewritten checkpoint is read again."""
+    import os
+    import shutil
+
+    from edgemed import checkpoint as checkpoint_module
+    from edgemed.compress import calibration as calibration_module
+    from edgemed.compress import quantize as q
+    from edgemed.data import datasets
+
+    reads = {"checkpoint": 0, "calibration": 0, "split": 0}
+
+    def counting(name, fn):
+        def wrapped(*a, **kw):
+            reads[name] += 1
+            return fn(*a, **kw)
+        return wrapped
+
+    monkeypatch.setattr(checkpoint_module, "load_checkpoint", counting("checkpoint", checkpoint_module.load_checkpoint))
+    monkeypatch.setattr(calibration_module, "load_calibration", counting("calibration", calibration_module.load_calibration))
+    monkeypatch.setattr(datasets, "prepare_split", counting("split", datasets.prepare_split))
+    monkeypatch.setattr(q, "_HELD", {})
+    ckpt_file = tmp_path / "m.safetensors"
+    shutil.copy2(tiny_checkpoint, ckpt_file)
+    scores = []
+    for i, preset in enumerate(["performance", "mixed"]):
+        r = q.quantize(ckpt_file, calib=calib, formats=["onnx"], out=tmp_path / f"b{i}", preset=preset,
+                       val_limit=64, threads=1, progress=False)
+        scores.append(r.reference["value"])
+    assert reads == {"checkpoint": 1, "calibration": 1, "split": 1}
+    assert scores[0] == scores[1]  # the second candidate's FP32 reference is the untouched model
+    a, b = q._model(ckpt_file)[1], q._model(ckpt_file)[1]
+    assert a is not b
+    os.utime(ckpt_file, ns=(1, 1))  # as if rewritten: another modification time
+    q._model(ckpt_file)
+    assert reads["checkpoint"] == 2
+
+
+def test_cli_quantize_into_an_exported_bundle(tiny_checkpoint, tiny_bundle, tiny_convnext_checkpoint, calib, tmp_path):
+    """`--base-bundle`: the export's artifacts (FP16 too) join the INT8 bundle, its FP32 file is
+    reused as it is, and a bundle of another checkpoint is refused in one line."""
+    from typer.testing import CliRunner
+
+    from edgemed.cli import app
+    from tests.conftest import assert_clean_error
+
+    out = tmp_path / "q"
+    r = CliRunner().invoke(app, ["quantize", str(tiny_checkpoint), "--calib", str(calib), "--formats", "onnx",
+                                 "--base-bundle", str(tiny_bundle), "--val-limit", "64", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    base, b = load_bundle(tiny_bundle), load_bundle(out)
+    ids = {a.id for a in b.artifacts}
+    assert {"onnx-fp32", "onnx-fp16", "onnx-int8"} <= ids or {"onnx-fp32", "onnx-fp16", "onnx-mixed"} <= ids
+    assert b.artifact("onnx-fp32").files == base.artifact("onnx-fp32").files
+    r = CliRunner().invoke(app, ["quantize", str(tiny_convnext_checkpoint), "--calib", str(calib), "--formats", "onnx",
+                                 "--base-bundle", str(tiny_bundle), "--out", str(tmp_path / "other")])
+    assert_clean_error(r, "exported from another checkpoint")
+    assert not (tmp_path / "other").exists()

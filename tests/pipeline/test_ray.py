@@ -78,3 +78,39 @@ def test_bad_executor_and_duplicate_names_fail_before_work(tmp_path, tiny_checkp
         run_sweep([a, b], root=tmp_path / "runs", executor="ray")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "o").exists()
     assert_clean_error(CliRunner().invoke(app, ["run", str(a), "--executor", "dask"]), "unknown --executor 'dask'")
+
+
+def test_two_recipes_build_on_two_nodes_of_a_cluster(tmp_path):
+    """A real two-node cluster (a head and a worker node, one CPU each, on this machine, as
+    `ray start --head` and `ray start --address` would make): each recipe's build runs on its own
+    node, reached through the address, and every task says which node it ran on."""
+    from ray.cluster_utils import Cluster
+
+    from edgemed.pipeline.sweep import run_sweep
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                             "object_store_memory": 96 * 2**20})
+    try:
+        cluster.add_node(num_cpus=1, object_store_memory=96 * 2**20)
+        cluster.wait_for_nodes()
+        recipes = []
+        for i, name in enumerate(("node_a", "node_b")):
+            recipes.append(tmp_path / f"{name}.yaml")
+            recipes[-1].write_text(RECIPE.format(name=name, seed=i))
+        done = run_sweep(recipes, root=tmp_path / "runs", executor="ray", address=cluster.address)
+        nodes = {o.node for o in done}
+        assert None not in nodes and len(nodes) == 2, nodes  # one build per node
+        assert {o.node for o in done} <= {n["NodeID"] for n in _alive_nodes(cluster)}
+        assert all(s.status in ("done", "skipped (cached)") for o in done for s in o.result.stages)
+    finally:
+        cluster.shutdown()
+
+
+def _alive_nodes(cluster) -> list[dict]:
+    import ray
+
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        return [n for n in ray.nodes() if n["Alive"]]
+    finally:
+        ray.shutdown()
