@@ -181,8 +181,8 @@ def main() -> None:
     args = ap.parse_args()
     previous = {r["key"]: r for r in load_results("seed_models").get("runs", [])}
     for key in args.int8:
-        if key not in previous or not checkpoint_path(key).exists():
-            ap.error(f"--int8 {key}: no trained run of that key here (train it first)")
+        if key not in {c["key"] for c in RUNS}:
+            ap.error(f"--int8 {key}: not a run key of RUNS")
     for cfg in RUNS:
         if args.only and not any(s in cfg["key"] for s in args.only):
             continue
@@ -195,6 +195,8 @@ def main() -> None:
         # runs are resumed one key at a time (--only KEY); the table is what the whole script produces
         save_results("seed_models", {"runs": rows}, markdown)
     for key in args.int8:
+        if key not in previous or not checkpoint_path(key).exists():
+            raise SystemExit(f"--int8 {key}: no trained checkpoint of that run here (train it: --only {key})")
         print(f"=== {key} through INT8", flush=True)
         previous[key]["int8"] = through_int8(key, previous[key]["dataset"], threads=args.threads)
         save_results("seed_models", {"runs": [previous[c["key"]] for c in RUNS if c["key"] in previous]}, markdown)

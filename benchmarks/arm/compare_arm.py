@@ -630,7 +630,7 @@ def markdown(payload: dict) -> str:
         lines += ["", "Time (s): " + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in tm.items()), ""]
     made = payload.get("made_bundles") or {}
     if made:
-        lines += ["Bundles built for this run from the shipped weights (public API, on x86):", ""]
+        lines += ["Bundles built for this run from the shipped weights (the CLI, on x86):", ""]
         lines += [f"- `{name}`: " + "; ".join(f"`{step['command']}` ({step['seconds']:.0f} s)" for step in steps)
                   for name, steps in made.items()]
         lines.append("")
