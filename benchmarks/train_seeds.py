@@ -98,8 +98,15 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
     run_edgemed("bench", bundle, "--split", "test", "--duration", 2, "--large-batch", 0, "--out", results,
                 "--force", *(["--threads", threads] if threads else []), log=steps)
     chosen = json.loads((bundle / "edgemed.json").read_text())["recommended"]
-    rows = {r["artifact"]: r for r in bench_rows(results)}
-    q, ref = rows[chosen], rows["torch-fp32"]
+    rows = bench_rows(results)
+
+    def only(artifact: str) -> dict:  # bench ran each artifact once (its default runtime, one thread count)
+        found = [r for r in rows if r["artifact"] == artifact]
+        if len(found) != 1:
+            raise SystemExit(f"{results}: {len(found)} rows of {artifact}, expected one")
+        return found[0]
+
+    q, ref = only(chosen), only("torch-fp32")
     return {"artifact": chosen, "fp32_accuracy": ref["accuracy"], "accuracy": q["accuracy"],
             "delta_points": q["delta_points"], "delta_ci": q["delta_ci"], "max_drop": max_drop,
             "fp32_p50_ms": ref["p50_ms"], "p50_ms": q["p50_ms"], "steps": steps}
@@ -132,7 +139,9 @@ def markdown(payload: dict) -> str:
             "Epoch budgets (in `RUNS`): this 2-core machine is shared by every benchmark, so BloodMNIST (11,959 "
             "training images) gets 8 epochs, SARS-CoV-2 CT 40 (`mednext_small`, at 128², early stop after 12 "
             "epochs without gain). The row marked (long) is the same model and data with a 150-epoch cosine and no "
-            "early stop, so the low learning-rate tail runs (`--threads 1`: one core, the other left to other work). "
+            "early stop, so the low learning-rate tail runs; it started on one core (`--threads 1`, the other busy "
+            "with other benchmarks) and, after 62 epochs, was stopped and resumed from its per-epoch training state on "
+            "both cores. "
             "`convnext_med` on CT trains in two runs: 50 epochs at 128² (row `…-128px`, 1.5–1.9 min per epoch), then "
             "6 epochs at 224² started from those weights (`edgemed train --init`, ~6 min per epoch); its row's time "
             "is the 224² run only. The 224² refinement lost accuracy against the 128² run (the change of scale raised "

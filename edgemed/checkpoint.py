@@ -211,12 +211,28 @@ def load_checkpoint(path: str | Path) -> tuple[Checkpoint, Any]:
     return ckpt, build_model(ckpt)
 
 
-def build_model(ckpt: Checkpoint):
-    """The checkpoint's model with its weights. A user factory it names runs only when the user
-    chose it (see edgemed.trust); the model's size is bounded by the weights the file holds; weights
-    that are not finite are refused by name."""
+def read_weights(ckpt: Checkpoint) -> dict:
+    """The checkpoint's tensors, each checked finite (no model is built: no code runs)."""
     import torch
 
+    st = _safetensors()
+    try:
+        tensors = st.load_file(str(ckpt.path))
+    except Exception as e:
+        raise CheckpointError(f"{ckpt.path}: weights cannot be read ({str(e)[:200]}); the file is corrupt or "
+                              f"truncated: {RETRAIN}") from None
+    for key, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(f"{ckpt.path}: weight {key} holds NaN or infinite values: the file is damaged; "
+                                  f"{RETRAIN}")
+    return tensors
+
+
+def build_model(ckpt: Checkpoint, tensors: dict | None = None):
+    """The checkpoint's model with its weights (`tensors`: its `read_weights`, when already read;
+    they are copied into the model, never shared with it). A user factory it names runs only when
+    the user chose it (see edgemed.trust); the model's size is bounded by the weights the file
+    holds; weights that are not finite are refused by name."""
     from edgemed.models import is_user_factory
 
     try:  # the trust gate and the arguments, then the size: built without memory first
@@ -227,17 +243,9 @@ def build_model(ckpt: Checkpoint):
         if not is_user_factory(ckpt.model_name):
             raise
         wanted = 0  # trusted user code that cannot be built on the meta device: not sized first
-    st = _safetensors()
-    try:
-        tensors = st.load_file(str(ckpt.path))
-    except Exception as e:
-        raise CheckpointError(f"{ckpt.path}: weights cannot be read ({str(e)[:200]}); the file is corrupt or "
-                              f"truncated: {RETRAIN}") from None
+    if tensors is None:
+        tensors = read_weights(ckpt)
     stored = sum(t.numel() for t in tensors.values())
-    for key, t in tensors.items():
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            raise CheckpointError(f"{ckpt.path}: weight {key} holds NaN or infinite values: the file is damaged; "
-                                  f"{RETRAIN}")
     # metadata cannot make edgemed allocate a model far larger than the weights stored (a pruned
     # model is smaller than its fresh build, not 64× smaller)
     if wanted > 64 * stored + (1 << 20):

@@ -30,3 +30,8 @@ def test_benchmark_modules_import_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=RESULTS.parent.parent)
     assert out.stdout.strip() == "False"
+
+
+def test_every_committed_page_has_a_renderer():
+    pages = {p.stem for p in RESULTS.glob("*.md")}
+    assert pages <= set(PAGES), f"pages without a renderer in benchmarks/render.py: {sorted(pages - set(PAGES))}"

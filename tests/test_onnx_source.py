@@ -100,8 +100,10 @@ def test_what_an_onnx_file_cannot_do_is_one_line(onnx_bundle, tmp_path):
     assert_clean_error(run("export", b, "--formats", "tflite", "--out", tmp_path / "t"), "tflite needs the PyTorch model")
     assert_clean_error(run("quantize", b, "--calib", "x.json", "--sensitivity", "--out", tmp_path / "s"),
                        "--sensitivity name PyTorch layers")
+    assert_clean_error(run("quantize", b, "--calib", "x.json", "--base-bundle", b, "--out", tmp_path / "q"),
+                       "--base-bundle adds an `edgemed export` bundle of a PyTorch checkpoint")
     assert_clean_error(run("bench", onnx_bundle / "hand.onnx", "--iterations", 5), "--classes", "edgemed import")
-    assert not any((tmp_path / n).exists() for n in ("p.safetensors", "t", "s"))
+    assert not any((tmp_path / n).exists() for n in ("p.safetensors", "t", "s", "q"))
 
 
 def test_bad_onnx_files_are_refused(tmp_path):

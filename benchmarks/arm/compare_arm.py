@@ -502,11 +502,12 @@ def zoo_bundle(spec: str, folder: Path) -> tuple[Path, list[dict]]:
     and FP16 (`edgemed export`), then their INT8 within 0.5 points of validation accuracy
     (`edgemed quantize --base-bundle`, which carries the exported artifacts into its bundle)."""
     from benchmarks.common import run_edgemed
+    from edgemed.checkpoint import read_checkpoint
     from edgemed.models.pretrained import pretrained_checkpoint
 
     model, _, dataset = spec.partition(":")
     ckpt = pretrained_checkpoint(model, dataset or True)
-    name = ckpt.stem
+    dataset, name = read_checkpoint(ckpt).dataset["name"], ckpt.stem
     exported, calib, out = folder / f"{name}-export", folder / f"calibration-{name}.json", folder / name
     steps: list[dict] = []
     run_edgemed("export", ckpt, "--formats", "onnx,tflite", "--precision", "fp32,fp16", "--out", exported,
@@ -552,8 +553,8 @@ def markdown(payload: dict) -> str:
     lines.append("- Emulated CPU models (QEMU_CPU) and the ISA flags edgemed read there: " + "; ".join(
         f"`{cpu}` = {c.get('board', cpu)}: {', '.join(c['system']['isa']) if 'system' in c else 'failed'}"
         for cpu, c in payload["bundles"][0]["aarch64"].items()))
-    ti = TOLERANCES["int8"]
-    lines += ["", f"> {EMULATION_NOTE}", "",
+    ti = payload.get("tolerances", TOLERANCES)["int8"]  # the run's own, not today's
+    lines += ["", f"> {payload['emulation'].get('note', EMULATION_NOTE)}", "",
               "Tolerances on max |logit_x86 − logit_aarch64| over all images and classes: "
               "FP32 ≤ max(1e-5, 2e-6 × max|logit|); FP16 ≤ 3e-2 × max(1, max|logit|) (the export's FP16 "
               "parity tolerance: Cortex-A76 runs FP16 graphs in FP16 arithmetic, x86 in FP32); INT8, in "
@@ -660,6 +661,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     started = time.perf_counter()
     cpus = [c.strip() for c in args.cpus.split(",") if c.strip()]
+    if not args.bundles and not args.zoo:
+        ap.error("give bundle folders or --zoo MODEL:DATASET")
+    from edgemed.errors import EdgemedError
+    from edgemed.fileio import check_writable
+
+    try:  # before the long build and emulation
+        check_writable(args.out_dir / f"{args.name}.json")
+    except EdgemedError as e:
+        print(f"compare_arm: {e}", file=sys.stderr)
+        return 2
     try:
         chroot = Chroot(args.rootfs)
     except SetupError as e:
@@ -668,8 +679,6 @@ def main(argv: list[str] | None = None) -> int:
     from edgemed.bench.system import system_info
     from edgemed.fileio import atomic_write_json, atomic_write_text
 
-    if not args.bundles and not args.zoo:
-        ap.error("give bundle folders or --zoo MODEL:DATASET")
     bench_ids = [s for s in args.bench_artifacts.split(",") if s] or None
     made, bundles = {}, list(args.bundles)
     for spec in args.zoo:

@@ -75,17 +75,29 @@ def auto_model_type(model_name: str) -> str:
     return "transformer" if model_name.startswith("convnext_med") else "cnn"
 
 
-_HELD: dict = {}  # per process: an optimize worker quantizes many candidates of one model and data set
+_HELD: dict | None = None  # per process, once `hold_inputs()` has been called (optimize's workers)
+_KEEP = {"weights": 4, "calibration": 1, "validation": 1}  # variants alternate; arrays can be large at 224²
+
+
+def hold_inputs() -> None:
+    """From now on this process reads each checkpoint's weights, calibration set and validation
+    split once, however many candidates it quantizes (an optimize worker). Off elsewhere, so a
+    one-shot quantize or a notebook holds nothing after it returns."""
+    global _HELD
+    if _HELD is None:
+        _HELD = {}
 
 
 def _held(kind: str, key, make):
-    """`make()` once per process for `key`; one entry per kind, so a worker holds one model, one
-    calibration set and one validation split however many candidates it quantizes (the arrays can
-    be large at 224²)."""
-    if kind not in _HELD or _HELD[kind][0] != key:
-        _HELD.pop(kind, None)  # free the old one before building the new
-        _HELD[kind] = (key, make())
-    return _HELD[kind][1]
+    """`make()`, or what it gave for `key` before in this process while inputs are held."""
+    if _HELD is None:
+        return make()
+    entries = _HELD.setdefault(kind, {})
+    if key not in entries:
+        while len(entries) >= _KEEP[kind]:
+            entries.pop(next(iter(entries)))  # the oldest first, before building the new one
+        entries[key] = make()
+    return entries[key]
 
 
 def _file_key(path) -> tuple:
@@ -96,20 +108,18 @@ def _file_key(path) -> tuple:
 
 
 def _model(checkpoint):
-    """(checkpoint, a fresh copy of its model): routes may change the model they are given."""
-    import copy
+    """(checkpoint, a fresh model): the weights may be held, the model is built every time (the
+    trust gate of a user factory runs every time, and routes may change the model they get)."""
+    from edgemed.checkpoint import build_model, read_checkpoint, read_weights
 
-    from edgemed.checkpoint import load_checkpoint
-
-    if not Path(checkpoint).is_file():
-        return load_checkpoint(checkpoint)  # its own error for a missing file
-    ckpt, model = _held("model", _file_key(checkpoint), lambda: load_checkpoint(checkpoint))
-    return ckpt, copy.deepcopy(model)
+    ckpt = read_checkpoint(checkpoint)
+    tensors = _held("weights", _file_key(ckpt.path), lambda: read_weights(ckpt))
+    return ckpt, build_model(ckpt, tensors)
 
 
 def _calibration(calib, ckpt, data_dir, limit):
-    """The calibration set; a manifest or array file is read once per process (a folder of images
-    is read every time: its files can change without the folder's size or time changing)."""
+    """The calibration set; a manifest or array file may be held (a folder of images is read
+    every time: its files can change without the folder's size or time changing)."""
     import json
 
     from edgemed.compress.calibration import load_calibration
@@ -119,7 +129,10 @@ def _calibration(calib, ckpt, data_dir, limit):
 
     if Path(calib).suffix not in (".json", ".npy") or not Path(calib).is_file():
         return load()
-    key = (_file_key(calib), json.dumps(ckpt.preprocess.to_dict(), sort_keys=True), data_dir, limit)
+    # the model's data set and preprocessing are in the key: the manifest's checks against the
+    # model (same data set, same data file) held for the model that first loaded it
+    key = (_file_key(calib), json.dumps(ckpt.dataset, sort_keys=True, default=str),
+           json.dumps(ckpt.preprocess.to_dict(), sort_keys=True), data_dir, limit)
     return _held("calibration", key, load)
 
 
@@ -209,6 +222,9 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
         checkpoint = from_module(checkpoint, preprocess=preprocess, classes=classes, dataset=dataset,
                                  data_dir=data_dir)
     if is_onnx_source(checkpoint):  # an ONNX file or an imported ONNX bundle: no PyTorch model
+        if base_bundle is not None:
+            raise EdgemedError("--base-bundle adds an `edgemed export` bundle of a PyTorch checkpoint; an ONNX source "
+                               "already carries its ONNX model: leave it out")
         if ignore or sensitivity:
             raise EdgemedError("--ignore and --sensitivity name PyTorch layers, which an ONNX source does not have: "
                                "leave them out (NNCF's accuracy control picks float layers itself)")

@@ -14,7 +14,6 @@ import concurrent.futures as futures
 import multiprocessing
 import os
 import socket
-import sys
 from contextlib import contextmanager
 
 from edgemed.errors import EdgemedError
@@ -22,14 +21,25 @@ from edgemed.errors import EdgemedError
 EXECUTORS = ("local", "ray")
 
 
+_RAY_NODE: str | None = None  # in a Ray task: the node it runs on
+
+
 def where() -> dict:
     """The host and process a piece of work ran in (recorded with every task's result), and in a
     Ray task its node: nodes can share a host name (containers, a test cluster on one machine)."""
     out = {"host": socket.gethostname(), "pid": os.getpid()}
-    ray = sys.modules.get("ray")  # only where this process already uses Ray
-    if ray is not None and ray.is_initialized():
-        out["node"] = ray.get_runtime_context().get_node_id()
+    if _RAY_NODE is not None:
+        out["node"] = _RAY_NODE
     return out
+
+
+def _ray_task(fn, *args):
+    """`fn(*args)` as a Ray task that knows its node (a driver that merely uses Ray has none)."""
+    global _RAY_NODE
+    import ray
+
+    _RAY_NODE = ray.get_runtime_context().get_node_id()
+    return fn(*args)
 
 
 @contextmanager
@@ -80,4 +90,4 @@ class _RayPool:
         self._ray = ray
 
     def submit(self, fn, *args, cpus: int = 1) -> futures.Future:
-        return self._ray.remote(num_cpus=cpus, max_retries=0)(fn).remote(*args).future()
+        return self._ray.remote(num_cpus=cpus, max_retries=0)(_ray_task).remote(fn, *args).future()

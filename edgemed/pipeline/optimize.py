@@ -64,8 +64,9 @@ def evaluate_candidate(spec: CandidateSpec) -> dict:
     validation metric per artifact. Runs in a worker process (or a Ray task)."""
     import torch
 
-    from edgemed.compress.quantize import quantize
+    from edgemed.compress.quantize import hold_inputs, quantize
 
+    hold_inputs()  # this process builds candidate after candidate of the same model and data
     torch.set_num_threads(spec.threads)
     t0 = time.perf_counter()
     out = Path(spec.work) / "candidates" / spec.name
@@ -244,7 +245,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         else:
             from edgemed.models import deploy_form
 
-            _, model = _model(checkpoint)  # read once in this process, as by every worker
+            _, model = _model(checkpoint)
             model = deploy_form(model)  # layer names as `quantize` sees them
             ref = _reference(model, x_val, y_val, ckpt, metric)
             # sensitivity once, on the unpruned model: it proposes the float-layer variant to try

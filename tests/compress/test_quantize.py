@@ -283,10 +283,12 @@ def test_sensitivity_replays_the_fp32_prefix_exactly(name):
     assert all(ran.count(n) == 1 + 1 + chunks for n in inside)  # calibration, execution order, reference
 
 
-def test_many_candidates_in_one_process_read_model_and_data_once(tiny_checkpoint, calib, tmp_path, monkeypatch):
-    """An optimize worker quantizes candidate after candidate: the checkpoint, the calibration set
-    and the validation split are read once, each candidate gets its own copy of the model, and a
-    rewritten checkpoint is read again."""
+def test_many_candidates_in_one_process_read_model_and_data_once(tiny_checkpoint, tiny_convnext_checkpoint, calib,
+                                                                 tmp_path, monkeypatch):
+    """An optimize worker quantizes candidate after candidate: with inputs held, the weights, the
+    calibration set and the validation split are read once, yet each candidate gets a freshly built
+    model (the trust gate runs each time); a rewritten checkpoint is read again, and a model of
+    another data set still meets the calibration manifest's check. Without holding, nothing is kept."""
     import os
     import shutil
 
@@ -295,32 +297,42 @@ def test_many_candidates_in_one_process_read_model_and_data_once(tiny_checkpoint
     from edgemed.compress import quantize as q
     from edgemed.data import datasets
 
-    reads = {"checkpoint": 0, "calibration": 0, "split": 0}
+    calls = {"weights": 0, "build": 0, "calibration": 0, "split": 0}
 
     def counting(name, fn):
         def wrapped(*a, **kw):
-            reads[name] += 1
+            calls[name] += 1
             return fn(*a, **kw)
         return wrapped
 
-    monkeypatch.setattr(checkpoint_module, "load_checkpoint", counting("checkpoint", checkpoint_module.load_checkpoint))
+    monkeypatch.setattr(checkpoint_module, "read_weights", counting("weights", checkpoint_module.read_weights))
+    monkeypatch.setattr(checkpoint_module, "build_model", counting("build", checkpoint_module.build_model))
     monkeypatch.setattr(calibration_module, "load_calibration", counting("calibration", calibration_module.load_calibration))
     monkeypatch.setattr(datasets, "prepare_split", counting("split", datasets.prepare_split))
-    monkeypatch.setattr(q, "_HELD", {})
+    monkeypatch.setattr(q, "_HELD", None)
     ckpt_file = tmp_path / "m.safetensors"
     shutil.copy2(tiny_checkpoint, ckpt_file)
+
+    q._model(ckpt_file), q._model(ckpt_file)
+    assert calls["weights"] == 2  # not held: read every time
+    q.hold_inputs()
+    calls.update(weights=0, build=0)
     scores = []
     for i, preset in enumerate(["performance", "mixed"]):
         r = q.quantize(ckpt_file, calib=calib, formats=["onnx"], out=tmp_path / f"b{i}", preset=preset,
                        val_limit=64, threads=1, progress=False)
         scores.append(r.reference["value"])
-    assert reads == {"checkpoint": 1, "calibration": 1, "split": 1}
+    assert calls == {"weights": 1, "build": 2, "calibration": 1, "split": 1}
     assert scores[0] == scores[1]  # the second candidate's FP32 reference is the untouched model
     a, b = q._model(ckpt_file)[1], q._model(ckpt_file)[1]
-    assert a is not b
+    assert a is not b and all(pa.data_ptr() != pb.data_ptr() for pa, pb in zip(a.parameters(), b.parameters()))
     os.utime(ckpt_file, ns=(1, 1))  # as if rewritten: another modification time
     q._model(ckpt_file)
-    assert reads["checkpoint"] == 2
+    assert calls["weights"] == 2
+    # a BloodMNIST model with the PneumoniaMNIST manifest: refused as without holding
+    with pytest.raises(DataError, match="calibration set for pneumoniamnist"):
+        q.quantize(tiny_convnext_checkpoint, calib=calib, formats=["onnx"], out=tmp_path / "other", val_limit=64,
+                   threads=1, progress=False)
 
 
 def test_cli_quantize_into_an_exported_bundle(tiny_checkpoint, tiny_bundle, tiny_convnext_checkpoint, calib, tmp_path):
