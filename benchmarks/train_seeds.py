@@ -149,7 +149,7 @@ def markdown(payload: dict) -> str:
             "that shared the cores. Rows missing from the table were not trained in the time available."]
     int8 = [r for r in payload["runs"] if r.get("int8")]
     if int8:
-        body += ["## Through INT8", "",
+        body += ["## Through INT8",
                  "`edgemed quantize` of the checkpoint (accuracy control on the validation split within the bound), "
                  "then `edgemed bench --split test` of the bundle: test accuracy against PyTorch FP32 on the same "
                  "images, with the 95 % paired-bootstrap CI of the change.",
