@@ -33,7 +33,8 @@ def markdown(payload: dict) -> str:
         "edgemed checkpoints in the package; test metrics are of the shipped FP16 file (95 % bootstrap CIs). "
         "SARS-CoV-2 CT: the seed table's 150-epoch run at 128² (`benchmarks/train_seeds.py`, key "
         "`mednext_small-sarscov2_ct_224-long`), reused rather than trained again; its data set is split by image, "
-        "not patient, which flatters test accuracy.",
+        "not patient, which flatters test accuracy, and is licensed CC BY-NC-SA 4.0: weights trained on it are "
+        "for non-commercial use only.",
         Table(["model", "data", "file size", "epochs (best)", "train min", "test accuracy (FP16)", "test AUC (FP16)",
                "FP32 accuracy"], rows, right={2, 4, 7})],
         command="`python -m benchmarks.pretrained` (`--only MODEL-DATASET` remakes one row)")

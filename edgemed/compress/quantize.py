@@ -137,8 +137,8 @@ def _calibration(calib, ckpt, data_dir, limit):
 
 
 def _validation(ckpt, data_dir, limit):
-    """The validation split, preprocessed; prepared once per process for a data file (by its
-    sha256), preprocessing and limit."""
+    """The validation split, preprocessed; held per data file (by its sha256), preprocessing and
+    limit while inputs are held."""
     import json
 
     from edgemed.data.datasets import prepare_split

@@ -5,9 +5,10 @@ Design for scale-out: every candidate is a `CandidateSpec` (plain, picklable) ev
 top-level function `evaluate_candidate`, which reads and writes only files under the work folder
 and returns a plain dict. Candidates run in local worker processes, or as tasks on a Ray cluster
 with the work folder on shared storage (`executor="ray"`, edgemed/pipeline/executors.py), without
-changing the search; each candidate records the host it ran on. A process reads the model, the
-calibration set and the validation split once, however many candidates it builds. Latency is measured afterwards, in one
-process, all candidates interleaved, so parallel builds never disturb the timings.
+changing the search; each candidate records the host it ran on. A worker reads the weights, the
+calibration set and the validation split once, however many candidates it builds (quantize's
+`hold_inputs`). Latency is measured afterwards, in one process, all candidates interleaved, so
+parallel builds never disturb the timings.
 """
 
 from __future__ import annotations
