@@ -129,12 +129,14 @@ def load_results(name: str) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
-def save_results(name: str, payload: dict, render: Callable[[dict], str]) -> None:
+def save_results(name: str, payload: dict, render: Callable[[dict], str], folder: Path = RESULTS) -> None:
     """Write NAME.json, then NAME.md rendered from that JSON as read back, so the page holds
-    nothing the JSON lacks and `python -m benchmarks.render NAME` reproduces it."""
-    path = RESULTS / f"{name}.json"
+    nothing the JSON lacks and `python -m benchmarks.render NAME` reproduces it. The payload's
+    own `command` or `system` wins over this process's."""
+    path = folder / f"{name}.json"
+    folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {"command": command_line(), "system": system_info(), **payload})
-    atomic_write_text(RESULTS / f"{name}.md", render(json.loads(path.read_text())))
+    atomic_write_text(folder / f"{name}.md", render(json.loads(path.read_text())))
 
 
 def system_line(sysinfo: dict) -> str:

@@ -15,6 +15,7 @@ from edgemed.fileio import atomic_write_text
 
 PAGES = {  # results name → the script whose markdown(payload) renders it; imported only when rendered
     "arm_emulated": "benchmarks.arm.compare_arm",
+    "arm_emulated_executorch": "benchmarks.arm.compare_arm",
     "breast_sweep": "benchmarks.breast_sweep",
     "byom": "benchmarks.byom",
     "compression": "benchmarks.compression",

@@ -8,7 +8,8 @@ on the same real preprocessed test images, and compare the logits artifact by ar
 
 `--zoo mednext_small:pneumoniamnist` first builds the bundle a user would ship from the shipped
 weights, through the public API: `edgemed export` (ONNX and TFLite, FP32 and FP16), then
-`edgemed quantize` (their INT8, accuracy control within 0.5 points) into the same bundle.
+`edgemed quantize` (their INT8, accuracy control within 0.5 points) into the same bundle;
+`--formats` chooses the formats (default onnx,tflite; executorch adds ExecuTorch FP32 and INT8).
 
 Runs on the host with the x86 development install; needs root (chroot, mount). What it does:
 1. takes N real test images (stratified, `edgemed.bench.accuracy.load_split`, the bundle's
@@ -17,6 +18,10 @@ Runs on the host with the x86 development install; needs root (chroot, mount). W
    OpenVINO or torch, which are not in that extra) with `run_logits.py`, once on x86 and once per
    emulated ARM CPU model (`--cpus`, default Cortex-A72 = Raspberry Pi 4 and Cortex-A76 =
    Raspberry Pi 5, chosen with QEMU_CPU so the kernels a Pi would pick are the ones exercised);
+   ExecuTorch programs (.pte) run on aarch64 through `pte_logits.cpp`, a small C++ program over
+   the C++ runtime the aarch64 executorch wheel ships (no torch: the Python bindings need torch,
+   and PyPI's aarch64 torch is a CUDA build), cross-compiled here once per executorch version;
+   on x86 through edgemed's ExecuTorch session (the Python bindings);
 3. compares the logits (tolerances below), and runs the real CLI inside the chroot:
    `edgemed bundle verify`, `edgemed predict ... --json` on PNGs (checked against x86), and a short
    `edgemed bench` (latency under emulation is meaningless: this only proves it runs; its
@@ -55,7 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.arm.output_quantization import output_step
-from benchmarks.common import RESULTS, WORK, command_line
+from benchmarks.common import RESULTS, WORK, command_line, save_results
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -63,6 +68,7 @@ DEFAULT_ROOTFS = WORK / "arm" / "rootfs"
 VENV = "/opt/edgemed-venv"  # inside the rootfs (setup_rootfs.sh)
 JOBS = "/opt/edgemed-job"  # inside the rootfs: inputs, bundle copies, outputs
 RUNTIME_FORMATS = ("onnx", "tflite")  # what `edgemed[runtime]` runs (onnxruntime, ai-edge-litert)
+PTE_HOME = "/opt/edgemed-executorch"  # inside the rootfs: the aarch64 ExecuTorch C++ runtime + pte_logits
 CPUS = {"cortex-a72": "Raspberry Pi 4 (Cortex-A72: NEON only)",
         "cortex-a76": "Raspberry Pi 5 (Cortex-A76: NEON, dotprod, FP16 arithmetic)",
         "max": "qemu 'max' (SVE2, i8mm, bf16: newer Armv9 boards)"}
@@ -185,6 +191,116 @@ def _raise_interrupt(*_):
     raise KeyboardInterrupt
 
 
+# ---- ExecuTorch on aarch64: the wheel's C++ runtime, no torch -----------------------------------
+def _compile_pte_logits(cxx: str, package: Path, out: Path, rpath: str) -> None:
+    """pte_logits.cpp against an executorch package folder (its include/ and lib/), the way the
+    package's own CMake config says a standalone program links it."""
+    inc = package / "include"
+    cmd = [cxx, "-std=c++17", "-O2", "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_EVENT_TRACER_ENABLED",
+           f"-I{inc}", f"-I{inc / 'executorch/runtime/core/portable_type/c10'}", str(HERE / "pte_logits.cpp"),
+           "-o", str(out), f"-L{package / 'lib'}",
+           # the kernel and delegate libraries only register themselves: keep them linked
+           "-Wl,--no-as-needed", "-lexecutorch", "-lexecutorch_kernels_optimized",
+           "-lexecutorch_kernels_quantized", "-lexecutorch_backend_xnnpack", "-lexecutorch_threadpool",
+           "-Wl,--as-needed", f"-Wl,-rpath,{rpath}"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SetupError(f"compiling pte_logits with {cxx} failed: {_last_line(r.stderr)}")
+
+
+def pte_runner(chroot: Chroot, work: Path) -> dict:
+    """Build, once per executorch version and runner source, the aarch64 pte_logits inside the
+    rootfs (PTE_HOME: the runner and the wheel's lib/*.so) and an x86 twin against the host's
+    package (which checks the runner against edgemed's ExecuTorch session). {"skipped": why}
+    when the host lacks executorch or a compiler."""
+    import importlib.metadata
+    import importlib.util
+    import platform
+    import zipfile
+
+    try:
+        version = importlib.metadata.version("executorch")
+        spec = importlib.util.find_spec("executorch")  # a namespace package: no origin, one location
+        host_pkg = Path(next(iter(spec.submodule_search_locations)))
+    except (importlib.metadata.PackageNotFoundError, AttributeError, StopIteration):
+        return {"skipped": "executorch is not installed on the host: pip install 'edgemed[executorch]'"}
+    cxx = "g++" if platform.machine() == "aarch64" else "aarch64-linux-gnu-g++"
+    for tool in (cxx, "g++"):
+        if shutil.which(tool) is None:
+            return {"skipped": f"no {tool} on the host: rerun `sudo bash benchmarks/arm/setup_rootfs.sh` "
+                               "(it installs g++-aarch64-linux-gnu)"}
+    home = chroot.path(PTE_HOME)
+    key = f"{version} {hashlib.sha256((HERE / 'pte_logits.cpp').read_bytes()).hexdigest()[:16]}"
+    x86_runner = work / "pte_logits-x86"
+    stamp = home / ".built"
+    if not (stamp.is_file() and stamp.read_text() == key and x86_runner.is_file()):
+        if home.exists():
+            shutil.rmtree(home)
+        (home / "lib").mkdir(parents=True)
+        wheels = work / "executorch-wheel"
+        shutil.rmtree(wheels, ignore_errors=True)
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                            "--platform", "manylinux_2_28_aarch64", "--python-version", "3.11",
+                            f"executorch=={version}", "-d", str(wheels)], capture_output=True, text=True)
+        found = sorted(wheels.glob("executorch-*.whl"))
+        if r.returncode != 0 or not found:
+            raise SetupError(f"could not download the aarch64 executorch {version} wheel: {_last_line(r.stderr)}")
+        package = work / "executorch-aarch64"
+        shutil.rmtree(package, ignore_errors=True)
+        with zipfile.ZipFile(found[0]) as z:
+            z.extractall(package, [n for n in z.namelist()
+                                   if n.startswith(("executorch/include/", "executorch/lib/"))])
+        for so in (package / "executorch/lib").glob("*.so"):
+            shutil.copy2(so, home / "lib" / so.name)
+        _compile_pte_logits(cxx, package / "executorch", home / "pte_logits", "$ORIGIN/lib")
+        _compile_pte_logits("g++", host_pkg, x86_runner, str(host_pkg / "lib"))
+        stamp.write_text(key)
+    return {"path": f"{PTE_HOME}/pte_logits", "x86_path": str(x86_runner), "executorch": version,
+            "compiler": subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout.splitlines()[0],
+            "runtime_libraries_mb": round(sum(f.stat().st_size for f in (home / "lib").glob("*.so")) / 2**20, 1),
+            "runner_kb": round((home / "pte_logits").stat().st_size / 1024)}
+
+
+@contextlib.contextmanager
+def cpu_list(chroot: Chroot):
+    """/sys/devices/system/cpu/{present,possible} as plain files in the rootfs, only while
+    ExecuTorch runs: XNNPACK's CPU detection (cpuinfo) refuses to start without the CPU list, and
+    the real /sys is never mounted (onnxruntime crashes reading it under qemu). A Pi has both."""
+    folder = chroot.path("/sys/devices/system/cpu")
+    if os.path.ismount(chroot.path("/sys")):
+        raise SetupError(f"{chroot.path('/sys')} is mounted: unmount it first")
+    folder.mkdir(parents=True, exist_ok=True)
+    made = [folder / "present", folder / "possible"]
+    try:
+        for f in made:
+            f.write_text("0\n")  # one CPU: both sides run one thread
+        yield
+    finally:
+        for f in made:
+            f.unlink(missing_ok=True)
+
+
+def run_pte(chroot: Chroot, runner: str, cpu: str, job: Path, job_in: str, bundle, arts: list,
+            x: np.ndarray) -> tuple[dict, dict]:
+    """Each ExecuTorch artifact on the emulated CPU through pte_logits: ({id: logits}, meta)."""
+    (job / "inputs.f32").write_bytes(x.astype("<f4").tobytes())
+    logits, meta = {}, {}
+    with cpu_list(chroot):
+        for a in arts:
+            rel = a.path.relative_to(bundle.root).as_posix()
+            out = f"out-{cpu}/{a.id}.f32"
+            (job / f"out-{cpu}").mkdir(exist_ok=True)
+            t = time.perf_counter()
+            r = chroot.run([runner, f"{job_in}/bundle/{rel}", f"{job_in}/inputs.f32", *map(str, x.shape),
+                            f"{job_in}/{out}"], cpu=cpu)
+            if r.returncode != 0:
+                raise RuntimeError(_last_line(r.stderr))
+            logits[a.id] = np.fromfile(job / out, "<f4").reshape(len(x), int(r.stdout))
+            meta[a.id] = {"session": {"runtime": "executorch", "api": "C++ runtime (pte_logits)"},
+                          "run_s": time.perf_counter() - t, "output_quantization": None}
+    return logits, meta
+
+
 def _mount_points() -> list[Path]:
     with open("/proc/self/mounts") as f:
         return [Path(line.split()[1]) for line in f]
@@ -214,9 +330,11 @@ def _tolerance(precision: str, scale: float) -> tuple[float, str]:
 
 def compare(art, x86: np.ndarray, arm: np.ndarray, x86_meta: dict, arm_meta: dict,
             x86_ref: np.ndarray | None = None, arm_ref: np.ndarray | None = None,
-            fp32: np.ndarray | None = None) -> dict:
-    """x86 vs aarch64 logits of one artifact. For INT8, `*_ref` are the reference-kernel runs;
-    `fp32` is the x86 FP32 artifact of the same format (how far each side is from FP32)."""
+            fp32: np.ndarray | None = None, reference_kernels: bool = True) -> dict:
+    """x86 vs aarch64 logits of one artifact. For INT8, `*_ref` are the reference-kernel runs
+    (`reference_kernels=False`: the runtime has no such path, e.g. ExecuTorch's program is
+    delegated to XNNPACK as a whole, so only the default kernels are checked); `fp32` is the x86
+    FP32 artifact of the same format (how far each side is from FP32)."""
     diff = np.abs(x86.astype(np.float64) - arm.astype(np.float64))
     scale = float(np.max(np.abs(x86)))
     row = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
@@ -240,7 +358,7 @@ def compare(art, x86: np.ndarray, arm: np.ndarray, x86_meta: dict, arm_meta: dic
             checks.append(ref_diff.max() <= t["reference_steps"] * step * (1 + 1e-4))
         else:
             q["reference_max_steps"] = None
-            checks.append(False)  # the strict check could not be made
+            checks.append(not reference_kernels)  # the strict check could not be made where it exists
         row["int8"] = q
         row["tolerance"] = {"abs": tol, "rule": f"reference kernels ≤ {t['reference_steps']} steps; "
                                                 f"default kernels ≤ {t['default_steps']} steps of {step:.6g}"}
@@ -345,7 +463,8 @@ def run_cli(chroot: Chroot, cpu: str, job_in: str, job: Path, bundle, pngs: list
     ids = [i for i in bench_ids if i in {a.id for a in bundle.artifacts}]
     t = time.perf_counter()
     cmd = ["edgemed", "bench", f"{job_in}/bundle", "--artifacts", ",".join(ids), "--threads", "1",
-           "--iterations", str(bench_iterations), "--no-memory", "--out", f"{job_in}/out-cli/bench.json", "--force"]
+           # latency under emulation means nothing: no peak probe, no large-batch throughput
+           "--iterations", str(bench_iterations), "--no-memory", "--no-peak", "--large-batch", "0", "--out", f"{job_in}/out-cli/bench.json", "--force"]
     cmd += ["--limit", str(limit), "--data-dir", f"{job_in}/data"] if has_data else ["--no-accuracy"]
     r = chroot.run(cmd, cpu=cpu)
     bench = {"command": " ".join(cmd).replace(job_in, "BUNDLE_DIR"), "rc": r.returncode,
@@ -402,18 +521,26 @@ def _last_line(text: str) -> str:
 
 
 def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], bench_ids: list[str] | None,
-               bench_iterations: int, cli: bool) -> dict:
-    """Compare every artifact of one bundle that `edgemed[runtime]` runs; `bench_ids`: the CLI
-    bench check's artifacts (None: every FP32 and INT8 one)."""
+               bench_iterations: int, cli: bool, pte: dict) -> dict:
+    """Compare every artifact of one bundle that `edgemed[runtime]` runs, and its ExecuTorch ones
+    through `pte` (pte_runner's answer); `bench_ids`: the CLI bench check's artifacts (None: every
+    FP32 and INT8 one)."""
     from edgemed.export.bundle import load_bundle
 
     bundle = load_bundle(bundle_path)
     name = bundle.root.name
+    prov = bundle.manifest.get("provenance") or {}
     entry = {"bundle": str(bundle_path), "name": name, "sha256": bundle.sha256,
-             "model": (bundle.manifest.get("model") or {}).get("name"), "timings_s": {}}
-    runnable, skipped = [], []
+             "model": (bundle.manifest.get("model") or {}).get("name"), "timings_s": {},
+             "checkpoint": prov.get("checkpoint"),  # which weights: e.g. a shipped zoo file's sha256
+             "int8": {k: (prov.get("quantize") or {}).get(k) for k in ("routes", "max_drop_points")}}
+    runnable, pte_arts, skipped = [], [], []  # runnable: in edgemed[runtime], so also the CLI checks
     for a in bundle.artifacts:
-        if a.format not in RUNTIME_FORMATS:
+        if a.format == "executorch" and "path" in pte:
+            pte_arts.append(a)
+        elif a.format == "executorch":
+            skipped.append({"id": a.id, "reason": pte["skipped"]})
+        elif a.format not in RUNTIME_FORMATS:
             skipped.append({"id": a.id, "reason": f"{a.format} is not in edgemed[runtime]"})
         else:
             runnable.append(a)
@@ -437,10 +564,10 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], be
     ref_ids = [a.id for a in runnable if a.precision == "int8"]  # also run on the reference kernels
     entry["timings_s"]["prepare"] = time.perf_counter() - t
 
-    # x86: the same script, the host's Python and wheels
+    # x86: the same script, the host's Python and wheels (ExecuTorch through its Python bindings)
     t = time.perf_counter()
     r = subprocess.run([sys.executable, str(job / "run_logits.py"), str(job / "bundle"), str(job / "inputs.npy"),
-                        str(job / "out-x86"), *ids, "--threads", "1", "--repeat", "2",
+                        str(job / "out-x86"), *ids, *[a.id for a in pte_arts], "--threads", "1", "--repeat", "2",
                         "--reference", *ref_ids], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"x86 run failed: {r.stderr[-2000:]}")
@@ -448,28 +575,52 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], be
     x86_meta = json.loads((job / "out-x86" / "meta.json").read_text())
     x86_logits = {i: np.load(job / "out-x86" / f"{i}.npy") for i in x86_meta["artifacts"]}
     entry["x86"] = {"system": x86_meta["system"], "artifacts": x86_meta["artifacts"]}
-    fp32_of = {a.format: a.id for a in runnable if a.precision == "fp32"}
+    fp32_of = {a.format: a.id for a in [*runnable, *pte_arts] if a.precision == "fp32"}
+    if pte_arts:  # the C++ runner itself, on x86, against the Python bindings: should be identical
+        (job / "inputs.f32").write_bytes(x.astype("<f4").tobytes())
+        entry["pte_runner_vs_bindings_x86"] = {}
+        for a in pte_arts:
+            r = subprocess.run([pte["x86_path"], str(a.path), str(job / "inputs.f32"), *map(str, x.shape),
+                                str(job / f"{a.id}.x86-cpp.f32")], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"x86 pte_logits failed on {a.id}: {_last_line(r.stderr)}")
+            cpp = np.fromfile(job / f"{a.id}.x86-cpp.f32", "<f4").reshape(x86_logits[a.id].shape)
+            entry["pte_runner_vs_bindings_x86"][a.id] = float(np.abs(cpp - x86_logits[a.id]).max())
 
     entry["aarch64"], entry["parity"] = {}, []
     for cpu in cpus:
         t = time.perf_counter()
-        r = chroot.run(["python", f"{job_in}/run_logits.py", f"{job_in}/bundle", f"{job_in}/inputs.npy",
-                        f"{job_in}/out-{cpu}", *ids, "--threads", "1", "--reference", *ref_ids], cpu=cpu)
-        seconds = time.perf_counter() - t
-        entry["timings_s"][f"aarch64_run_{cpu}"] = seconds
-        if r.returncode != 0:
-            entry["aarch64"][cpu] = {"error": r.stderr[-3000:]}
-            for a in runnable:
-                entry["parity"].append({"artifact": a.id, "format": a.format, "precision": a.precision,
-                                        "cpu": cpu, "pass": False, "error": _last_line(r.stderr)})
-            continue
-        meta = json.loads((job / f"out-{cpu}" / "meta.json").read_text())
-        entry["aarch64"][cpu] = {"board": CPUS.get(cpu, cpu), "system": meta["system"],
-                                 "artifacts": meta["artifacts"],
-                                 "warnings": sorted({ln.strip() for ln in r.stderr.splitlines()
-                                                     if "cpuinfo" in ln.lower()})[:6]}
-        for a in runnable:
-            arm = np.load(job / f"out-{cpu}" / f"{a.id}.npy")
+        arm_logits, meta = {}, {"system": None, "artifacts": {}}
+        if ids:
+            r = chroot.run(["python", f"{job_in}/run_logits.py", f"{job_in}/bundle", f"{job_in}/inputs.npy",
+                            f"{job_in}/out-{cpu}", *ids, "--threads", "1", "--reference", *ref_ids], cpu=cpu)
+            if r.returncode != 0:
+                entry["aarch64"][cpu] = {"error": r.stderr[-3000:]}
+                for a in runnable:
+                    entry["parity"].append({"artifact": a.id, "format": a.format, "precision": a.precision,
+                                            "cpu": cpu, "pass": False, "error": _last_line(r.stderr)})
+                continue
+            meta = json.loads((job / f"out-{cpu}" / "meta.json").read_text())
+            arm_logits = {i: np.load(job / f"out-{cpu}" / f"{i}.npy") for i in ids}
+        else:  # the emulated CPU's system info (ISA flags) without running a model
+            r = chroot.run(["python", "-c", "import json; from edgemed.bench.system import system_info; "
+                            "print(json.dumps(system_info()))"], cpu=cpu)
+            meta["system"] = json.loads(r.stdout) if r.returncode == 0 else None
+        warnings = sorted({ln.strip() for ln in r.stderr.splitlines() if "cpuinfo" in ln.lower()})[:6] if ids else []
+        if pte_arts:
+            try:
+                pte_logits, pte_meta = run_pte(chroot, pte["path"], cpu, job, job_in, bundle, pte_arts, x)
+                arm_logits.update(pte_logits)
+                meta["artifacts"].update(pte_meta)
+            except RuntimeError as e:
+                for a in pte_arts:
+                    entry["parity"].append({"artifact": a.id, "format": a.format, "precision": a.precision,
+                                            "cpu": cpu, "pass": False, "error": str(e)})
+        entry["timings_s"][f"aarch64_run_{cpu}"] = time.perf_counter() - t
+        entry["aarch64"][cpu] = {"board": CPUS.get(cpu, cpu), "artifacts": meta["artifacts"], "warnings": warnings,
+                                 **({"system": meta["system"]} if meta["system"] else {})}
+        for a in [a for a in [*runnable, *pte_arts] if a.id in arm_logits]:
+            arm = arm_logits[a.id]
             row = {"artifact": a.id, "format": a.format, "precision": a.precision, "cpu": cpu,
                    "runtime": meta["artifacts"][a.id]["session"]["runtime"]}
             ref = {}
@@ -479,7 +630,7 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], be
             fp32_id = fp32_of.get(a.format)
             fp32 = x86_logits[fp32_id] if fp32_id and a.precision != "fp32" else None
             row.update(compare(a, x86_logits[a.id], arm, x86_meta["artifacts"][a.id], meta["artifacts"][a.id],
-                               fp32=fp32, **ref))
+                               fp32=fp32, reference_kernels=a.format in RUNTIME_FORMATS, **ref))
             entry["parity"].append(row)
 
     if cli:
@@ -497,10 +648,11 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], be
     return entry
 
 
-def zoo_bundle(spec: str, folder: Path) -> tuple[Path, list[dict]]:
-    """The bundle a user would ship of a shipped model, built with the CLI: ONNX and TFLite at FP32
-    and FP16 (`edgemed export`), then their INT8 within 0.5 points of validation accuracy
-    (`edgemed quantize --base-bundle`, which carries the exported artifacts into its bundle)."""
+def zoo_bundle(spec: str, folder: Path, formats: str = "onnx,tflite") -> tuple[Path, list[dict]]:
+    """The bundle a user would ship of a shipped model, built with the CLI: `formats` at FP32 and
+    FP16 where the format has it (`edgemed export`), then their INT8 within 0.5 points of
+    validation accuracy (`edgemed quantize --base-bundle`, which carries the exported artifacts
+    into its bundle)."""
     from benchmarks.common import run_edgemed
     from edgemed.checkpoint import read_checkpoint
     from edgemed.models.pretrained import pretrained_checkpoint
@@ -508,12 +660,13 @@ def zoo_bundle(spec: str, folder: Path) -> tuple[Path, list[dict]]:
     model, _, dataset = spec.partition(":")
     ckpt = pretrained_checkpoint(model, dataset or True)
     dataset, name = read_checkpoint(ckpt).dataset["name"], ckpt.stem
-    exported, calib, out = folder / f"{name}-export", folder / f"calibration-{name}.json", folder / name
+    tag = "" if formats == "onnx,tflite" else "-" + formats.replace(",", "-")
+    exported, calib, out = folder / f"{name}{tag}-export", folder / f"calibration-{name}.json", folder / f"{name}{tag}"
     steps: list[dict] = []
-    run_edgemed("export", ckpt, "--formats", "onnx,tflite", "--precision", "fp32,fp16", "--out", exported,
+    run_edgemed("export", ckpt, "--formats", formats, "--precision", "fp32,fp16", "--out", exported,
                 "--force", log=steps)
     run_edgemed("calibration", "build", dataset, "--size", 300, "--out", calib, "--force", log=steps)
-    run_edgemed("quantize", ckpt, "--calib", calib, "--formats", "onnx,tflite", "--max-drop", 0.5,
+    run_edgemed("quantize", ckpt, "--calib", calib, "--formats", formats, "--max-drop", 0.5,
                 "--base-bundle", exported, "--out", out, "--force", log=steps)
     return out, steps
 
@@ -547,6 +700,16 @@ def markdown(payload: dict) -> str:
             f"`pip install \"edgemed[runtime]\"` (no torch, no OpenVINO): onnxruntime "
             f"{arm_sys['libraries'].get('onnxruntime', '-')}, ai-edge-litert "
             f"{arm_sys['libraries'].get('ai-edge-litert', '-')}, numpy {arm_sys['libraries'].get('numpy', '-')}")
+    pte = payload.get("executorch_runner") or {}
+    if "path" in pte:
+        lines.append(
+            f"- ExecuTorch (`.pte`) on aarch64: `pte_logits` (benchmarks/arm/pte_logits.cpp, {pte['runner_kb']} KB, "
+            f"{pte['compiler']}) over the C++ runtime of the aarch64 executorch {pte['executorch']} wheel "
+            f"({pte['runtime_libraries_mb']} MB of libraries: runtime, kernels, XNNPACK delegate), without torch or "
+            "Python bindings; on x86, edgemed's ExecuTorch session (the Python bindings, which need torch).")
+    else:
+        lines.append("- ExecuTorch (`.pte`): " + (pte.get("skipped") or "not in these bundles")
+                     + " (`--zoo MODEL:DATASET --formats executorch` runs it).")
     if payload.get("aarch64_install_differs_from_repo"):
         lines.append("- Note: the chroot's edgemed was installed before these repository files changed: "
                      + ", ".join(f"`{f}`" for f in payload["aarch64_install_differs_from_repo"]))
@@ -567,7 +730,14 @@ def markdown(payload: dict) -> str:
               "same format.", ""]
     for b in payload["bundles"]:
         inp = b["inputs"]
-        lines += [f"## {b['name']}", "",
+        lines += [f"## {b['name']}", ""]
+        ck, q = b.get("checkpoint"), b.get("int8") or {}
+        if ck:
+            lines += [f"Weights: `{ck['file']}` (sha256 {ck['sha256'][:16]}…)"
+                      + ("; INT8 by `edgemed quantize` (" + ", ".join(f"{f} route {r}" for f, r in q["routes"].items())
+                         + f", bound {q['max_drop_points']} points of validation accuracy)" if q.get("routes") else "")
+                      + ".", ""]
+        lines += [
                   f"{inp['n']} real {inp['split']['name']} {inp['split']['split']} images (stratified: "
                   f"{', '.join(f'{k} {v}' for k, v in inp['labels'].items())}), preprocessed once on x86 with "
                   f"the bundle's PreprocessSpec; the same float32 batch (sha256 {inp['sha256'][:12]}…) fed to both sides.", ""]
@@ -592,12 +762,18 @@ def markdown(payload: dict) -> str:
                     f"- `{p['artifact']}` on `{p['cpu']}`: output step {q['step']:.4g} ({q['step_source']}); default kernels "
                     f"differ by at most {q['max_steps']:.2f} steps (mean {q['mean_steps']:.2f}; histogram of |Δ| in steps "
                     f"{q['steps_histogram']}) — {'within' if q['within_2_steps'] else '**outside**'} 2 steps; reference kernels "
-                    + (f"differ by {ref:.2f} steps" if ref is not None else "were not run")
+                    + (f"differ by {ref:.2f} steps" if ref is not None else
+                       "are not available for ExecuTorch (its program is delegated to XNNPACK whole)"
+                       if p.get("format") == "executorch" else "were not run")
                     + (f"; default-vs-reference kernels on the same machine: x86 {spread['x86']:.2f}, aarch64 "
                        f"{spread['aarch64']:.2f} steps" if spread else "") + ".")
             rows.append([p["artifact"], p["runtime"], p["cpu"], str(p["n"]), f"{p['max_abs_diff']:.3g}",
                          f"{p['rel_diff']:.2g}", f"{p['mean_abs_diff']:.2g}", tol, agree, vs,
                          str(rep) if rep is not None else "-", "pass" if p["pass"] else "**FAIL**"])
+        check = b.get("pte_runner_vs_bindings_x86")
+        if check:
+            lines += ["pte_logits against the Python bindings, both on x86, same images: max |Δlogit| "
+                      + ", ".join(f"`{k}` {v:.3g}" for k, v in check.items()) + ".", ""]
         lines.append(md_table(Table(["artifact", "runtime", "aarch64 CPU", "n", "max abs diff", "rel. to max|logit|",
                                      "mean abs diff", "tolerance", "top-1 agreement", "vs FP32: x86 / aarch64",
                                      "x86 repeat", "result"], rows)))
@@ -647,6 +823,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("bundles", nargs="*", type=Path, help="bundle folders")
     ap.add_argument("--zoo", action="append", default=[], metavar="MODEL:DATASET",
                     help="first build the bundle of a shipped model (export FP32/FP16, then quantize INT8 into it)")
+    ap.add_argument("--formats", default="onnx,tflite",
+                    help="formats of the --zoo bundles (default onnx,tflite; executorch: ExecuTorch FP32 and INT8)")
     ap.add_argument("--n", type=int, default=64, help="real test images (stratified; default 64)")
     ap.add_argument("--cpus", default="cortex-a72,cortex-a76",
                     help=f"emulated ARM CPU models, comma list (QEMU_CPU): {', '.join(CPUS)} (default: cortex-a72,cortex-a76)")
@@ -677,34 +855,42 @@ def main(argv: list[str] | None = None) -> int:
         print(f"compare_arm: {e}", file=sys.stderr)
         return 2
     from edgemed.bench.system import system_info
-    from edgemed.fileio import atomic_write_json, atomic_write_text
 
     bench_ids = [s for s in args.bench_artifacts.split(",") if s] or None
     made, bundles = {}, list(args.bundles)
     for spec in args.zoo:
-        folder, made[Path(folder).name] = zoo_bundle(spec, args.zoo_dir)
+        folder, steps = zoo_bundle(spec, args.zoo_dir, args.formats)
+        made[Path(folder).name] = steps
         bundles.append(folder)
+    from edgemed.export.bundle import load_bundle
+
+    pte = {"skipped": "no ExecuTorch artifact"}
+    if any(a.format == "executorch" for b in bundles for a in load_bundle(b).artifacts):
+        try:
+            pte = pte_runner(chroot, WORK / "arm")
+        except SetupError as e:
+            print(f"compare_arm: {e}", file=sys.stderr)
+            return 2
     entries = []
     with chroot.mounted():
         for b in bundles:
             print(f"compare_arm: {b} …", file=sys.stderr)
             entries.append(run_bundle(chroot, b, n=args.n, cpus=cpus, bench_ids=bench_ids,
-                                      bench_iterations=args.bench_iterations, cli=not args.no_cli))
+                                      bench_iterations=args.bench_iterations, cli=not args.no_cli, pte=pte))
     payload = {
         "command": command_line().replace("python ", "sudo python " if os.environ.get("SUDO_USER") else "python ", 1),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "system": system_info(),
         "emulation": {**qemu_info(), "cpus": {c: CPUS.get(c, c) for c in cpus}, "note": EMULATION_NOTE},
         "tolerances": TOLERANCES,
+        "executorch_runner": pte,
         "aarch64_install_differs_from_repo": chroot.stale,
         "bundles": entries,
         "made_bundles": made,
         "passed": all(e["pass"] for e in entries),
         "wall_s": time.perf_counter() - started,
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out_dir / f"{args.name}.json", payload)
-    atomic_write_text(args.out_dir / f"{args.name}.md", markdown(payload))
+    save_results(args.name, payload, markdown, folder=args.out_dir)
     for e in entries:
         for p in e["parity"]:
             print(f"{e['name']:>44} {p['artifact']:>12} {p['cpu']:>10}: max|Δ| {p.get('max_abs_diff', float('nan')):.3g} "

@@ -73,6 +73,9 @@ if [[ $(uname -m) == x86_64 ]]; then
     command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
     command -v debootstrap >/dev/null || need+=(debootstrap)
     command -v update-binfmts >/dev/null || need+=(binfmt-support)
+    # compare_arm cross-compiles benchmarks/arm/pte_logits.cpp (ExecuTorch's C++ runtime, no torch)
+    command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
+    command -v g++ >/dev/null || need+=(g++)
     if (( ${#need[@]} )); then
         command -v apt-get >/dev/null || die "install ${need[*]} (no apt-get here)"
         log "installing ${need[*]}"
