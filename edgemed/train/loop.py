@@ -51,6 +51,7 @@ class FitConfig:
     feature_smoothing: float = 0.0
     label_smoothing: float = 0.0
     warmup_epochs: float = 1.0
+    ema: float = 0.0  # decay of a moving average of the weights, per step (0: off); validated and saved
     class_weights: bool = False
     seed: int = 0
     distill_alpha: float = 0.7  # weight of the teacher's soft targets when a teacher is given
@@ -68,6 +69,8 @@ class FitConfig:
             raise EdgemedError(f"unknown --precision {self.precision!r}: use auto, fp32 or bf16")
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
             raise EdgemedError("--epochs must be ≥ 1, --batch-size ≥ 2 and --lr > 0")
+        if not 0 <= self.ema < 1:
+            raise EdgemedError(f"--ema is a decay per step in [0, 1), e.g. 0.999; got {self.ema}")
 
 
 def has_bf16() -> bool:
@@ -143,6 +146,18 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
         t = (step - warm) / max(1, total - warm)
         return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
+    # Weight averaging (EMA): the average of the last ~1/(1-decay) steps' weights is what gets
+    # validated and saved; it smooths the noise of small-batch steps on small data sets.
+    live = net.state_dict()  # views of the parameters and buffers, updated in place by the optimiser
+    ema = {k: v.detach().clone() for k, v in live.items()} if cfg.ema else None
+    averaged = [k for k, v in live.items() if v.is_floating_point()]
+
+    def update_ema(step: int) -> None:
+        decay = min(cfg.ema, (1 + step) / (10 + step))  # a short memory while the weights move fast
+        torch._foreach_lerp_([ema[k] for k in averaged], [live[k].detach() for k in averaged], 1 - decay)
+        for k in live.keys() - set(averaged):
+            ema[k].copy_(live[k])
+
     gen = torch.Generator().manual_seed(cfg.seed)
     y_train_t = torch.from_numpy(y_train)
     best, best_state, best_epoch, stale = -math.inf, None, 0, 0
@@ -161,7 +176,9 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
             gen.set_state(saved.rng["generator"])
             torch.set_rng_state(saved.rng["torch"])
             if fs_loss is not None:
-                fs_loss.load_state_dict(saved.extra)
+                fs_loss.load_state_dict({k: v for k, v in saved.extra.items() if not k.startswith("ema.")})
+            if ema is not None:
+                ema = {k: saved.extra[f"ema.{k}"] for k in ema}
             best, best_epoch, stale, history = saved.best, saved.best_epoch, saved.stale, saved.history
             step, first_epoch = saved.step, saved.epoch + 1
             t0 -= saved.elapsed_s
@@ -209,13 +226,20 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
                 opt.step()
+                if ema is not None:
+                    update_ema(step)
                 step += 1
                 run_loss += loss.item() * len(yb)
                 run_correct += int((logits.argmax(1) == yb).sum())
                 run_n += len(yb)
                 bar.update(task, advance=1, description=f"{label} {epoch}/{cfg.epochs}",
                            info=f"loss {run_loss / run_n:.4f} acc {run_correct / run_n:.3f}")
+            if ema is not None:  # validate the averaged weights, then train on from the live ones
+                current = {k: v.clone() for k, v in live.items()}
+                net.load_state_dict(ema)
             val_logits = predict_logits(net, x_val)
+            if ema is not None:
+                net.load_state_dict(current)
             val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(y_val)))
             vm = classification_metrics(y_val, softmax(val_logits), class_names, n_boot=0)
             score = -val_loss if cfg.monitor == "loss" else (metric_value(vm, cfg.monitor) or 0.0)
@@ -227,7 +251,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
             improved = score > best
             if improved:
                 best, best_epoch, stale = score, epoch, 0
-                best_state = copy.deepcopy(net.state_dict())
+                best_state = copy.deepcopy(ema if ema is not None else net.state_dict())
             else:
                 stale += 1
             auc = "n/a" if row["val_auc"] is None else f"{row['val_auc']:.4f}"
@@ -238,7 +262,8 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                     epoch=epoch, step=step, best=best, best_epoch=best_epoch, stale=stale, history=history,
                     elapsed_s=time.perf_counter() - t0, model=net.state_dict(), best_model=best_state,
                     optimizer=opt.state_dict(), rng={"generator": gen.get_state(), "torch": torch.get_rng_state()},
-                    extra=fs_loss.state_dict() if fs_loss is not None else {}))
+                    extra={**(fs_loss.state_dict() if fs_loss is not None else {}),
+                           **({f"ema.{k}": v for k, v in ema.items()} if ema is not None else {})}))
             if cfg.patience and stale >= cfg.patience:
                 bar.console.log(f"early stop: no {cfg.monitor} gain on val for {cfg.patience} epochs")
                 break
@@ -251,7 +276,7 @@ def _state_key(identity, cfg: FitConfig, net, fs_loss, distill: bool, x_train, y
     """What an interrupted fit must share with this one for its saved state to continue it (the
     caller's identity names the data, starting weights and model; the label sums are a cheap check
     that the sampled subsets match). Changing this key orphans every saved state."""
-    settings = {k: v for k, v in asdict(cfg).items() if k != "history"}
+    settings = {k: v for k, v in asdict(cfg).items() if k != "history" and not (k == "ema" and not v)}
     shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
     return sha256_json({"identity": identity, "settings": settings, "shapes": shapes, "distill": distill,
                         "feature_smoothing": fs_loss is not None, "train": list(x_train.shape),
@@ -263,7 +288,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
           seed: int = 0, data_dir: str | None = None, class_weights: bool = False,
           augment: str = "light", patience: int = 10, monitor: str = "accuracy",
           precision: str = "auto", feature_smoothing: float | None = None,
-          label_smoothing: float = 0.0, warmup_epochs: float = 1.0, model_kwargs: dict | None = None,
+          label_smoothing: float = 0.0, warmup_epochs: float = 1.0, ema: float = 0.0,
+          model_kwargs: dict | None = None,
           threads: int | None = None, limit_train: int | None = None, limit_eval: int | None = None,
           init: str | Path | None = None, resume: bool = True, force: bool = False,
           progress: bool = True, record_trust: bool = True, pretrained: str | None = None) -> TrainResult:
@@ -309,7 +335,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     augment=augment, patience=patience, monitor=monitor, precision=precision,
                     feature_smoothing=feature_smoothing, label_smoothing=label_smoothing,
-                    warmup_epochs=warmup_epochs, class_weights=class_weights, seed=seed)
+                    warmup_epochs=warmup_epochs, ema=ema, class_weights=class_weights, seed=seed)
     cfg.validate()
     from edgemed.runtime import check_threads
 
@@ -378,7 +404,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                   "augment": augment, "class_weights": class_weights, "monitor": monitor,
                   "precision": "bf16-autocast" if (precision == "bf16" or (precision == "auto" and has_bf16())) else "fp32",
                   "threads": threads, "feature_smoothing": feature_smoothing,
-                  "label_smoothing": label_smoothing, "wall_time_s": round(wall, 1), "history": history},
+                  "label_smoothing": label_smoothing, "ema": ema, "wall_time_s": round(wall, 1), "history": history},
         versions=library_versions(),
     )
     save_checkpoint(out, net, ckpt, force=force)

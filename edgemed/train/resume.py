@@ -1,6 +1,6 @@
 """Epoch-level resume for `fit`: after every epoch the whole training state (weights, the best
-weights so far, AdamW moments, RNG states, feature-smoothing centres, counters, history) goes to
-one safetensors file, so a long run stopped by Ctrl-C or a closed session continues from its last
+weights so far, AdamW moments, RNG states, feature-smoothing centres, the weight average,
+counters, history) goes to one safetensors file, so a long run stopped by Ctrl-C or a closed session continues from its last
 finished epoch and ends with the same weights an uninterrupted run would have. The file carries a
 fingerprint of everything that shapes the result; a file from other settings is ignored."""
 
@@ -28,7 +28,7 @@ class FitState:
     best_model: dict | None
     optimizer: dict
     rng: dict
-    extra: dict  # named buffers of auxiliary modules (feature-smoothing centres)
+    extra: dict  # feature-smoothing centres; the weight average as ema.<name>
 
 
 def save_fit_state(path: Path, key: str, state: FitState) -> None:

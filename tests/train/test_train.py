@@ -131,13 +131,14 @@ def _watch_validation(monkeypatch, interrupt_at: int | None = None) -> dict:
 
 
 @needs_data
-def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, ema):
     from edgemed.train.loop import train_state_path
 
-    # convnext_med_micro: drop path (global RNG), augmentation (generator) and feature smoothing
-    # (class centres) all carry state across epochs
+    # convnext_med_micro: drop path (global RNG), augmentation (generator), feature smoothing
+    # (class centres) and the weight average all carry state across epochs
     kw = dict(epochs=3, batch_size=32, limit_train=128, limit_eval=64, threads=1, progress=False,
-              precision="fp32", augment="strong", patience=0, model_kwargs={"drop_path": 0.2})
+              precision="fp32", augment="strong", patience=0, model_kwargs={"drop_path": 0.2}, ema=ema)
     whole = train("convnext_med_micro", "breastmnist", out=tmp_path / "whole.safetensors", **kw)
     assert not train_state_path(whole.checkpoint).exists()
 
@@ -157,6 +158,21 @@ def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monk
     wa, wb = load_checkpoint(whole.checkpoint)[1].state_dict(), load_checkpoint(out)[1].state_dict()
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
+
+
+@needs_data
+def test_ema_saves_the_weight_average_without_changing_training(tmp_path):
+    kw = dict(epochs=2, batch_size=32, limit_train=96, limit_eval=48, threads=1, progress=False,
+              precision="fp32", patience=0)
+    plain = train("resnet18_micro", "breastmnist", out=tmp_path / "plain.safetensors", **kw)
+    averaged = train("resnet18_micro", "breastmnist", out=tmp_path / "ema.safetensors", ema=0.9, **kw)
+    # the same steps are taken; what is validated and saved is their average
+    assert [r["train_loss"] for r in averaged.history] == [r["train_loss"] for r in plain.history]
+    wa, wb = load_checkpoint(plain.checkpoint)[1].state_dict(), load_checkpoint(averaged.checkpoint)[1].state_dict()
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa if wa[k].is_floating_point())
+    assert load_checkpoint(averaged.checkpoint)[0].training["ema"] == 0.9
+    with pytest.raises(EdgemedError, match="--ema"):
+        train("resnet18_micro", "breastmnist", out=tmp_path / "bad.safetensors", ema=1.0, **kw)
 
 
 @needs_data
