@@ -192,6 +192,12 @@ def _raise_interrupt(*_):
 
 
 # ---- ExecuTorch on aarch64: the wheel's C++ runtime, no torch -----------------------------------
+# what pte_logits links: the runtime, its CPU kernels (float and quantized), the XNNPACK delegate
+# and its thread pool; nothing else of the wheel's lib/ goes to the device
+PTE_LIBRARIES = ("executorch", "executorch_kernels_optimized", "executorch_kernels_quantized",
+                 "executorch_backend_xnnpack", "executorch_threadpool")
+
+
 def _compile_pte_logits(cxx: str, package: Path, out: Path, rpath: str) -> None:
     """pte_logits.cpp against an executorch package folder (its include/ and lib/), the way the
     package's own CMake config says a standalone program links it."""
@@ -200,9 +206,7 @@ def _compile_pte_logits(cxx: str, package: Path, out: Path, rpath: str) -> None:
            f"-I{inc}", f"-I{inc / 'executorch/runtime/core/portable_type/c10'}", str(HERE / "pte_logits.cpp"),
            "-o", str(out), f"-L{package / 'lib'}",
            # the kernel and delegate libraries only register themselves: keep them linked
-           "-Wl,--no-as-needed", "-lexecutorch", "-lexecutorch_kernels_optimized",
-           "-lexecutorch_kernels_quantized", "-lexecutorch_backend_xnnpack", "-lexecutorch_threadpool",
-           "-Wl,--as-needed", f"-Wl,-rpath,{rpath}"]
+           "-Wl,--no-as-needed", *(f"-l{lib}" for lib in PTE_LIBRARIES), "-Wl,--as-needed", f"-Wl,-rpath,{rpath}"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SetupError(f"compiling pte_logits with {cxx} failed: {_last_line(r.stderr)}")
@@ -210,7 +214,7 @@ def _compile_pte_logits(cxx: str, package: Path, out: Path, rpath: str) -> None:
 
 def pte_runner(chroot: Chroot, work: Path) -> dict:
     """Build, once per executorch version and runner source, the aarch64 pte_logits inside the
-    rootfs (PTE_HOME: the runner and the wheel's lib/*.so) and an x86 twin against the host's
+    rootfs (PTE_HOME: the runner and the wheel's libraries it links) and an x86 twin against the host's
     package (which checks the runner against edgemed's ExecuTorch session). {"skipped": why}
     when the host lacks executorch or a compiler."""
     import importlib.metadata
@@ -230,7 +234,8 @@ def pte_runner(chroot: Chroot, work: Path) -> dict:
             return {"skipped": f"no {tool} on the host: rerun `sudo bash benchmarks/arm/setup_rootfs.sh` "
                                "(it installs g++-aarch64-linux-gnu)"}
     home = chroot.path(PTE_HOME)
-    key = f"{version} {hashlib.sha256((HERE / 'pte_logits.cpp').read_bytes()).hexdigest()[:16]}"
+    # the x86 twin links the host package by absolute path: another venv is another build
+    key = f"{version} {hashlib.sha256((HERE / 'pte_logits.cpp').read_bytes()).hexdigest()[:16]} {cxx} {host_pkg}"
     x86_runner = work / "pte_logits-x86"
     stamp = home / ".built"
     if not (stamp.is_file() and stamp.read_text() == key and x86_runner.is_file()):
@@ -250,8 +255,8 @@ def pte_runner(chroot: Chroot, work: Path) -> dict:
         with zipfile.ZipFile(found[0]) as z:
             z.extractall(package, [n for n in z.namelist()
                                    if n.startswith(("executorch/include/", "executorch/lib/"))])
-        for so in (package / "executorch/lib").glob("*.so"):
-            shutil.copy2(so, home / "lib" / so.name)
+        for lib in PTE_LIBRARIES:
+            shutil.copy2(package / "executorch/lib" / f"lib{lib}.so", home / "lib" / f"lib{lib}.so")
         _compile_pte_logits(cxx, package / "executorch", home / "pte_logits", "$ORIGIN/lib")
         _compile_pte_logits("g++", host_pkg, x86_runner, str(host_pkg / "lib"))
         stamp.write_text(key)
@@ -270,7 +275,7 @@ def cpu_list(chroot: Chroot):
     if os.path.ismount(chroot.path("/sys")):
         raise SetupError(f"{chroot.path('/sys')} is mounted: unmount it first")
     folder.mkdir(parents=True, exist_ok=True)
-    made = [folder / "present", folder / "possible"]
+    made = [f for f in (folder / "present", folder / "possible") if not f.exists()]
     try:
         for f in made:
             f.write_text("0\n")  # one CPU: both sides run one thread
@@ -293,9 +298,12 @@ def run_pte(chroot: Chroot, runner: str, cpu: str, job: Path, job_in: str, bundl
             t = time.perf_counter()
             r = chroot.run([runner, f"{job_in}/bundle/{rel}", f"{job_in}/inputs.f32", *map(str, x.shape),
                             f"{job_in}/{out}"], cpu=cpu)
-            if r.returncode != 0:
-                raise RuntimeError(_last_line(r.stderr))
-            logits[a.id] = np.fromfile(job / out, "<f4").reshape(len(x), int(r.stdout))
+            try:
+                if r.returncode != 0:
+                    raise RuntimeError(_last_line(r.stderr))
+                logits[a.id] = np.fromfile(job / out, "<f4").reshape(len(x), int(r.stdout))
+            except (ValueError, OSError) as e:  # no class count, or a short file
+                raise RuntimeError(f"{a.id}: unreadable output ({e})") from None
             meta[a.id] = {"session": {"runtime": "executorch", "api": "C++ runtime (pte_logits)"},
                           "run_s": time.perf_counter() - t, "output_quantization": None}
     return logits, meta
@@ -595,13 +603,15 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], be
             r = chroot.run(["python", f"{job_in}/run_logits.py", f"{job_in}/bundle", f"{job_in}/inputs.npy",
                             f"{job_in}/out-{cpu}", *ids, "--threads", "1", "--reference", *ref_ids], cpu=cpu)
             if r.returncode != 0:
-                entry["aarch64"][cpu] = {"error": r.stderr[-3000:]}
                 for a in runnable:
                     entry["parity"].append({"artifact": a.id, "format": a.format, "precision": a.precision,
                                             "cpu": cpu, "pass": False, "error": _last_line(r.stderr)})
-                continue
-            meta = json.loads((job / f"out-{cpu}" / "meta.json").read_text())
-            arm_logits = {i: np.load(job / f"out-{cpu}" / f"{i}.npy") for i in ids}
+                if not pte_arts:
+                    entry["aarch64"][cpu] = {"error": r.stderr[-3000:]}
+                    continue
+            else:
+                meta = json.loads((job / f"out-{cpu}" / "meta.json").read_text())
+                arm_logits = {i: np.load(job / f"out-{cpu}" / f"{i}.npy") for i in ids}
         else:  # the emulated CPU's system info (ISA flags) without running a model
             r = chroot.run(["python", "-c", "import json; from edgemed.bench.system import system_info; "
                             "print(json.dumps(system_info()))"], cpu=cpu)
@@ -612,7 +622,7 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], be
                 pte_logits, pte_meta = run_pte(chroot, pte["path"], cpu, job, job_in, bundle, pte_arts, x)
                 arm_logits.update(pte_logits)
                 meta["artifacts"].update(pte_meta)
-            except RuntimeError as e:
+            except (RuntimeError, SetupError, subprocess.TimeoutExpired) as e:
                 for a in pte_arts:
                     entry["parity"].append({"artifact": a.id, "format": a.format, "precision": a.precision,
                                             "cpu": cpu, "pass": False, "error": str(e)})
@@ -633,7 +643,9 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], be
                                fp32=fp32, reference_kernels=a.format in RUNTIME_FORMATS, **ref))
             entry["parity"].append(row)
 
-    if cli:
+    if cli and not runnable:
+        entry["cli"] = {"skipped": "no artifact of this bundle is in edgemed[runtime]"}
+    elif cli:
         predict_choices = [[]]  # the default choice first: what a user gets with no options
         if any(a.format == "onnx" for a in bundle.artifacts):
             predict_choices.append(["--format", "onnx"])
@@ -644,7 +656,8 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], be
         entry["cli"] = run_cli(chroot, cpus[0], job_in, job, bundle, pngs, x86_logits, labels, predict_choices,
                                bench_ids, data is not None, bench_iterations, n)
         entry["timings_s"]["cli"] = time.perf_counter() - t
-    entry["pass"] = all(p["pass"] for p in entry["parity"]) and (not cli or entry["cli"]["pass"])
+    entry["pass"] = (all(p["pass"] for p in entry["parity"]) and (not runnable or not cli or entry["cli"]["pass"])
+                     and all(v == 0.0 for v in entry.get("pte_runner_vs_bindings_x86", {}).values()))
     return entry
 
 
@@ -705,7 +718,7 @@ def markdown(payload: dict) -> str:
         lines.append(
             f"- ExecuTorch (`.pte`) on aarch64: `pte_logits` (benchmarks/arm/pte_logits.cpp, {pte['runner_kb']} KB, "
             f"{pte['compiler']}) over the C++ runtime of the aarch64 executorch {pte['executorch']} wheel "
-            f"({pte['runtime_libraries_mb']} MB of libraries: runtime, kernels, XNNPACK delegate), without torch or "
+            f"({pte['runtime_libraries_mb']} MB of libraries: runtime, kernels, XNNPACK delegate, thread pool), without torch or "
             "Python bindings; on x86, edgemed's ExecuTorch session (the Python bindings, which need torch).")
     else:
         lines.append("- ExecuTorch (`.pte`): " + (pte.get("skipped") or "not in these bundles")
@@ -785,7 +798,9 @@ def markdown(payload: dict) -> str:
                       "and each requantization may round one step apart, which accumulates over the layers.",
                       "", *int8_notes]
         cli = b.get("cli")
-        if cli:
+        if cli and "skipped" in cli:
+            lines += ["", f"CLI inside the chroot: not run ({cli['skipped']})."]
+        elif cli:
             lines += ["", f"CLI inside the chroot (`{cli['cpu']}`):", "",
                       f"- `edgemed bundle verify`: {'pass' if cli['verify']['pass'] else '**FAIL**'} — {cli['verify']['output']}"]
             for pr in cli["predict"]:
@@ -870,6 +885,9 @@ def main(argv: list[str] | None = None) -> int:
             pte = pte_runner(chroot, WORK / "arm")
         except SetupError as e:
             print(f"compare_arm: {e}", file=sys.stderr)
+            return 2
+        if "path" not in pte:  # never a PASS that skipped the bundle's ExecuTorch artifacts
+            print(f"compare_arm: cannot run the ExecuTorch artifacts: {pte['skipped']}", file=sys.stderr)
             return 2
     entries = []
     with chroot.mounted():

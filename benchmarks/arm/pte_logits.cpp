@@ -25,13 +25,21 @@ static int fail(const std::string& what) {
   return 1;
 }
 
+// A whole positive decimal number up to 2^30, else 0.
+static long dimension(const char* text) {
+  char* end = nullptr;
+  const long v = std::strtol(text, &end, 10);
+  return (end != text && *end == '\0' && v >= 1 && v <= (1L << 30)) ? v : 0;
+}
+
 int main(int argc, char** argv) {
   if (argc != 8) {
     return fail("usage: pte_logits MODEL.pte INPUTS.f32 N C H W OUT.f32");
   }
-  const long n = std::atol(argv[3]), c = std::atol(argv[4]), h = std::atol(argv[5]), w = std::atol(argv[6]);
-  if (n < 1 || c < 1 || h < 1 || w < 1 || n * c * h * w > (1L << 30)) {
-    return fail("N, C, H, W must be positive and N*C*H*W at most 2^30");
+  const long n = dimension(argv[3]), c = dimension(argv[4]), h = dimension(argv[5]), w = dimension(argv[6]);
+  // each factor is at most 2^30, so each product below stays far inside a 64-bit long
+  if (n == 0 || c == 0 || h == 0 || w == 0 || c * h > (1L << 30) / w || n > (1L << 30) / (c * h * w)) {
+    return fail("N, C, H, W must be positive whole numbers and N*C*H*W at most 2^30");
   }
   // The wheel's headers do not include the thread pool's; its guard runs XNNPACK on this thread.
   executorch::extension::threadpool::NoThreadPoolGuard one_thread;
@@ -58,6 +66,9 @@ int main(int argc, char** argv) {
       return fail("forward failed on image " + std::to_string(i) + " (error " +
                   std::to_string(static_cast<int>(result.error())) + ")");
     }
+    if (result->empty() || !result->at(0).isTensor()) {
+      return fail("the program's first output is not a tensor");
+    }
     const auto& out = result->at(0).toTensor();
     if (out.scalar_type() != executorch::aten::ScalarType::Float) {
       return fail("the program's output is not float32");
@@ -72,6 +83,7 @@ int main(int argc, char** argv) {
   }
   std::ofstream out(argv[7], std::ios::binary);
   out.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * sizeof(float)));
+  out.close();  // flush now: a full disk must fail here, not silently in the destructor
   if (!out) {
     return fail(std::string(argv[7]) + ": cannot write");
   }

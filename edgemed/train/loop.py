@@ -148,14 +148,14 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
 
     # Weight averaging (EMA): the average of the last ~1/(1-decay) steps' weights is what gets
     # validated and saved; it smooths the noise of small-batch steps on small data sets.
-    live = net.state_dict()  # views of the parameters and buffers, updated in place by the optimiser
-    ema = {k: v.detach().clone() for k, v in live.items()} if cfg.ema else None
-    averaged = [k for k, v in live.items() if v.is_floating_point()]
+    ema = {k: v.detach().clone() for k, v in net.state_dict().items()} if cfg.ema else None
 
     def update_ema(step: int) -> None:
         decay = min(cfg.ema, (1 + step) / (10 + step))  # a short memory while the weights move fast
-        torch._foreach_lerp_([ema[k] for k in averaged], [live[k].detach() for k in averaged], 1 - decay)
-        for k in live.keys() - set(averaged):
+        live = net.state_dict()  # fresh: a model may rebind a buffer instead of updating it in place
+        floats = [k for k, v in live.items() if v.is_floating_point()]
+        torch._foreach_lerp_([ema[k] for k in floats], [live[k].detach() for k in floats], 1 - decay)
+        for k in live.keys() - set(floats):
             ema[k].copy_(live[k])
 
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -235,7 +235,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                 bar.update(task, advance=1, description=f"{label} {epoch}/{cfg.epochs}",
                            info=f"loss {run_loss / run_n:.4f} acc {run_correct / run_n:.3f}")
             if ema is not None:  # validate the averaged weights, then train on from the live ones
-                current = {k: v.clone() for k, v in live.items()}
+                current = {k: v.clone() for k, v in net.state_dict().items()}
                 net.load_state_dict(ema)
             val_logits = predict_logits(net, x_val)
             if ema is not None:
