@@ -50,6 +50,18 @@ RUNS = [
     dict(key="mednext_small-sarscov2_ct_224-ema", model="mednext_small", dataset="sarscov2_ct_224",
          image_size=128, epochs=40, batch_size=32, patience=0, augment="strong", lr=3e-4,
          feature_smoothing=0.1, ema=0.998, init="mednext_small-sarscov2_ct_224-long"),
+    # Under strong augmentation the model fits its own training batches no better than validation
+    # (training accuracy in the JSON): it underfits. The same EMA restart with light augmentation (no erasing, which
+    # can blank the only lesion in a slice and so teach a wrong label; half the affine range).
+    dict(key="mednext_small-sarscov2_ct_224-light", model="mednext_small", dataset="sarscov2_ct_224",
+         image_size=128, epochs=40, batch_size=32, patience=0, augment="light", lr=3e-4,
+         feature_smoothing=0.1, ema=0.998, init="mednext_small-sarscov2_ct_224-long"),
+    # The model is tuned to the scale it trained at (the long run's weights score 0.88 when fed 144²
+    # or 160² instead of 128²), so refining at 224² is nearly a new task, and training at 224² costs
+    # 3×. Instead: from scratch on random 160² windows of the 224² images (the pixel scale it is
+    # then validated, tested and shipped at: 224²), at half the cost of whole 224² images.
+    dict(key="mednext_small-sarscov2_ct_224-crop", model="mednext_small", dataset="sarscov2_ct_224",
+         image_size=224, train_crop=160, epochs=90, batch_size=32, patience=0, augment="light", ema=0.998),
     # convnext_med at 224² costs 3.5–6 min per epoch here; at 128² 1.5–1.9 min. So most epochs run at
     # 128² and the model is then refined at 224² from those weights (`init`), the size it ships at.
     dict(key="convnext_med-sarscov2_ct_224-128px", model="convnext_med", dataset="sarscov2_ct_224",
@@ -63,6 +75,28 @@ RUNS = [
 
 def checkpoint_path(key: str) -> Path:
     return WORK / "checkpoints" / f"{key}.safetensors"
+
+
+def chain(key: str) -> list[dict]:
+    """The runs that make `key`'s checkpoint, first to last: each run's `init` run comes first."""
+    runs = {c["key"]: c for c in RUNS}
+    out = [runs[key]]
+    while "init" in out[0]:
+        out.insert(0, runs[out[0]["init"]])
+    return out
+
+
+def train_commands(key: str) -> list[str]:
+    """The `edgemed train` commands that make `key`'s checkpoint (its chain of runs)."""
+    def flag(k, v):
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):  # none in RUNS yet: spell them when needed
+            raise ValueError(f"{k}={v!r}: no command-line spelling for this value here")
+        return f"--{k.replace('_', '-')} {v}.safetensors" if k == "init" else f"--{k.replace('_', '-')} {v}"
+
+    return [" ".join([f"edgemed train {c['model']} --dataset {c['dataset']} --out {c['key']}.safetensors",
+                      *(flag(k, v) for k, v in c.items()
+                        if k not in ("key", "model", "dataset", "headline", "intermediate"))])
+            for c in chain(key)]
 
 
 def run_one(cfg: dict, retrain: bool, threads: int | None = None) -> dict:
@@ -91,10 +125,34 @@ def run_one(cfg: dict, retrain: bool, threads: int | None = None) -> dict:
         "test": {"accuracy": t["accuracy"], "auc": t["auc"], "balanced_accuracy": t["balanced_accuracy"], "n": t["n"]},
         "val_accuracy": ckpt.metrics["val"]["accuracy"]["value"],
         "val_accuracy_by_epoch": [round(h["val_accuracy"], 4) for h in ckpt.training["history"]],
+        "train_loss_by_epoch": [round(h["train_loss"], 4) for h in ckpt.training["history"]],
+        "train_accuracy_by_epoch": [round(h["train_accuracy"], 4) for h in ckpt.training["history"]],
         "epochs_run": ckpt.training["epochs_run"], "best_epoch": ckpt.training["best_epoch"],
         "precision": ckpt.training["precision"], "threads": ckpt.training["threads"],
         "wall_time_s": ckpt.training["wall_time_s"],
     }
+
+
+def scale_check(key: str, sizes=(112, 128, 144, 160)) -> dict:
+    """Accuracy of a trained seed fed other input sizes than it trained at (no retraining): how
+    much the weights are tied to the scale they saw."""
+    from dataclasses import replace
+
+    from edgemed.checkpoint import load_checkpoint
+    from edgemed.data.datasets import load_dataset, prepare_split
+    from edgemed.train.loop import predict_logits
+
+    ckpt, net = load_checkpoint(checkpoint_path(key))
+    ds = load_dataset(ckpt.dataset["name"])
+    rows = []
+    for size in sizes:
+        spec = replace(ckpt.preprocess, size=(size, size))
+        row = {"size": size}
+        for split in ("val", "test"):
+            x, y = prepare_split(ds, split, spec)
+            row[split] = float((predict_logits(net, spec.normalize(x)).argmax(1) == y).mean())
+        rows.append(row)
+    return {"key": key, "trained_at": ckpt.image_size, "rows": rows}
 
 
 def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | None = None) -> dict:
@@ -123,14 +181,32 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
         return found[0]
 
     q, ref = only(chosen), only("torch-fp32")
+    # every INT8 artifact of the bundle, not only the recommended (fastest within the bound on
+    # validation) one: on test, with the latency of the same format's FP32 beside it
+    fp32 = {r["format"]: r for r in rows if r["precision"] == "fp32"}
+    artifacts = [{"artifact": r["artifact"], "accuracy": r["accuracy"], "delta_points": r["delta_points"],
+                  "delta_ci": r["delta_ci"], "p50_ms": r["p50_ms"], "fp32_p50_ms": fp32[r["format"]]["p50_ms"],
+                  "runtime": r["runtime"], "threads": r["threads"]}
+                 for r in rows if r["precision"] != "fp32" and r["format"] in fp32]
     return {"artifact": chosen, "fp32_accuracy": ref["accuracy"], "accuracy": q["accuracy"],
             "delta_points": q["delta_points"], "delta_ci": q["delta_ci"], "max_drop": max_drop,
-            "fp32_p50_ms": ref["p50_ms"], "p50_ms": q["p50_ms"], "steps": steps}
+            "fp32_p50_ms": ref["p50_ms"], "p50_ms": q["p50_ms"], "artifacts": artifacts, "steps": steps}
 
 
 def markdown(payload: dict) -> str:
     from benchmarks.common import fmt_ci, page
     from edgemed.report.tables import Table, fmt_delta
+
+    runs = {r["key"]: r for r in payload["runs"]}
+
+    def end(variant: str, field: str, epoch: int = 0) -> str:  # a seed B CT run's figure of an epoch (0: last)
+        v = runs.get(f"mednext_small-sarscov2_ct_224-{variant}", {}).get(f"{field}_by_epoch")
+        return f"{v[epoch - 1]:.3f}" if v and len(v) >= epoch else "(not recorded)"
+
+    crop = runs.get("mednext_small-sarscov2_ct_224-crop")
+    crop_epochs = crop["epochs_run"] if crop else 0
+    crop_won = crop and crop["test"]["accuracy"]["value"] >= max(
+        r["test"]["accuracy"]["value"] for r in payload["runs"] if r["dataset"] == "sarscov2_ct_224")
 
     rows = []
     for r in payload["runs"]:
@@ -155,32 +231,60 @@ def markdown(payload: dict) -> str:
             "by image, not patient: slices of one patient can sit in train and test, which flatters test accuracy.",
             "Epoch budgets (in `RUNS`): this 2-core machine is shared by every benchmark, so BloodMNIST (11,959 "
             "training images) gets 8 epochs, SARS-CoV-2 CT 40 (`mednext_small`, at 128², early stop after 12 "
-            "epochs without gain). The row marked (long) is the same model and data with a 150-epoch cosine and no "
-            "early stop, so the low learning-rate tail runs; it started on one core (`--threads 1`, the other busy "
-            "with other benchmarks) and, after 62 epochs, was stopped and resumed from its per-epoch training state on "
-            "both cores. Two runs start from the (long) weights: (224px) refines them at 224² for 20 epochs "
-            "(lr 2e-4), which lost accuracy: validation accuracy fell to 0.90 in its first epoch and recovered "
-            "only to 0.94 (`val_accuracy_by_epoch` in the JSON), so for this model the change of scale is nearly a "
-            "new task that 20 epochs do not finish; (restart) is a second 40-epoch cosine at 128² (lr 3e-4) with seed A's feature "
-            "smoothing (λ 0.1), which ended where (long) did. RUNS also holds an (ema) run, the same restart "
-            "validating a moving average of the weights (`--ema 0.998`). "
+            "epochs without gain). Seed B's other CT rows, each named by its variant:",
+            "- (long): the same model and data with a 150-epoch cosine and no early stop, so the low learning-rate "
+            "tail runs; it started on one core (`--threads 1`, the other busy with other benchmarks) and, after 62 "
+            "epochs, was stopped and resumed from its per-epoch training state on both cores.\n"
+            "- (224px), from the (long) weights: 20 epochs at 224² (lr 2e-4). It lost accuracy: validation accuracy "
+            "fell to 0.90 in its first epoch and recovered only to 0.94 (`val_accuracy_by_epoch` in the JSON). The "
+            "model is tuned to the scale it trained at" + (" (the scale check below)" if payload.get("scale_check") else "")
+            + ", so the change of scale is nearly a new task.\n"
+            "- (restart), from the (long) weights: a second 40-epoch cosine at 128² (lr 3e-4) with seed A's feature "
+            "smoothing (λ 0.1). It ended where (long) did.\n"
+            "- (light), from the (long) weights: the same second cosine with light augmentation (no erasing, half "
+            "the affine range) and a moving average of the weights validated and saved (`--ema 0.998`, about the "
+            "last 9 epochs). Under strong augmentation the model fitted its augmented training batches no better "
+            f"than it did validation (training accuracy {end('long', 'train_accuracy')} and "
+            f"{end('restart', 'train_accuracy')} in the last epochs of (long) and (restart): it underfitted, and "
+            "erasing a quarter of a slice can hide its only lesion); with light augmentation its last epoch's "
+            f"training loss was {end('light', 'train_loss')}, against {end('restart', 'train_loss')} for (restart). "
+            "Both settings changed at once, so the gain is theirs together.\n"
+            "- (crop): from scratch at the data's own 224² scale, training on random 160² windows of the images "
+            "(`--train-crop 160`: half the cost of whole 224² images) and validating, testing and shipping at 224², "
+            "with light augmentation and EMA, 90 epochs. "
+            + (f"Validation accuracy after its {crop_epochs} epochs: {end('crop', 'val_accuracy')}, against "
+               f"{end('long', 'val_accuracy', crop_epochs)} for (long) after as many; it did not beat the 128² runs "
+               "in this budget, so whether the 224² detail pays needs a schedule as long as (long)'s, or a second "
+               "cosine as (light) had (not run).\n" if crop and not crop_won else
+               f"Test accuracy {crop['test']['accuracy']['value']:.3f}, the best seed B row.\n" if crop else "Not run yet.\n")
+            + "- RUNS also holds an (ema) run, the (restart) with EMA alone, not run in the time available.",
             "`convnext_med` on CT trains in two runs: 50 epochs at 128² (row `…-128px`, 1.5–1.9 min per epoch), then "
             "6 epochs at 224² started from those weights (`edgemed train --init`, ~6 min per epoch); its row's time "
             "is the 224² run only. The 224² refinement lost accuracy against the 128² run (the change of scale raised "
             "the training loss from 0.30 to 0.45, and 6 epochs did not recover it). Wall times include any other job "
             "that shared the cores. Rows missing from the table were not trained in the time available."]
+    if payload.get("scale_check"):
+        sc = payload["scale_check"]
+        body += [f"Scale check (`--scale-check {sc['key']}`): the weights trained at {sc['trained_at']}², fed "
+                 "other input sizes without retraining.",
+                 Table(["input", "val accuracy", "test accuracy"],
+                       [[f"{r['size']}²", f"{r['val']:.3f}", f"{r['test']:.3f}"] for r in sc["rows"]], right={1, 2})]
     int8 = [r for r in payload["runs"] if r.get("int8")]
     if int8:
         body += ["## Through INT8",
                  "`edgemed quantize` of the checkpoint (accuracy control on the validation split within the bound), "
-                 "then `edgemed bench --split test` of the bundle: test accuracy against PyTorch FP32 on the same "
-                 "images, with the 95 % paired-bootstrap CI of the change.",
-                 Table(["model", "data set", "artifact", "FP32 test accuracy", "INT8 test accuracy", "Δ (pt) [95% CI]",
-                        "bound (pt)", "p50 ms FP32 → INT8", "commands"],
-                       [[r["model"], r["dataset"], q["artifact"], f"{q['fp32_accuracy']:.4f}", f"{q['accuracy']:.4f}",
-                         fmt_delta(q["delta_points"], q["delta_ci"]), f"{q['max_drop']:g}",
-                         f"{q['fp32_p50_ms']:.2f} → {q['p50_ms']:.2f}", "; ".join(s["command"] for s in q["steps"])]
-                        for r in int8 for q in [r["int8"]]], right={3, 4, 6})]
+                 "then `edgemed bench --split test` of the bundle: each INT8 artifact's test accuracy against PyTorch "
+                 "FP32 on the same images, with the 95 % paired-bootstrap CI of the change, and its median latency "
+                 "beside the same format's FP32 (one image, the bench's default threads). `edgemed quantize` "
+                 "recommends the fastest artifact within the bound on validation (marked ✓).",
+                 Table(["run", "artifact", "FP32 test accuracy", "INT8 test accuracy", "Δ (pt) [95% CI]", "bound (pt)",
+                        "p50 ms FP32 → INT8"],
+                       [[r["key"], a["artifact"] + (" ✓" if a["artifact"] == q["artifact"] else ""),
+                         f"{q['fp32_accuracy']:.4f}", f"{a['accuracy']:.4f}", fmt_delta(a["delta_points"], a["delta_ci"]),
+                         f"{q['max_drop']:g}", f"{a['fp32_p50_ms']:.2f} → {a['p50_ms']:.2f} ({a['runtime']})"]
+                        for r in int8 for q in [r["int8"]] for a in q.get("artifacts", [])], right={2, 3, 5}),
+                 *(f"Commands of `{r['key']}`: " + "; ".join(f"`{s['command']}`" for s in r["int8"]["steps"])
+                   for r in int8)]
     return page(payload, "Seed models trained from scratch on CPU", body, command="`python -m benchmarks.train_seeds`")
 
 
@@ -206,31 +310,61 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*", help="run keys or substrings to run")
     ap.add_argument("--retrain", action="store_true")
+    ap.add_argument("--record-again", action="store_true",
+                    help="record finished runs again from their checkpoints (no training), e.g. after the record grew")
     ap.add_argument("--threads", type=int, help="torch threads (default: every core; 1 leaves a core free)")
     ap.add_argument("--int8", nargs="*", default=[], metavar="KEY",
                     help="after training, take these runs through INT8 (quantize within 0.5 pt, bench on test)")
+    ap.add_argument("--scale-check", metavar="KEY", help="evaluate this run's weights at other input sizes")
     args = ap.parse_args()
-    previous = {r["key"]: r for r in load_results("seed_models").get("runs", [])}
-    for key in args.int8:
+    loaded = load_results("seed_models")
+    previous = {r["key"]: r for r in loaded.get("runs", [])}
+    if args.retrain and args.record_again:
+        ap.error("--record-again records finished runs without training; --retrain trains them again: pick one")
+    # what this process records beside runs (the scale check), and what it voids; command and
+    # system are this run's
+    extra: dict = {}
+    voided: set[str] = set()
+    mine: set[str] = set()  # the runs this process recorded
+
+    def save() -> None:
+        # re-read first: another run of this script (one key at a time, --only KEY) may have
+        # recorded since this one started; the table is what the whole script produces
+        fresh = load_results("seed_models")
+        runs = {r["key"]: r for r in fresh.get("runs", [])} | {k: previous[k] for k in mine}
+        other = {k: v for k, v in fresh.items() if k not in ("command", "system", "runs", *voided)}
+        save_results("seed_models", {**other, **extra, "runs": [runs[c["key"]] for c in RUNS if c["key"] in runs]},
+                     markdown)
+
+    for key in [*args.int8, *([args.scale_check] if args.scale_check else [])]:
         if key not in {c["key"] for c in RUNS}:
-            ap.error(f"--int8 {key}: not a run key of RUNS")
+            ap.error(f"{key}: not a run key of RUNS")
     for cfg in RUNS:
         if args.only and not any(s in cfg["key"] for s in args.only):
             continue
-        if cfg["key"] in previous and checkpoint_path(cfg["key"]).exists() and not args.retrain:
-            print(f"skip {cfg['key']} (done)", flush=True)
+        done = cfg["key"] in previous and checkpoint_path(cfg["key"]).exists() and not args.retrain
+        if (done and not args.record_again) or (args.record_again and not done):
+            print(f"skip {cfg['key']} ({'done' if done else 'not trained: --record-again only records'})", flush=True)
             continue
         print(f"=== {cfg['key']}", flush=True)
-        previous[cfg["key"]] = run_one(cfg, args.retrain, args.threads)
-        rows = [previous[c["key"]] for c in RUNS if c["key"] in previous]
-        # runs are resumed one key at a time (--only KEY); the table is what the whole script produces
-        save_results("seed_models", {"runs": rows}, markdown)
+        kept = {"int8": previous[cfg["key"]]["int8"]} if done and "int8" in previous[cfg["key"]] else {}
+        previous[cfg["key"]] = {**run_one(cfg, args.retrain, args.threads), **kept}  # same weights, same INT8
+        mine.add(cfg["key"])
+        if args.retrain and loaded.get("scale_check", {}).get("key") == cfg["key"]:
+            voided.add("scale_check")  # of the weights just replaced
+        save()
     for key in args.int8:
         if key not in previous or not checkpoint_path(key).exists():
             raise SystemExit(f"--int8 {key}: no trained checkpoint of that run here (train it: --only {key})")
         print(f"=== {key} through INT8", flush=True)
         previous[key]["int8"] = through_int8(key, previous[key]["dataset"], threads=args.threads)
-        save_results("seed_models", {"runs": [previous[c["key"]] for c in RUNS if c["key"] in previous]}, markdown)
+        mine.add(key)
+        save()
+    if args.scale_check:
+        if args.scale_check not in previous or not checkpoint_path(args.scale_check).exists():
+            raise SystemExit(f"--scale-check {args.scale_check}: no trained checkpoint of that run here")
+        extra["scale_check"] = scale_check(args.scale_check)
+        save()
     print(f"results in {RESULTS / 'seed_models.md'}")
 
 

@@ -35,3 +35,21 @@ def test_benchmark_modules_import_without_torch():
 def test_every_committed_page_has_a_renderer():
     pages = {p.stem for p in RESULTS.glob("*.md")}
     assert pages <= set(PAGES), f"pages without a renderer in benchmarks/render.py: {sorted(pages - set(PAGES))}"
+
+
+def test_seed_training_commands_are_edgemed_train_commands():
+    import shlex
+
+    import typer.main
+
+    from benchmarks.train_seeds import RUNS, train_commands
+    from edgemed.cli import app
+
+    # the shipped weights record these commands: each must run as written
+    train = typer.main.get_command(app).commands["train"]
+    for key in (c["key"] for c in RUNS):
+        for command in train_commands(key):
+            words = shlex.split(command)
+            assert words[:2] == ["edgemed", "train"]
+            ctx = train.make_context("train", words[2:])  # parses every option and value as the CLI would
+            assert ctx.params["dataset"] and ctx.params["out_path"].name.endswith(".safetensors")

@@ -603,9 +603,7 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], be
             r = chroot.run(["python", f"{job_in}/run_logits.py", f"{job_in}/bundle", f"{job_in}/inputs.npy",
                             f"{job_in}/out-{cpu}", *ids, "--threads", "1", "--reference", *ref_ids], cpu=cpu)
             if r.returncode != 0:
-                for a in runnable:
-                    entry["parity"].append({"artifact": a.id, "format": a.format, "precision": a.precision,
-                                            "cpu": cpu, "pass": False, "error": _last_line(r.stderr)})
+                entry["parity"] += failed_rows(runnable, cpu, _last_line(r.stderr))
                 if not pte_arts:
                     entry["aarch64"][cpu] = {"error": r.stderr[-3000:]}
                     continue
@@ -623,9 +621,7 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], be
                 arm_logits.update(pte_logits)
                 meta["artifacts"].update(pte_meta)
             except (RuntimeError, SetupError, subprocess.TimeoutExpired) as e:
-                for a in pte_arts:
-                    entry["parity"].append({"artifact": a.id, "format": a.format, "precision": a.precision,
-                                            "cpu": cpu, "pass": False, "error": str(e)})
+                entry["parity"] += failed_rows(pte_arts, cpu, str(e))
         entry["timings_s"][f"aarch64_run_{cpu}"] = time.perf_counter() - t
         entry["aarch64"][cpu] = {"board": CPUS.get(cpu, cpu), "artifacts": meta["artifacts"], "warnings": warnings,
                                  **({"system": meta["system"]} if meta["system"] else {})}
@@ -659,6 +655,12 @@ def run_bundle(chroot: Chroot, bundle_path: Path, *, n: int, cpus: list[str], be
     entry["pass"] = (all(p["pass"] for p in entry["parity"]) and (not runnable or not cli or entry["cli"]["pass"])
                      and all(v == 0.0 for v in entry.get("pte_runner_vs_bindings_x86", {}).values()))
     return entry
+
+
+def failed_rows(artifacts, cpu: str, error: str) -> list[dict]:
+    """Parity rows for artifacts that produced no logits on `cpu`: each fails with `error`."""
+    return [{"artifact": a.id, "format": a.format, "precision": a.precision, "cpu": cpu, "pass": False,
+             "error": error} for a in artifacts]
 
 
 def zoo_bundle(spec: str, folder: Path, formats: str = "onnx,tflite") -> tuple[Path, list[dict]]:

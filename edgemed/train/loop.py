@@ -52,6 +52,7 @@ class FitConfig:
     label_smoothing: float = 0.0
     warmup_epochs: float = 1.0
     ema: float = 0.0  # decay of a moving average of the weights, per step (0: off); validated and saved
+    train_crop: int = 0  # train on random crops of this side of the full-size images (0: whole images)
     class_weights: bool = False
     seed: int = 0
     distill_alpha: float = 0.7  # weight of the teacher's soft targets when a teacher is given
@@ -71,6 +72,10 @@ class FitConfig:
             raise EdgemedError("--epochs must be ≥ 1, --batch-size ≥ 2 and --lr > 0")
         if not 0 <= self.ema < 1:
             raise EdgemedError(f"--ema is a decay per step in [0, 1), e.g. 0.999; got {self.ema}")
+        if not (math.isfinite(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs):
+            raise EdgemedError(f"--warmup-epochs must lie between 0 and --epochs ({self.epochs}); got {self.warmup_epochs}")
+        if self.train_crop < 0:
+            raise EdgemedError(f"--train-crop is a side in pixels (0: off); got {self.train_crop}")
 
 
 def has_bf16() -> bool:
@@ -114,6 +119,19 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     from edgemed.train.losses import FeatureSmoothingLoss
 
     cfg.validate()
+    side = min(x_train.shape[2:])
+    if cfg.train_crop > side or cfg.train_crop and cfg.train_crop < getattr(net, "min_image_size", 1):
+        raise EdgemedError(f"--train-crop {cfg.train_crop} must lie between the model's smallest input "
+                           f"({getattr(net, 'min_image_size', 1)} px) and the image size ({side} px): "
+                           "pick a side in that range, or 0 for whole images")
+    if cfg.train_crop and cfg.train_crop != side:
+        with torch.no_grad():  # a model with a fixed-size head (flatten into a linear layer) takes one size only
+            try:
+                net.eval()(x_train[:1, :, :cfg.train_crop, :cfg.train_crop])
+            except RuntimeError as e:
+                raise ModelError(f"--train-crop {cfg.train_crop}: the model does not run on {cfg.train_crop}² inputs "
+                                 f"({str(e).splitlines()[0][:120]}); it needs a fully convolutional model with "
+                                 "global pooling: pass --train-crop 0") from None
     k = len(class_names)
     batch_size = min(cfg.batch_size, max(2, len(y_train)))
     fs_loss = None
@@ -196,7 +214,10 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
             run_loss, run_correct, run_n = 0.0, 0, 0
             for b in range(steps_per_epoch):
                 idx = order[b * batch_size:(b + 1) * batch_size]
-                xb = augment_batch(x_train[idx], cfg.augment, gen).contiguous(memory_format=torch.channels_last)
+                xb = augment_batch(x_train[idx], cfg.augment, gen)
+                if cfg.train_crop:
+                    xb = random_crops(xb, cfg.train_crop, gen)
+                xb = xb.contiguous(memory_format=torch.channels_last)
                 yb = y_train_t[idx]
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step)
@@ -272,11 +293,24 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     return best_epoch, history, time.perf_counter() - t0
 
 
+def random_crops(x, side: int, generator):
+    """One random side×side window of each image of an NCHW batch. Crops keep the pixel scale of
+    the whole image, so a fully convolutional model trained on them runs on whole images (a
+    resolution change would not: a model is tuned to the size of what it has seen)."""
+    import torch
+
+    h, w = x.shape[2:]
+    top = torch.randint(0, h - side + 1, (len(x),), generator=generator).tolist()
+    left = torch.randint(0, w - side + 1, (len(x),), generator=generator).tolist()
+    return torch.stack([img[:, t:t + side, c:c + side] for img, t, c in zip(x, top, left, strict=True)])
+
+
 def _state_key(identity, cfg: FitConfig, net, fs_loss, distill: bool, x_train, y_train, y_val) -> str:
     """What an interrupted fit must share with this one for its saved state to continue it (the
     caller's identity names the data, starting weights and model; the label sums are a cheap check
     that the sampled subsets match). Changing this key orphans every saved state."""
-    settings = {k: v for k, v in asdict(cfg).items() if k != "history" and not (k == "ema" and not v)}
+    # options added later count only when set, so states saved before them still resume
+    settings = {k: v for k, v in asdict(cfg).items() if k != "history" and not (k in ("ema", "train_crop") and not v)}
     shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
     return sha256_json({"identity": identity, "settings": settings, "shapes": shapes, "distill": distill,
                         "feature_smoothing": fs_loss is not None, "train": list(x_train.shape),
@@ -288,7 +322,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
           seed: int = 0, data_dir: str | None = None, class_weights: bool = False,
           augment: str = "light", patience: int = 10, monitor: str = "accuracy",
           precision: str = "auto", feature_smoothing: float | None = None,
-          label_smoothing: float = 0.0, warmup_epochs: float = 1.0, ema: float = 0.0,
+          label_smoothing: float = 0.0, warmup_epochs: float = 1.0, ema: float = 0.0, train_crop: int = 0,
           model_kwargs: dict | None = None,
           threads: int | None = None, limit_train: int | None = None, limit_eval: int | None = None,
           init: str | Path | None = None, resume: bool = True, force: bool = False,
@@ -302,6 +336,10 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     `resume`: keep the training state in `OUT.train-state` after every epoch; a rerun with the same
     settings after an interruption continues from the last finished epoch (same result as an
     uninterrupted run). The file goes once the checkpoint is saved.
+    `train_crop`: train on random crops of this side taken from the images at `image_size`, and
+    validate, test and ship at `image_size`: the compute of a small input with the detail of a large
+    one (a model trained on downscaled images does not carry over to full size; see
+    benchmarks/results/seed_models.md).
     `pretrained`: start from the weights edgemed ships for `model` on that data set (the same as
     `init` with the shipped checkpoint; `edgemed models` lists them).
     `record_trust`: a user factory named here is added to this machine's trust list
@@ -335,7 +373,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     augment=augment, patience=patience, monitor=monitor, precision=precision,
                     feature_smoothing=feature_smoothing, label_smoothing=label_smoothing,
-                    warmup_epochs=warmup_epochs, ema=ema, class_weights=class_weights, seed=seed)
+                    warmup_epochs=warmup_epochs, ema=ema, train_crop=train_crop, class_weights=class_weights, seed=seed)
     cfg.validate()
     from edgemed.runtime import check_threads
 
@@ -404,7 +442,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                   "augment": augment, "class_weights": class_weights, "monitor": monitor,
                   "precision": "bf16-autocast" if (precision == "bf16" or (precision == "auto" and has_bf16())) else "fp32",
                   "threads": threads, "feature_smoothing": feature_smoothing,
-                  "label_smoothing": label_smoothing, "ema": ema, "wall_time_s": round(wall, 1), "history": history},
+                  "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "ema": ema, "train_crop": train_crop, "wall_time_s": round(wall, 1), "history": history},
         versions=library_versions(),
     )
     save_checkpoint(out, net, ckpt, force=force)

@@ -64,3 +64,14 @@ def test_shipped_recipes_are_valid():
     assert len(recipes) >= 5
     for p in recipes:
         load_recipe(p)
+
+
+def test_every_train_option_of_a_recipe_is_a_train_parameter():
+    import inspect
+
+    from edgemed.pipeline.recipe import STAGE_OPTIONS
+    from edgemed.train import train
+
+    # the runner passes a recipe's train options to train() by name: one it does not take would
+    # fail only after the recipe was accepted
+    assert set(STAGE_OPTIONS["train"]) <= set(inspect.signature(train).parameters)

@@ -175,6 +175,51 @@ def test_ema_saves_the_weight_average_without_changing_training(tmp_path):
         train("resnet18_micro", "breastmnist", out=tmp_path / "bad.safetensors", ema=1.0, **kw)
 
 
+def test_random_crops_are_windows_of_each_image_at_its_own_scale():
+    from edgemed.train.loop import random_crops
+
+    x = torch.arange(4 * 2 * 10 * 12, dtype=torch.float32).reshape(4, 2, 10, 12)
+    crops = random_crops(x, 6, torch.Generator().manual_seed(0))
+    assert crops.shape == (4, 2, 6, 6)
+    offsets = set()
+    for img, crop in zip(x, crops, strict=True):
+        top, left = divmod(int(crop[0, 0, 0] - img[0, 0, 0]), 12)  # values encode their position
+        torch.testing.assert_close(crop, img[:, top:top + 6, left:left + 6], rtol=0, atol=0)
+        offsets.add((top, left))
+    assert len(offsets) > 1  # each image gets its own window
+
+
+def test_train_crop_needs_a_model_that_runs_on_crops():
+    from edgemed.errors import ModelError
+    from edgemed.train.loop import FitConfig, fit
+
+    fixed_head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 2))  # takes 28² only
+    x, y = torch.zeros(8, 1, 28, 28), np.array([0, 1] * 4)
+    with pytest.raises(ModelError, match="--train-crop 16: .*fully convolutional.*--train-crop 0"):
+        fit(fixed_head, x, y, x.numpy(), y, ["a", "b"], FitConfig(epochs=1, train_crop=16), progress=False)
+    for bad in (-1.0, 2.0, float("nan")):
+        with pytest.raises(EdgemedError, match="--warmup-epochs"):
+            FitConfig(epochs=1, warmup_epochs=bad).validate()
+
+
+@needs_data
+def test_train_crop_trains_on_crops_and_validates_whole_images(tmp_path, monkeypatch):
+    from edgemed.train import loop
+
+    seen = []
+    real = loop.random_crops
+    monkeypatch.setattr(loop, "random_crops", lambda x, side, g: seen.append(real(x, side, g)) or seen[-1])
+    kw = dict(epochs=1, batch_size=32, limit_train=64, limit_eval=32, threads=1, progress=False,
+              precision="fp32", patience=0, image_size=28)
+    result = train("resnet18_micro", "breastmnist", out=tmp_path / "crop.safetensors", train_crop=16, **kw)
+    assert seen and all(b.shape[2:] == (16, 16) for b in seen)
+    ckpt = read_checkpoint(result.checkpoint)
+    assert ckpt.image_size == 28 and ckpt.training["train_crop"] == 16 and "test" in ckpt.metrics
+    for bad in (29, -1):
+        with pytest.raises(EdgemedError, match="--train-crop"):
+            train("resnet18_micro", "breastmnist", out=tmp_path / "bad.safetensors", train_crop=bad, **kw)
+
+
 @needs_data
 def test_saved_state_of_other_settings_is_not_resumed(tmp_path, monkeypatch):
     from edgemed.train.loop import train_state_path
