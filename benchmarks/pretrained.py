@@ -49,7 +49,13 @@ def main() -> None:
     import torch
 
     from benchmarks.common import load_results
-    from benchmarks.train_seeds import chain, checkpoint_path, run_one, train_commands
+    from benchmarks.train_seeds import (
+        chain,
+        checkpoint_path,
+        run_one,
+        train_command,
+        train_commands,
+    )
     from edgemed.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
     from edgemed.models.pretrained import ZOO, weights_path
     from edgemed.train import evaluate, train
@@ -63,15 +69,15 @@ def main() -> None:
             continue
         if isinstance(settings, str):  # a seed table run
             recorded = {r["key"]: r for r in load_results("seed_models").get("runs", [])}
-            for cfg in chain(settings):  # what is missing of the chain is trained and recorded here
-                if cfg["key"] not in recorded or not checkpoint_path(settings).exists():
+            made = checkpoint_path(settings).exists()  # then the runs before it are needed only for their records
+            for cfg in chain(settings):  # run_one trains a run only when its checkpoint is missing
+                if cfg["key"] not in recorded or not (made or checkpoint_path(cfg["key"]).exists()):
                     recorded[cfg["key"]] = run_one(cfg, retrain=False, threads=2)
             full, commands = checkpoint_path(settings), train_commands(settings)
             runs = [recorded[c["key"]] for c in chain(settings)]
         else:
             full = WORK / "pretrained" / f"{model}-{dataset}.safetensors"
-            commands = [f"edgemed train {model} --dataset {dataset} "
-                        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items())]
+            commands = [train_command(dict(key=full.stem, model=model, dataset=dataset, **settings))]
             if not full.exists():
                 train(model, dataset, out=full, threads=2, force=True, **settings)
             runs = [read_checkpoint(full).training]  # epochs_run and wall_time_s, as a seed record has them

@@ -28,7 +28,8 @@ RUNS = [
     *[dict(key=f"{m}-{d}", model=m, dataset=d, **s)
       for d, s in MEDMNIST_SETTINGS.items()
       for m in ("mednext_small", "resnet18_medmnist", "convnext_med_28")],
-    # mednext_small at 224² costs 5.8 GMACs (its stem keeps resolution); 128² (1.9 GMACs) fits the CPU.
+    # mednext_small on CT (stride-4 stem) costs 375 M MACs at 224², 123 M at 128²; a 224² epoch took
+    # 4× the time of a 128² one here (the (224px) and (restart) rows), so most CT runs train at 128².
     dict(key="mednext_small-sarscov2_ct_224", model="mednext_small", dataset="sarscov2_ct_224",
          image_size=128, epochs=40, batch_size=32, patience=12, augment="strong"),
     # Seed B's gap (issue 22): the 40-epoch run stopped early at 24 with val accuracy still noisy; a
@@ -61,6 +62,29 @@ RUNS = [
     dict(key="mednext_small-sarscov2_ct_224-light20", model="mednext_small", dataset="sarscov2_ct_224",
          image_size=128, epochs=20, batch_size=32, patience=0, augment="light", lr=3e-4,
          feature_smoothing=0.1, ema=0.998, init="mednext_small-sarscov2_ct_224-long"),
+    # (light) gained 1.8 pt on test from a second cosine; a third, shorter and at a third of its
+    # learning rate, from (light)'s weights: does one more restart still help?
+    dict(key="mednext_small-sarscov2_ct_224-third", model="mednext_small", dataset="sarscov2_ct_224",
+         image_size=128, epochs=20, batch_size=32, patience=0, augment="light", lr=1e-4,
+         feature_smoothing=0.1, ema=0.998, init="mednext_small-sarscov2_ct_224-light"),
+    # Or that third cosine at 160²: 1.56× the pixels of 128² (ground-glass texture is fine-grained)
+    # for 1.56× the compute, a step up the FixRes way that is small enough for the weights to follow.
+    dict(key="mednext_small-sarscov2_ct_224-160px", model="mednext_small", dataset="sarscov2_ct_224",
+         image_size=160, epochs=20, batch_size=32, patience=0, augment="light", lr=1e-4,
+         feature_smoothing=0.1, ema=0.998, init="mednext_small-sarscov2_ct_224-light"),
+    # (light) again with other seeds (batch order, augmentation draws): how much of its gain over
+    # (restart) is the recipe and how much the draw, on 496 test images.
+    dict(key="mednext_small-sarscov2_ct_224-seed1", model="mednext_small", dataset="sarscov2_ct_224",
+         image_size=128, epochs=40, batch_size=32, patience=0, augment="light", lr=3e-4,
+         feature_smoothing=0.1, ema=0.998, seed=1, init="mednext_small-sarscov2_ct_224-long"),
+    dict(key="mednext_small-sarscov2_ct_224-seed2", model="mednext_small", dataset="sarscov2_ct_224",
+         image_size=128, epochs=40, batch_size=32, patience=0, augment="light", lr=3e-4,
+         feature_smoothing=0.1, ema=0.998, seed=2, init="mednext_small-sarscov2_ct_224-long"),
+    # (light) ends with a training loss of 0.01: it is sure of every training slice. The same with
+    # label smoothing (0.1), which caps that certainty.
+    dict(key="mednext_small-sarscov2_ct_224-smooth", model="mednext_small", dataset="sarscov2_ct_224",
+         image_size=128, epochs=40, batch_size=32, patience=0, augment="light", lr=3e-4,
+         feature_smoothing=0.1, label_smoothing=0.1, ema=0.998, init="mednext_small-sarscov2_ct_224-long"),
     # The model is tuned to the scale it trained at (the long run's weights score 0.88 when fed 144²
     # or 160² instead of 128²), so refining at 224² is nearly a new task, and training at 224² costs
     # 3×. Instead: from scratch on random 160² windows of the 224² images (the pixel scale it is
@@ -91,17 +115,21 @@ def chain(key: str) -> list[dict]:
     return out
 
 
-def train_commands(key: str) -> list[str]:
-    """The `edgemed train` commands that make `key`'s checkpoint (its chain of runs)."""
+def train_command(cfg: dict) -> str:
+    """The `edgemed train` command of one run (a RUNS entry: key, model, dataset, settings)."""
     def flag(k, v):
         if isinstance(v, bool) or not isinstance(v, (str, int, float)):  # none in RUNS yet: spell them when needed
             raise ValueError(f"{k}={v!r}: no command-line spelling for this value here")
         return f"--{k.replace('_', '-')} {v}.safetensors" if k == "init" else f"--{k.replace('_', '-')} {v}"
 
-    return [" ".join([f"edgemed train {c['model']} --dataset {c['dataset']} --out {c['key']}.safetensors",
-                      *(flag(k, v) for k, v in c.items()
-                        if k not in ("key", "model", "dataset", "headline", "intermediate"))])
-            for c in chain(key)]
+    return " ".join([f"edgemed train {cfg['model']} --dataset {cfg['dataset']} --out {cfg['key']}.safetensors",
+                     *(flag(k, v) for k, v in cfg.items()
+                       if k not in ("key", "model", "dataset", "headline", "intermediate"))])
+
+
+def train_commands(key: str) -> list[str]:
+    """The `edgemed train` commands that make `key`'s checkpoint (its chain of runs)."""
+    return [train_command(c) for c in chain(key)]
 
 
 def run_one(cfg: dict, retrain: bool, threads: int | None = None) -> dict:
@@ -200,6 +228,7 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
 
 def markdown(payload: dict) -> str:
     from benchmarks.common import fmt_ci, page
+    from edgemed.data.catalog import CATALOG
     from edgemed.report.tables import Table, fmt_delta
 
     runs = {r["key"]: r for r in payload["runs"]}
@@ -207,6 +236,13 @@ def markdown(payload: dict) -> str:
     def end(variant: str, field: str, epoch: int = 0) -> str:  # a seed B CT run's figure of an epoch (0: last)
         v = runs.get(f"mednext_small-sarscov2_ct_224-{variant}", {}).get(f"{field}_by_epoch")
         return f"{v[epoch - 1]:.3f}" if v and len(v) >= epoch else "(not recorded)"
+
+    def outcome(variant: str, than: str = "light") -> str:  # a seed B CT run's best validation and test against another's
+        r, o = (runs.get(f"mednext_small-sarscov2_ct_224-{v}") for v in (variant, than))
+        return (f"best validation accuracy {r['val_accuracy']:.3f} (epoch {r['best_epoch']} of {r['epochs_run']})"
+                + (f" against {o['val_accuracy']:.3f} for ({than})" if o else "")
+                + f", test accuracy {r['test']['accuracy']['value']:.3f}"
+                + (f" against {o['test']['accuracy']['value']:.3f}" if o else ""))
 
     crop = runs.get("mednext_small-sarscov2_ct_224-crop")
     crop_epochs = crop["epochs_run"] if crop else 0
@@ -270,12 +306,49 @@ def markdown(payload: dict) -> str:
                "in this budget, so whether the 224² detail pays needs a schedule as long as (long)'s, or a second "
                "cosine as (light) had (not run).\n" if crop and not crop_won else
                f"Test accuracy {crop['test']['accuracy']['value']:.3f}, the best seed B row.\n" if crop else "Not run yet.\n")
+            + "".join(f"- ({v}): {text}: {outcome(v)}.\n" for v, text in (
+                ("third", "a third cosine from the (light) weights, 20 epochs at 128² and a third of the learning "
+                          "rate (1e-4)"),
+                ("160px", "the same third cosine at 160² (1.56× the pixels and the compute); validation accuracy "
+                          f"fell to {end('160px', 'val_accuracy', 1)} in its first epoch, the change of scale again"),
+                *((f"seed{n}", f"(light) again with seed {n} (other batch order and augmentation draws)") for n in (1, 2)),
+                ("smooth", "(light) with label smoothing 0.1, which caps the certainty behind its 0.01 training loss"))
+                if f"mednext_small-sarscov2_ct_224-{v}" in runs)
             + "- RUNS also holds an (ema) run, the (restart) with EMA alone, not run in the time available.",
             "`convnext_med` on CT trains in two runs: 50 epochs at 128² (row `…-128px`, 1.5–1.9 min per epoch), then "
             "6 epochs at 224² started from those weights (`edgemed train --init`, ~6 min per epoch); its row's time "
             "is the 224² run only. The 224² refinement lost accuracy against the 128² run (the change of scale raised "
             "the training loss from 0.30 to 0.45, and 6 epochs did not recover it). Wall times include any other job "
             "that shared the cores. Rows missing from the table were not trained in the time available."]
+    draws = {v: runs[f"mednext_small-sarscov2_ct_224-{v}"] for v in ("light", "seed1", "seed2")
+             if f"mednext_small-sarscov2_ct_224-{v}" in runs}
+    if len(draws) > 1:  # the (light) recipe with seeds 0, 1, 2
+        ct = max((r for r in payload["runs"] if r["key"].startswith("mednext_small-sarscov2_ct_224")),
+                 key=lambda r: r["val_accuracy"])  # the first best on validation, as a user would pick
+        acc = [r["test"]["accuracy"]["value"] for r in draws.values()]
+        n_val = CATALOG["sarscov2_ct_224"].n_samples["val"]
+
+        def tied(r: dict) -> int:  # epochs at the run's best validation accuracy
+            return sum(abs(v - max(r["val_accuracy_by_epoch"])) < 1e-4 for v in r["val_accuracy_by_epoch"])
+
+        stuck = [(v, r) for v, r in draws.items() if r["best_epoch"] == 1]  # kept the first epoch
+        body += ["**Seed B against its 0.98 target.** The (light) recipe drawn with seeds 0 to "
+                 f"{len(draws) - 1} ({', '.join(f'({v})' for v in draws)}) scored "
+                 f"{', '.join(f'{a:.3f}' for a in acc)} on test and "
+                 f"{', '.join(format(r['val_accuracy'], '.3f') for r in draws.values())} on validation. "
+                 + "".join(f"({v}) never rose above its first epoch on validation ({r['val_accuracy']:.3f}, tied in "
+                           f"{tied(r)} of its {r['epochs_run']} epochs), so it kept that epoch, whose weights are still "
+                           "mostly (long)'s under the moving average, and scores about what (long) does. "
+                           for v, r in stuck)
+                 + f"Validation ({n_val} images: one image is {100 / n_val:.1f} pt) is too coarse to choose between "
+                 f"close epochs or runs; the draws' test accuracies spread over {(max(acc) - min(acc)) * 100:.1f} pt. "
+                 "The row best on validation, "
+                 f"({ct['key'].removeprefix('mednext_small-sarscov2_ct_224-')}), scores "
+                 f"{fmt_ci(ct['test']['accuracy']['value'], ct['test']['accuracy']['ci'], 3)} on test: the 0.98 target "
+                 "is inside its CI but not reached. Drawing again until a run scores 0.98 on test would select on the "
+                 "test set; what remains is a model that fits this data better: a larger MedNeXt, pretrained weights "
+                 "(the published 0.95–0.994 mostly start from ImageNet), or long schedules at the full 224² detail, "
+                 "each several CPU hours here."]
     if payload.get("scale_check"):
         sc = payload["scale_check"]
         body += [f"Scale check (`--scale-check {sc['key']}`): the weights trained at {sc['trained_at']}², fed "
