@@ -120,7 +120,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
 
     cfg.validate()
     side = min(x_train.shape[2:])
-    if cfg.train_crop > side or cfg.train_crop and cfg.train_crop < getattr(net, "min_image_size", 1):
+    if cfg.train_crop > side or (cfg.train_crop and cfg.train_crop < getattr(net, "min_image_size", 1)):
         raise EdgemedError(f"--train-crop {cfg.train_crop} must lie between the model's smallest input "
                            f"({getattr(net, 'min_image_size', 1)} px) and the image size ({side} px): "
                            "pick a side in that range, or 0 for whole images")
