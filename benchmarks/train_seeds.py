@@ -74,6 +74,17 @@ RUNS = [
     # (light) ends with a training loss of 0.01: it is sure of every training slice. The same with
     # label smoothing (0.1), which caps that certainty.
     dict(LIGHT, key="mednext_small-sarscov2_ct_224-smooth", label_smoothing=0.1),
+    # (third)'s recipe from the shipped (light) weights (`--pretrained`, which any user can rerun;
+    # stored in FP16) on another host: does the shipped file give what (third) did?
+    dict({k: v for k, v in LIGHT.items() if k != "init"}, key="mednext_small-sarscov2_ct_224-zoo", epochs=20,
+         lr=1e-4, pretrained="sarscov2_ct_224"),
+    # Capacity: the next MedNeXt size (2.5× the MACs, 2.5× the parameters) through (long) and
+    # (light20)'s recipes, the first cut to 100 epochs to fit a session (a 128² epoch costs ~1.6×
+    # mednext_small's here).
+    dict(key="mednext_base-sarscov2_ct_224-long", model="mednext_base", dataset="sarscov2_ct_224",
+         image_size=128, epochs=100, batch_size=32, patience=0, augment="strong"),
+    dict(LIGHT, key="mednext_base-sarscov2_ct_224-light20", model="mednext_base", epochs=20,
+         init="mednext_base-sarscov2_ct_224-long"),
     # The model is tuned to the scale it trained at (the long run's weights score 0.88 when fed 144²
     # or 160² instead of 128²), so refining at 224² is nearly a new task, and training at 224² costs
     # 4× here. Instead: from scratch on random 160² windows of the 224² images (the pixel scale it is
@@ -147,11 +158,13 @@ def run_one(cfg: dict, retrain: bool, threads: int | None = None) -> dict:
         "test": {"accuracy": t["accuracy"], "auc": t["auc"], "balanced_accuracy": t["balanced_accuracy"], "n": t["n"]},
         "val_accuracy": ckpt.metrics["val"]["accuracy"]["value"],
         "val_accuracy_by_epoch": [round(h["val_accuracy"], 4) for h in ckpt.training["history"]],
+        "val_loss_by_epoch": [round(h["val_loss"], 4) for h in ckpt.training["history"]],
         "train_loss_by_epoch": [round(h["train_loss"], 4) for h in ckpt.training["history"]],
         "train_accuracy_by_epoch": [round(h["train_accuracy"], 4) for h in ckpt.training["history"]],
         "epochs_run": ckpt.training["epochs_run"], "best_epoch": ckpt.training["best_epoch"],
         "precision": ckpt.training["precision"], "threads": ckpt.training["threads"],
         "wall_time_s": ckpt.training["wall_time_s"],
+        **({"host": ckpt.training["host"]} if "host" in ckpt.training else {}),  # recorded since 2026-12-02
     }
 
 
@@ -215,6 +228,13 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
             "fp32_p50_ms": ref["p50_ms"], "p50_ms": q["p50_ms"], "artifacts": artifacts, "steps": steps}
 
 
+def host_label(host: dict | None) -> str:
+    """A run's training CPU in a few words: AMX changes what bf16 training costs."""
+    if not host:
+        return "not recorded"
+    return host["cpu"] + (" (AMX)" if any(f.startswith("amx") for f in host["isa"]) else "")
+
+
 def markdown(payload: dict) -> str:
     from benchmarks.common import fmt_ci, page
     from edgemed.data.catalog import CATALOG
@@ -226,12 +246,42 @@ def markdown(payload: dict) -> str:
         v = runs.get(f"mednext_small-sarscov2_ct_224-{variant}", {}).get(f"{field}_by_epoch")
         return f"{v[epoch - 1]:.3f}" if v and len(v) >= epoch else "(not recorded)"
 
-    def outcome(variant: str, than: str = "light") -> str:  # a seed B CT run's best validation and test against another's
-        r, o = (runs.get(f"mednext_small-sarscov2_ct_224-{v}") for v in (variant, than))
+    def outcome(variant: str, than: str = "light", model: str = "mednext_small") -> str:
+        """A seed B CT run's best validation and test accuracy against mednext_small (`than`)'s."""
+        r, o = runs.get(f"{model}-sarscov2_ct_224-{variant}"), runs.get(f"mednext_small-sarscov2_ct_224-{than}")
         return (f"best validation accuracy {r['val_accuracy']:.3f} (epoch {r['best_epoch']} of {r['epochs_run']})"
                 + (f" against {o['val_accuracy']:.3f} for ({than})" if o else "")
                 + f", test accuracy {r['test']['accuracy']['value']:.3f}"
                 + (f" against {o['test']['accuracy']['value']:.3f}" if o else ""))
+
+    def tie_break_item() -> str:  # which epoch --tie-break loss keeps: the choice changes no training step
+        picks = []
+        for r in payload["runs"]:
+            if r["dataset"] != "sarscov2_ct_224" or "val_loss_by_epoch" not in r or r["settings"].get("tie_break"):
+                continue
+            by_epoch, losses = r["val_accuracy_by_epoch"], r["val_loss_by_epoch"]
+            tied = [e for e, v in enumerate(by_epoch, 1) if abs(v - max(by_epoch)) < 1e-4]
+            low = min(tied, key=lambda e: losses[e - 1])
+            picks.append(f"{r['model']} ({r['key'].removeprefix(r['model'] + '-sarscov2_ct_224').lstrip('-')}) "
+                         f"{len(tied)} of {r['epochs_run']} epochs at its best validation accuracy, the lowest "
+                         f"validation loss at epoch {low}" + (" (the same)" if low == r["best_epoch"] else
+                                                               f" instead of the kept epoch {r['best_epoch']}"))
+        return ("- Ties: `edgemed train --tie-break loss` keeps, among the epochs at the best validation accuracy, "
+                "the one with the lowest validation loss instead of the first; it changes no training step, so the "
+                "history tells which epoch it would keep. Runs that record their validation loss per epoch (those "
+                f"recorded since 2026-12-02): {'; '.join(picks)}.\n") if picks else ""
+
+    def base_item() -> str:  # the next MedNeXt size through seed B's recipes
+        long, light = (runs.get(f"mednext_base-sarscov2_ct_224-{v}") for v in ("long", "light20"))
+        if not long:
+            return ""
+        small = runs.get("mednext_small-sarscov2_ct_224-long")
+        ratio = f" ({long['params'] / small['params']:.1f}× the parameters and {long['macs'] / small['macs']:.1f}× the MACs of mednext_small)" if small else ""
+        return (f"- mednext_base (long): the next MedNeXt size{ratio} through (long)'s recipe cut to "
+                f"{long['epochs_run']} epochs: {outcome('long', 'long', 'mednext_base')}"
+                + (f"; then (light20)'s recipe from those weights: {outcome('light20', 'light', 'mednext_base')}" if light else
+                   "; (light20)'s recipe from those weights was not run in the time available")
+                + ".\n")
 
     crop = runs.get("mednext_small-sarscov2_ct_224-crop")
     crop_epochs = crop["epochs_run"] if crop else 0
@@ -250,14 +300,17 @@ def markdown(payload: dict) -> str:
                      f"{r['params'] / 1e6:.2f} M", f"{r['macs'] / 1e6:.0f} M",
                      fmt_ci(acc["value"], acc["ci"], 3), fmt_ci(auc["value"], auc["ci"], 3),
                      f"{ref_acc:.3f} / {ref_auc if ref_auc else '–'}", met,
-                     f"{r['epochs_run']} ({r['best_epoch']})", f"{r['wall_time_s'] / 60:.1f} min"])
+                     f"{r['epochs_run']} ({r['best_epoch']})", f"{r['wall_time_s'] / 60:.1f} min",
+                     host_label(r.get("host"))])
     table = Table(["model", "data set", "input", "params", "MACs", "test accuracy [95% CI]", "test AUC [95% CI]",
-                   "target acc / AUC", "met", "epochs (best)", "train time"], rows, right={3, 4, 10})
+                   "target acc / AUC", "met", "epochs (best)", "train time", "trained on"], rows, right={3, 4, 10})
+    hosts = {host_label(r.get("host")): r["host"] for r in payload["runs"] if r.get("host")}
     body = ["Test split, 95 % bootstrap CIs (1000 resamples). Target: at or above the MedMNIST v2 ResNet-18 (28) "
             "reference on every MedMNIST set; ≥ 0.95 accuracy on SARS-CoV-2 CT (seed B's paper reports 0.9839).",
             table,
-            "Training: AdamW, 1-epoch warm-up + cosine, bf16 autocast with channels-last on this CPU (avx512_bf16); "
-            "best checkpoint on validation accuracy; test evaluated once at the end in FP32. SARS-CoV-2 CT is split "
+            "Training: AdamW, 1-epoch warm-up + cosine, bf16 autocast with channels-last; "
+            "best checkpoint on validation accuracy; test evaluated once at the end in FP32. Train times are of the "
+            "row's host (" + "; ".join(f"{k}: {', '.join(h['isa'])}" for k, h in hosts.items()) + "). SARS-CoV-2 CT is split "
             "by image, not patient: slices of one patient can sit in train and test, which flatters test accuracy.",
             "Epoch budgets (in `RUNS`): this 2-core machine is shared by every benchmark, so BloodMNIST (11,959 "
             "training images) gets 8 epochs, SARS-CoV-2 CT 40 (`mednext_small`, at 128², early stop after 12 "
@@ -281,12 +334,8 @@ def markdown(payload: dict) -> str:
             "Both settings changed at once, so the gain is theirs together.\n"
             + (f"- (light20): (light) peaked at epoch {runs['mednext_small-sarscov2_ct_224-light']['best_epoch']} of "
                f"{runs['mednext_small-sarscov2_ct_224-light']['epochs_run']} and then overfitted; the same with a "
-               "20-epoch cosine, "
-            f"so the learning rate is low by then. Validation accuracy {end('light20', 'val_accuracy')} at its last "
-            f"epoch, best {runs['mednext_small-sarscov2_ct_224-light20']['val_accuracy']:.3f}, against "
-            f"{runs['mednext_small-sarscov2_ct_224-light']['val_accuracy']:.3f} for (light), which stays the shipped "
-            "run (validation measured in FP32 after training).\n" if "mednext_small-sarscov2_ct_224-light20" in runs and "mednext_small-sarscov2_ct_224-light" in runs
-            else "")
+               f"20-epoch cosine, so the learning rate is low by then: {outcome('light20')}.\n"
+               if "mednext_small-sarscov2_ct_224-light20" in runs and "mednext_small-sarscov2_ct_224-light" in runs else "")
             + "- (crop): from scratch at the data's own 224² scale, training on random 160² windows of the images "
             "(`--train-crop 160`: half the cost of whole 224² images) and validating, testing and shipping at 224², "
             "with light augmentation and EMA, 90 epochs. "
@@ -301,8 +350,11 @@ def markdown(payload: dict) -> str:
                 ("160px", "the same third cosine at 160² (1.56× the pixels and the compute); validation accuracy "
                           f"fell to {end('160px', 'val_accuracy', 1)} in its first epoch, the change of scale again"),
                 *((f"seed{n}", f"(light) again with seed {n} (other batch order and augmentation draws)") for n in (1, 2)),
-                ("smooth", "(light) with label smoothing 0.1, which caps the certainty behind its 0.01 training loss"))
+                ("smooth", "(light) with label smoothing 0.1, which caps the certainty behind its 0.01 training loss"),
+                ("zoo", "(third)'s recipe started from the shipped (light) weights (`--pretrained sarscov2_ct_224`, "
+                        "which any user can rerun; stored in FP16) on another host (the table's last column)"))
                 if f"mednext_small-sarscov2_ct_224-{v}" in runs)
+            + tie_break_item() + base_item()
             + "- RUNS also holds an (ema) run, the (restart) with EMA alone, not run in the time available.",
             "`convnext_med` on CT trains in two runs: 50 epochs at 128² (row `…-128px`, 1.5–1.9 min per epoch), then "
             "6 epochs at 224² started from those weights (`edgemed train --init`, ~6 min per epoch); its row's time "
@@ -312,7 +364,7 @@ def markdown(payload: dict) -> str:
     draws = {v: runs[f"mednext_small-sarscov2_ct_224-{v}"] for v in ("light", "seed1", "seed2")
              if f"mednext_small-sarscov2_ct_224-{v}" in runs}
     if len(draws) > 1:  # the (light) recipe with seeds 0, 1, 2
-        ct = max((r for r in payload["runs"] if r["key"].startswith("mednext_small-sarscov2_ct_224")),
+        ct = max((r for r in payload["runs"] if r["model"].startswith("mednext") and r["dataset"] == "sarscov2_ct_224"),
                  key=lambda r: r["val_accuracy"])  # the first best on validation, as a user would pick
         acc = [r["test"]["accuracy"]["value"] for r in draws.values()]
         n_val = CATALOG["sarscov2_ct_224"].n_samples["val"]
@@ -332,7 +384,7 @@ def markdown(payload: dict) -> str:
                  + f"Validation ({n_val} images: one image is {100 / n_val:.1f} pt) is too coarse to choose between "
                  f"close epochs or runs; the draws' test accuracies spread over {(max(acc) - min(acc)) * 100:.1f} pt. "
                  "The row best on validation, "
-                 f"({ct['key'].removeprefix('mednext_small-sarscov2_ct_224-')}), scores "
+                 f"{ct['model']} ({ct['key'].removeprefix(ct['model'] + '-sarscov2_ct_224').lstrip('-')}), scores "
                  f"{fmt_ci(ct['test']['accuracy']['value'], ct['test']['accuracy']['ci'], 3)} on test: the 0.98 target "
                  "is inside its CI but not reached. Drawing again until a run scores 0.98 on test would select on the "
                  "test set; what remains is a model that fits this data better: a larger MedNeXt, pretrained weights "

@@ -334,7 +334,7 @@ def resolve_metadata(*, classes=None, input_size=None, channels=None, mean=None,
         if ds.channels != channels:
             raise DataError(f"{ds.name} has {ds.channels}-channel images, the model takes {channels}: "
                             "give the data set it was trained on")
-        ds_meta = {"name": ds.name, "sha256": ds.sha256, "source": ds.source}
+        ds_meta = {"name": ds.name, "sha256": ds.sha256, "source": ds.recorded_source}
     return Declared(list(classes), spec, task, dict(kwargs)), ds_meta
 
 

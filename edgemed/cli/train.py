@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         augment: str = typer.Option("light", help="none | light | strong"),
         patience: int = typer.Option(10, help="Early stop after this many epochs without gain (0: off)."),
         monitor: str = typer.Option("accuracy", help="Validation metric for the best checkpoint."),
+        tie_break: str = typer.Option("first", help="Among epochs equal on --monitor keep the first, or the one with the lowest validation loss (loss: better on small validation sets, where many epochs tie)."),
         precision: str = typer.Option("auto", help="auto | fp32 | bf16 (autocast; auto uses bf16 where the CPU has it)."),
         feature_smoothing: float = typer.Option(None, help="λ of the feature-smoothing loss (default 0.1 for convnext_med*, else 0)."),
         label_smoothing: float = typer.Option(0.0),
@@ -48,7 +49,7 @@ def register(app: typer.Typer) -> None:
         result = train_api(
             model, dataset, out=out_path, epochs=epochs, batch_size=batch_size, lr=lr,
             weight_decay=weight_decay, image_size=image_size, seed=seed, data_dir=data_dir,
-            class_weights=class_weights, augment=augment, patience=patience, monitor=monitor,
+            class_weights=class_weights, augment=augment, patience=patience, monitor=monitor, tie_break=tie_break,
             precision=precision, feature_smoothing=feature_smoothing, label_smoothing=label_smoothing, ema=ema,
             warmup_epochs=warmup_epochs, train_crop=train_crop,
             model_kwargs=parse_json_option(model_kwargs, "--model-kwargs"), threads=threads,

@@ -64,7 +64,7 @@ def build_calibration(dataset: str, *, size: int = 300, seed: int = 0, data_dir:
     fitted = native.fit(images[idx] if isinstance(images, np.ndarray) else [images[i] for i in idx])
     manifest = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
-        "dataset": ds.name, "source": ds.name if ds.name in CATALOG else ds.source,
+        "dataset": ds.name, "source": ds.recorded_source,
         "data_sha256": ds.sha256, "split": "train", "seed": seed, "size": int(len(idx)),
         "class_names": ds.class_names,
         "class_counts": np.bincount(labels[idx], minlength=ds.num_classes).tolist(),

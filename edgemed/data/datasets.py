@@ -61,6 +61,13 @@ class Dataset:
         return len(self.class_names)
 
     @property
+    def recorded_source(self) -> str:
+        """Where checkpoints and manifests say the data came from: a catalog set's name (found again
+        through the data directory on any machine, and the builder's folders stay out of shipped
+        files), else the path it was loaded from."""
+        return self.name if self.name in CATALOG else self.source
+
+    @property
     def split_names(self) -> list[str]:
         return [s for s in SPLITS if s in self._splits]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemed.bench.system import cpu_model, isa_flags
 from edgemed.checkpoint import Checkpoint, save_checkpoint
 from edgemed.data.datasets import load_dataset, prepare_split
 from edgemed.data.preprocess import PreprocessSpec, spec_for
@@ -26,6 +27,9 @@ from edgemed.train.resume import FitState, load_fit_state, save_fit_state
 from edgemed.versions import library_versions
 
 MONITORS = ("accuracy", "balanced_accuracy", "auc", "loss")
+# On a small validation set many epochs tie on accuracy (248 images: 0.4 pt each), and the first of
+# them can be a barely trained one; "loss" keeps the most confident of the tied epochs instead.
+TIE_BREAKS = ("first", "loss")
 
 
 @dataclass
@@ -47,6 +51,7 @@ class FitConfig:
     augment: str = "light"
     patience: int = 10
     monitor: str = "accuracy"
+    tie_break: str = "first"  # among epochs equal on `monitor`: the first, or the lowest validation loss
     precision: str = "auto"
     feature_smoothing: float = 0.0
     label_smoothing: float = 0.0
@@ -64,6 +69,8 @@ class FitConfig:
 
         if self.monitor not in MONITORS:
             raise EdgemedError(f"unknown --monitor {self.monitor!r}: use one of {', '.join(MONITORS)}")
+        if self.tie_break not in TIE_BREAKS:
+            raise EdgemedError(f"unknown --tie-break {self.tie_break!r}: use one of {', '.join(TIE_BREAKS)}")
         if self.augment not in PRESETS:
             raise EdgemedError(f"unknown --augment {self.augment!r}: use one of {', '.join(PRESETS)}")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -179,6 +186,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     gen = torch.Generator().manual_seed(cfg.seed)
     y_train_t = torch.from_numpy(y_train)
     best, best_state, best_epoch, stale = -math.inf, None, 0, 0
+    best_loss = math.inf  # the best epoch's validation loss, for --tie-break loss
     history = []
     t0 = time.perf_counter()
     step, first_epoch = 0, 1
@@ -198,6 +206,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
             if ema is not None:
                 ema = {k: saved.extra[f"ema.{k}"] for k in ema}
             best, best_epoch, stale, history = saved.best, saved.best_epoch, saved.stale, saved.history
+            best_loss = next((h["val_loss"] for h in history if h["epoch"] == best_epoch), math.inf)
             step, first_epoch = saved.step, saved.epoch + 1
             t0 -= saved.elapsed_s
             console.log(f"resuming from {state_file}: {saved.epoch} of {cfg.epochs} {label}s done "
@@ -269,9 +278,9 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                    "val_accuracy": vm["accuracy"]["value"], "val_auc": vm["auc"]["value"],
                    "lr": lr_at(step - 1), "time_s": round(time.perf_counter() - t0, 1)}
             history.append(row)
-            improved = score > best
+            improved = score > best or (cfg.tie_break == "loss" and score == best and val_loss < best_loss)
             if improved:
-                best, best_epoch, stale = score, epoch, 0
+                best, best_epoch, stale, best_loss = score, epoch, 0, val_loss
                 best_state = copy.deepcopy(ema if ema is not None else net.state_dict())
             else:
                 stale += 1
@@ -305,12 +314,15 @@ def random_crops(x, side: int, generator):
     return torch.stack([img[:, t:t + side, c:c + side] for img, t, c in zip(x, top, left, strict=True)])
 
 
+LATER_OPTIONS = {"ema": 0.0, "train_crop": 0, "tie_break": "first"}  # option → its default
+
+
 def _state_key(identity, cfg: FitConfig, net, fs_loss, distill: bool, x_train, y_train, y_val) -> str:
     """What an interrupted fit must share with this one for its saved state to continue it (the
     caller's identity names the data, starting weights and model; the label sums are a cheap check
     that the sampled subsets match). Changing this key orphans every saved state."""
     # options added later count only when set, so states saved before them still resume
-    settings = {k: v for k, v in asdict(cfg).items() if k != "history" and not (k in ("ema", "train_crop") and not v)}
+    settings = {k: v for k, v in asdict(cfg).items() if k != "history" and not (k in LATER_OPTIONS and v == LATER_OPTIONS[k])}
     shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
     return sha256_json({"identity": identity, "settings": settings, "shapes": shapes, "distill": distill,
                         "feature_smoothing": fs_loss is not None, "train": list(x_train.shape),
@@ -320,7 +332,7 @@ def _state_key(identity, cfg: FitConfig, net, fs_loss, distill: bool, x_train, y
 def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_size: int = 128,
           lr: float = 1e-3, weight_decay: float = 0.05, image_size: int | None = None,
           seed: int = 0, data_dir: str | None = None, class_weights: bool = False,
-          augment: str = "light", patience: int = 10, monitor: str = "accuracy",
+          augment: str = "light", patience: int = 10, monitor: str = "accuracy", tie_break: str = "first",
           precision: str = "auto", feature_smoothing: float | None = None,
           label_smoothing: float = 0.0, warmup_epochs: float = 1.0, ema: float = 0.0, train_crop: int = 0,
           model_kwargs: dict | None = None,
@@ -371,7 +383,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     if feature_smoothing is None:
         feature_smoothing = 0.1 if model.startswith("convnext_med") else 0.0
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                    augment=augment, patience=patience, monitor=monitor, precision=precision,
+                    augment=augment, patience=patience, monitor=monitor, tie_break=tie_break, precision=precision,
                     feature_smoothing=feature_smoothing, label_smoothing=label_smoothing,
                     warmup_epochs=warmup_epochs, ema=ema, train_crop=train_crop, class_weights=class_weights, seed=seed)
     cfg.validate()
@@ -432,7 +444,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     ckpt = Checkpoint(
         path=out, model_name=model, model_kwargs=kwargs, num_classes=k, in_channels=channels,
         image_size=size, preprocess=spec, class_names=ds.class_names, task=ds.task,
-        dataset={"name": ds.name, "sha256": ds.sha256, "source": ds.source,
+        dataset={"name": ds.name, "sha256": ds.sha256, "source": ds.recorded_source,
                  "limit_train": limit_train, "limit_eval": limit_eval},
         metrics=metrics,
         lineage=(start.lineage + [{"op": "train", "init": start.path.name, "init_sha256": start.sha256,
@@ -440,9 +452,12 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         training={"epochs_run": len(history), "epochs": epochs, "best_epoch": best_epoch,
                   "batch_size": cfg.batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
                   "augment": augment, "class_weights": class_weights, "monitor": monitor,
+                  "tie_break": tie_break,
                   "precision": "bf16-autocast" if (precision == "bf16" or (precision == "auto" and has_bf16())) else "fp32",
                   "threads": threads, "feature_smoothing": feature_smoothing,
-                  "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "ema": ema, "train_crop": train_crop, "wall_time_s": round(wall, 1), "history": history},
+                  "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "ema": ema, "train_crop": train_crop, "wall_time_s": round(wall, 1),
+                  "host": {"cpu": cpu_model(), "isa": isa_flags()},  # the wall time is this CPU's
+                  "history": history},
         versions=library_versions(),
     )
     save_checkpoint(out, net, ckpt, force=force)

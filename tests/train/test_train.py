@@ -14,6 +14,9 @@ def test_tiny_training_saves_best_checkpoint_with_metrics(tiny_checkpoint):
     ckpt = read_checkpoint(tiny_checkpoint)
     assert ckpt.model_name == "mednext_micro" and ckpt.class_names == ["normal", "pneumonia"]
     assert ckpt.dataset["name"] == "pneumoniamnist" and len(ckpt.dataset["sha256"]) == 64
+    # a catalog set is found again by name on any machine: no folder of the training machine
+    assert ckpt.dataset["source"] == "pneumoniamnist"
+    assert ckpt.training["host"]["cpu"] and isinstance(ckpt.training["host"]["isa"], list)
     assert set(ckpt.metrics) == {"val", "test"}
     assert ckpt.metrics["test"]["accuracy"]["ci"] is not None
     assert ckpt.training["history"] and ckpt.training["wall_time_s"] > 0
@@ -245,3 +248,25 @@ def test_a_damaged_state_file_is_ignored(tmp_path):
     bad = tmp_path / "m.safetensors.train-state"
     bad.write_bytes(b"not a safetensors file")
     assert load_fit_state(bad, "any") is None
+
+
+@needs_data
+def test_tie_break_keeps_the_tied_epoch_with_the_lowest_validation_loss(tmp_path):
+    # 16 validation images: the micro model predicts the majority class at every epoch, so all
+    # epochs tie on accuracy while the validation loss still moves
+    kw = dict(epochs=4, batch_size=32, limit_train=96, limit_eval=16, threads=1, progress=False,
+              precision="fp32", patience=0)
+    first = train("resnet18_micro", "breastmnist", out=tmp_path / "first.safetensors", **kw)
+    lowest = train("resnet18_micro", "breastmnist", out=tmp_path / "loss.safetensors", tie_break="loss", **kw)
+    history = first.history
+    assert [h["val_loss"] for h in lowest.history] == [h["val_loss"] for h in history]  # selection only
+    top = max(h["val_accuracy"] for h in history)
+    tied = [h for h in history if h["val_accuracy"] == top]
+    assert len({h["val_loss"] for h in tied}) > 1, "the test needs tied epochs with different losses"
+    first_ckpt, lowest_ckpt = load_checkpoint(first.checkpoint)[0], load_checkpoint(lowest.checkpoint)[0]
+    assert first_ckpt.training["best_epoch"] == tied[0]["epoch"]
+    assert lowest_ckpt.training["best_epoch"] == min(tied, key=lambda h: h["val_loss"])["epoch"]
+    assert lowest_ckpt.training["tie_break"] == "loss"
+    assert lowest_ckpt.metrics["val"]["accuracy"]["value"] == top
+    with pytest.raises(EdgemedError, match="--tie-break"):
+        train("resnet18_micro", "breastmnist", out=tmp_path / "bad.safetensors", tie_break="last", **kw)
