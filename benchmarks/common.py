@@ -145,11 +145,12 @@ def system_line(sysinfo: dict) -> str:
             f"Python {sysinfo['python']}, torch {sysinfo['libraries'].get('torch', '-')}")
 
 
-def page(payload: dict, title: str, body: list[str | Table], command: str | None = None) -> str:
+def page(payload: dict, title: str, body: list[str | Table], command: str | None = None,
+         machine: str | None = None) -> str:
     """A results page: `# title`, the command and machine of `payload`, then `body`'s blocks
-    (Markdown text, or a Table) with a blank line between them. `command` (Markdown) replaces the
-    payload's only where the page gathers separate runs that each record their own."""
-    head = f"Command: {command or '`' + payload['command'] + '`'}  \nMachine: {system_line(payload['system'])}"
+    (Markdown text, or a Table) with a blank line between them. `command` and `machine` (Markdown)
+    replace the payload's only where the page gathers separate runs that each record their own."""
+    head = f"Command: {command or '`' + payload['command'] + '`'}  \nMachine: {machine or system_line(payload['system'])}"
     blocks = [f"# {title}", head, *(md_table(b) if isinstance(b, Table) else b for b in body)]
     return "\n\n".join(blocks) + "\n"
 

@@ -197,6 +197,7 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
     import json
 
     from benchmarks.common import bench_rows, run_edgemed
+    from edgemed.bench.system import cpu_model, isa_flags
 
     work = WORK / "seed_int8" / key
     calib, bundle, results = work / "calibration.json", work / "bundle", work / "bench.json"
@@ -225,14 +226,21 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
                  for r in rows if r["precision"] != "fp32" and r["format"] in fp32]
     return {"artifact": chosen, "fp32_accuracy": ref["accuracy"], "accuracy": q["accuracy"],
             "delta_points": q["delta_points"], "delta_ci": q["delta_ci"], "max_drop": max_drop,
-            "fp32_p50_ms": ref["p50_ms"], "p50_ms": q["p50_ms"], "artifacts": artifacts, "steps": steps}
+            "fp32_p50_ms": ref["p50_ms"], "p50_ms": q["p50_ms"], "artifacts": artifacts, "steps": steps,
+            "host": {"cpu": cpu_model(), "isa": isa_flags()}}
 
 
 def host_label(host: dict | None) -> str:
-    """A run's training CPU in a few words: AMX changes what bf16 training costs."""
+    """A run's CPU in a few words: AMX changes what bf16 training and INT8 inference cost."""
     if not host:
         return "not recorded"
-    return host["cpu"] + (" (AMX)" if any(f.startswith("amx") for f in host["isa"]) else "")
+    return host.get("cpu", "?") + (" (AMX)" if any(f.startswith("amx") for f in host.get("isa", [])) else "")
+
+
+def run_label(r: dict) -> str:
+    """`model (variant)`, the variant being what the key adds to model and data set."""
+    variant = r["key"].removeprefix(f"{r['model']}-{r['dataset']}").lstrip("-")
+    return r["model"] + (f" ({variant})" if variant else "")
 
 
 def markdown(payload: dict) -> str:
@@ -257,18 +265,19 @@ def markdown(payload: dict) -> str:
     def tie_break_item() -> str:  # which epoch --tie-break loss keeps: the choice changes no training step
         picks = []
         for r in payload["runs"]:
-            if r["dataset"] != "sarscov2_ct_224" or "val_loss_by_epoch" not in r or r["settings"].get("tie_break"):
+            if (r["dataset"] != "sarscov2_ct_224" or r["settings"].get("tie_break")
+                    or r["settings"].get("monitor", "accuracy") != "accuracy"
+                    or len(r.get("val_loss_by_epoch", [])) != len(r.get("val_accuracy_by_epoch", [None]))):
                 continue
             by_epoch, losses = r["val_accuracy_by_epoch"], r["val_loss_by_epoch"]
             tied = [e for e, v in enumerate(by_epoch, 1) if abs(v - max(by_epoch)) < 1e-4]
             low = min(tied, key=lambda e: losses[e - 1])
-            picks.append(f"{r['model']} ({r['key'].removeprefix(r['model'] + '-sarscov2_ct_224').lstrip('-')}) "
-                         f"{len(tied)} of {r['epochs_run']} epochs at its best validation accuracy, the lowest "
+            picks.append(f"{run_label(r)}: {len(tied)} of {r['epochs_run']} epochs at its best validation accuracy, the lowest "
                          f"validation loss at epoch {low}" + (" (the same)" if low == r["best_epoch"] else
                                                                f" instead of the kept epoch {r['best_epoch']}"))
         return ("- Ties: `edgemed train --tie-break loss` keeps, among the epochs at the best validation accuracy, "
-                "the one with the lowest validation loss instead of the first; it changes no training step, so the "
-                "history tells which epoch it would keep. Runs that record their validation loss per epoch (those "
+                "the one with the lowest validation loss instead of the first; it changes no training step (nor "
+                "the patience count), so the history tells which epoch it would keep. Runs that record their validation loss per epoch (those "
                 f"recorded since 2026-12-02): {'; '.join(picks)}.\n") if picks else ""
 
     def base_item() -> str:  # the next MedNeXt size through seed B's recipes
@@ -295,8 +304,7 @@ def markdown(payload: dict) -> str:
         met_acc = acc["value"] >= ref_acc
         met_auc = ref_auc is None or (auc["value"] or 0) >= ref_auc
         met = "yes" if met_acc and met_auc else ("acc only" if met_acc else ("AUC only" if met_auc and ref_auc else "no"))
-        variant = r["key"].removeprefix(f"{r['model']}-{r['dataset']}").lstrip("-")  # e.g. long, 224px
-        rows.append([r["model"] + (f" ({variant})" if variant else ""), r["dataset"], f"{r['image_size']}²",
+        rows.append([run_label(r), r["dataset"], f"{r['image_size']}²",
                      f"{r['params'] / 1e6:.2f} M", f"{r['macs'] / 1e6:.0f} M",
                      fmt_ci(acc["value"], acc["ci"], 3), fmt_ci(auc["value"], auc["ci"], 3),
                      f"{ref_acc:.3f} / {ref_auc if ref_auc else '–'}", met,
@@ -304,13 +312,16 @@ def markdown(payload: dict) -> str:
                      host_label(r.get("host"))])
     table = Table(["model", "data set", "input", "params", "MACs", "test accuracy [95% CI]", "test AUC [95% CI]",
                    "target acc / AUC", "met", "epochs (best)", "train time", "trained on"], rows, right={3, 4, 10})
-    hosts = {host_label(r.get("host")): r["host"] for r in payload["runs"] if r.get("host")}
+    isa_lists: dict[str, list[str]] = {}  # host label → its distinct ISA lists, in order of appearance
+    for h in [r.get("host") for r in payload["runs"]] + [r["int8"].get("host") for r in payload["runs"] if r.get("int8")]:
+        if h and ", ".join(h.get("isa", [])) not in isa_lists.setdefault(host_label(h), []):
+            isa_lists[host_label(h)].append(", ".join(h.get("isa", [])))
     body = ["Test split, 95 % bootstrap CIs (1000 resamples). Target: at or above the MedMNIST v2 ResNet-18 (28) "
             "reference on every MedMNIST set; ≥ 0.95 accuracy on SARS-CoV-2 CT (seed B's paper reports 0.9839).",
             table,
             "Training: AdamW, 1-epoch warm-up + cosine, bf16 autocast with channels-last; "
             "best checkpoint on validation accuracy; test evaluated once at the end in FP32. Train times are of the "
-            "row's host (" + "; ".join(f"{k}: {', '.join(h['isa'])}" for k, h in hosts.items()) + "). SARS-CoV-2 CT is split "
+            "row's host (" + "; ".join(f"{k}: {' or '.join(v)}" for k, v in isa_lists.items()) + "). SARS-CoV-2 CT is split "
             "by image, not patient: slices of one patient can sit in train and test, which flatters test accuracy.",
             "Epoch budgets (in `RUNS`): this 2-core machine is shared by every benchmark, so BloodMNIST (11,959 "
             "training images) gets 8 epochs, SARS-CoV-2 CT 40 (`mednext_small`, at 128², early stop after 12 "
@@ -384,7 +395,7 @@ def markdown(payload: dict) -> str:
                  + f"Validation ({n_val} images: one image is {100 / n_val:.1f} pt) is too coarse to choose between "
                  f"close epochs or runs; the draws' test accuracies spread over {(max(acc) - min(acc)) * 100:.1f} pt. "
                  "The row best on validation, "
-                 f"{ct['model']} ({ct['key'].removeprefix(ct['model'] + '-sarscov2_ct_224').lstrip('-')}), scores "
+                 f"{run_label(ct)}, scores "
                  f"{fmt_ci(ct['test']['accuracy']['value'], ct['test']['accuracy']['ci'], 3)} on test: the 0.98 target "
                  "is inside its CI but not reached. Drawing again until a run scores 0.98 on test would select on the "
                  "test set; what remains is a model that fits this data better: a larger MedNeXt, pretrained weights "
@@ -405,14 +416,16 @@ def markdown(payload: dict) -> str:
                  "beside the same format's FP32 (one image, the bench's default threads). `edgemed quantize` "
                  "recommends the fastest artifact within the bound on validation (marked ✓).",
                  Table(["run", "artifact", "FP32 test accuracy", "INT8 test accuracy", "Δ (pt) [95% CI]", "bound (pt)",
-                        "p50 ms FP32 → INT8"],
+                        "p50 ms FP32 → INT8", "measured on"],
                        [[r["key"], a["artifact"] + (" ✓" if a["artifact"] == q["artifact"] else ""),
                          f"{q['fp32_accuracy']:.4f}", f"{a['accuracy']:.4f}", fmt_delta(a["delta_points"], a["delta_ci"]),
-                         f"{q['max_drop']:g}", f"{a['fp32_p50_ms']:.2f} → {a['p50_ms']:.2f} ({a['runtime']})"]
+                         f"{q['max_drop']:g}", f"{a['fp32_p50_ms']:.2f} → {a['p50_ms']:.2f} ({a['runtime']})",
+                         host_label(q.get("host"))]
                         for r in int8 for q in [r["int8"]] for a in q.get("artifacts", [])], right={2, 3, 5}),
                  *(f"Commands of `{r['key']}`: " + "; ".join(f"`{s['command']}`" for s in r["int8"]["steps"])
                    for r in int8)]
-    return page(payload, "Seed models trained from scratch on CPU", body, command="`python -m benchmarks.train_seeds`")
+    return page(payload, "Seed models trained from scratch on CPU", body, command="`python -m benchmarks.train_seeds`",
+                machine="each row's, in its table's last column (the runs were measured on more than one host)")
 
 
 def seed_checkpoints(only: list[str] | None = None):
@@ -474,8 +487,10 @@ def main() -> None:
             print(f"skip {cfg['key']} ({'done' if done else 'not trained: --record-again only records'})", flush=True)
             continue
         print(f"=== {cfg['key']}", flush=True)
-        kept = {"int8": previous[cfg["key"]]["int8"]} if done and "int8" in previous[cfg["key"]] else {}
-        previous[cfg["key"]] = {**run_one(cfg, args.retrain, args.threads), **kept}  # same weights, same INT8
+        record = run_one(cfg, args.retrain, args.threads)
+        # same weights: the same INT8 result, and the host recorded before checkpoints held it
+        kept = {k: previous[cfg["key"]][k] for k in ("int8", "host") if done and k in previous[cfg["key"]] and k not in record}
+        previous[cfg["key"]] = {**record, **kept}
         mine.add(cfg["key"])
         if args.retrain and loaded.get("scale_check", {}).get("key") == cfg["key"]:
             voided.add("scale_check")  # of the weights just replaced

@@ -121,12 +121,13 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
     """
     import torch
 
+    from edgemed.bench.system import cpu_model, isa_flags
     from edgemed.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
     from edgemed.data.datasets import prepare_split
     from edgemed.metrics import classification_metrics, softmax
     from edgemed.models import count_macs, count_params
     from edgemed.onnx_source import is_onnx_source, refuse_torch_only
-    from edgemed.train.loop import FitConfig, fit, predict_logits, train_state_path
+    from edgemed.train.loop import TIE_BREAKS, FitConfig, fit, predict_logits, train_state_path
 
     if is_onnx_source(checkpoint):
         raise refuse_torch_only("pruning")
@@ -161,7 +162,9 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
     if finetune_epochs:
         cfg = FitConfig(epochs=finetune_epochs, batch_size=batch_size, lr=lr, warmup_epochs=0.2,
                         patience=0, feature_smoothing=float(ckpt.training.get("feature_smoothing") or 0.0),
-                        augment=ckpt.training.get("augment", "light"))
+                        augment=ckpt.training.get("augment", "light"),
+                        # a value read from the file: only a known one is taken
+                        tie_break=ckpt.training.get("tie_break") if ckpt.training.get("tie_break") in TIE_BREAKS else "first")
         identity = {"parent": ckpt.sha256, "data": ds.sha256, "ratio": ratio, "target_macs": target_macs, "importance": importance,
                     "round_to": round_to, "limits": [limit_train, limit_eval]}
         _, history, _ = fit(model, torch.from_numpy(x_train), y_train, x_val, y_val, ckpt.class_names, cfg,
@@ -187,7 +190,8 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
         path=out, model_name=ckpt.model_name, model_kwargs=ckpt.model_kwargs, num_classes=ckpt.num_classes,
         in_channels=ckpt.in_channels, image_size=ckpt.image_size, preprocess=spec,
         class_names=ckpt.class_names, task=ckpt.task, dataset=ckpt.dataset, metrics=metrics,
-        training={**ckpt.training, "finetune_history": history},
+        training={**ckpt.training, "finetune_history": history,
+                  **({"finetune_host": {"cpu": cpu_model(), "isa": isa_flags()}} if finetune_epochs else {})},
         versions=ckpt.versions,
         lineage=ckpt.lineage + [{"op": "prune", "parent": ckpt.path.name, "parent_sha256": ckpt.sha256,
                                  **settings, "before": before, "after": after}])

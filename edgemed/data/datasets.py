@@ -12,7 +12,7 @@ import math
 import os
 import urllib.request
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ class Dataset:
     source: str
     _splits: dict[str, tuple[object, np.ndarray]] = field(default_factory=dict, repr=False)
     note: str = ""
+    from_catalog: bool = False  # found by its catalog name in the data directory
 
     @property
     def num_classes(self) -> int:
@@ -62,10 +63,10 @@ class Dataset:
 
     @property
     def recorded_source(self) -> str:
-        """Where checkpoints and manifests say the data came from: a catalog set's name (found again
-        through the data directory on any machine, and the builder's folders stay out of shipped
-        files), else the path it was loaded from."""
-        return self.name if self.name in CATALOG else self.source
+        """Where checkpoints and manifests say the data came from: a catalog set's name when it was
+        found by that name (found again through the data directory on any machine, and the builder's
+        folders stay out of shipped files), else the path it was loaded from."""
+        return self.name if self.from_catalog else self.source
 
     @property
     def split_names(self) -> list[str]:
@@ -116,7 +117,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
             f"unknown data set {name!r}: use one of {', '.join(CATALOG)}, a path to a .npz file, "
             "or folder:PATH for an image folder (see `edgemed data list`)"
         )
-    return load_npz(find_or_download(info, data_dir, download), info)
+    return replace(load_npz(find_or_download(info, data_dir, download), info), from_catalog=True)
 
 
 def load_recorded(entry, where, fix: str, data_dir: str | Path | None = None) -> Dataset:

@@ -278,12 +278,14 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                    "val_accuracy": vm["accuracy"]["value"], "val_auc": vm["auc"]["value"],
                    "lr": lr_at(step - 1), "time_s": round(time.perf_counter() - t0, 1)}
             history.append(row)
-            improved = score > best or (cfg.tie_break == "loss" and score == best and val_loss < best_loss)
+            gain = score > best
+            # a tie won on loss changes the kept epoch, not the patience count: the steps taken stay
+            # the same whichever tie-break is chosen
+            improved = gain or (cfg.tie_break == "loss" and score == best and val_loss < best_loss)
             if improved:
-                best, best_epoch, stale, best_loss = score, epoch, 0, val_loss
+                best, best_epoch, best_loss = score, epoch, val_loss
                 best_state = copy.deepcopy(ema if ema is not None else net.state_dict())
-            else:
-                stale += 1
+            stale = 0 if gain else stale + 1
             auc = "n/a" if row["val_auc"] is None else f"{row['val_auc']:.4f}"
             bar.console.log(f"{label} {epoch:3d}  train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
                             f"val acc {row['val_accuracy']:.4f}  val auc {auc}" + ("  *best" if improved else ""))

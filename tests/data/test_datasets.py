@@ -127,3 +127,11 @@ def test_image_folder_with_explicit_splits_and_bad_file(tmp_path):
     (tmp_path / "s" / "train" / "benign" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="broken.png: not a readable image"):
         load_dataset(str(tmp_path / "s"))
+
+
+@needs_data
+def test_a_set_found_by_catalog_name_is_recorded_by_name_a_file_by_its_path(data_dir):
+    by_name = load_dataset("breastmnist", data_dir)
+    assert by_name.recorded_source == "breastmnist"  # found again on any machine; no local folder recorded
+    by_path = load_dataset(str(data_dir / "breastmnist.npz"))
+    assert by_path.name == "breastmnist" and by_path.recorded_source == str(data_dir / "breastmnist.npz")

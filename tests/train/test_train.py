@@ -254,18 +254,21 @@ def test_a_damaged_state_file_is_ignored(tmp_path):
 def test_tie_break_keeps_the_tied_epoch_with_the_lowest_validation_loss(tmp_path):
     # 16 validation images: the micro model predicts the majority class at every epoch, so all
     # epochs tie on accuracy while the validation loss still moves
-    kw = dict(epochs=4, batch_size=32, limit_train=96, limit_eval=16, threads=1, progress=False,
-              precision="fp32", patience=0)
+    kw = dict(epochs=6, batch_size=32, limit_train=96, limit_eval=16, threads=1, progress=False,
+              precision="fp32", patience=3)
     first = train("resnet18_micro", "breastmnist", out=tmp_path / "first.safetensors", **kw)
     lowest = train("resnet18_micro", "breastmnist", out=tmp_path / "loss.safetensors", tie_break="loss", **kw)
     history = first.history
-    assert [h["val_loss"] for h in lowest.history] == [h["val_loss"] for h in history]  # selection only
+    # selection only: the same steps, and a tie won on loss is no gain for early stopping
+    assert [h["val_loss"] for h in lowest.history] == [h["val_loss"] for h in history]
+    assert len(history) == 4, "no accuracy gain after epoch 1: patience 3 stops after epoch 4"
     top = max(h["val_accuracy"] for h in history)
     tied = [h for h in history if h["val_accuracy"] == top]
     assert len({h["val_loss"] for h in tied}) > 1, "the test needs tied epochs with different losses"
     first_ckpt, lowest_ckpt = load_checkpoint(first.checkpoint)[0], load_checkpoint(lowest.checkpoint)[0]
     assert first_ckpt.training["best_epoch"] == tied[0]["epoch"]
     assert lowest_ckpt.training["best_epoch"] == min(tied, key=lambda h: h["val_loss"])["epoch"]
+    assert lowest_ckpt.training["best_epoch"] != first_ckpt.training["best_epoch"]
     assert lowest_ckpt.training["tie_break"] == "loss"
     assert lowest_ckpt.metrics["val"]["accuracy"]["value"] == top
     with pytest.raises(EdgemedError, match="--tie-break"):
