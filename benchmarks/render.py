@@ -30,6 +30,7 @@ PAGES = {  # results name → the script whose markdown(payload) renders it; imp
     "quantize_time": "benchmarks.quantize_time",
     "recipe_runs": "benchmarks.run_recipes",
     "tflite_int8": "benchmarks.tflite_int8",
+    "train_precision": "benchmarks.train_precision",
     "trust_harness": "benchmarks.trust_harness",
     "seed_models": "benchmarks.train_seeds",
 }

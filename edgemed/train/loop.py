@@ -86,7 +86,8 @@ class FitConfig:
 
 
 def has_bf16() -> bool:
-    """True on CPUs with native bf16 (AVX512-BF16 / AMX), where bf16 autocast trains ~2× faster."""
+    """True on CPUs with native bf16 (AVX512-BF16 / AMX), where `--precision auto` trains in bf16
+    autocast. Not always faster: benchmarks/results/train_precision.md measures both."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
