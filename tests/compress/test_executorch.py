@@ -54,8 +54,9 @@ def test_int8_is_quantized_and_delegated(int8):
 
 
 def test_accuracy_control_goes_through_the_shared_search(int8, tiny_checkpoint, tmp_path, monkeypatch):
-    """Real ExecuTorch builds, scores shifted so the plain INT8 build misses the bound: the shared
-    revert search keeps layers float until it holds, and the kept layers really are float."""
+    """Real ExecuTorch builds, the plain INT8 build's score set 5 pt under FP32 so it misses the
+    bound on any host (its real score can beat FP32 on 96 images): the shared revert search keeps
+    layers float until it holds, and the kept layers really are float."""
     import edgemed.compress.quantize as q
 
     _, calib = int8
@@ -63,7 +64,7 @@ def test_accuracy_control_goes_through_the_shared_search(int8, tiny_checkpoint, 
 
     def strict(artifact, x, target, threads):
         score, logits = real(artifact, x, target, threads)
-        return (score - 0.05 if not artifact.details.get("ignored_layers") else score), logits
+        return (min(score, target.reference - 0.05) if not artifact.details.get("ignored_layers") else score), logits
 
     monkeypatch.setattr(q, "_score", strict)
     r = q.quantize(tiny_checkpoint, calib=calib, formats=["executorch"], max_drop=1.0, val_limit=96,
