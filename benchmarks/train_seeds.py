@@ -197,7 +197,7 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
     import json
 
     from benchmarks.common import bench_rows, run_edgemed
-    from edgemed.bench.system import cpu_model, isa_flags
+    from edgemed.bench.system import host_info
 
     work = WORK / "seed_int8" / key
     calib, bundle, results = work / "calibration.json", work / "bundle", work / "bench.json"
@@ -227,7 +227,7 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
     return {"artifact": chosen, "fp32_accuracy": ref["accuracy"], "accuracy": q["accuracy"],
             "delta_points": q["delta_points"], "delta_ci": q["delta_ci"], "max_drop": max_drop,
             "fp32_p50_ms": ref["p50_ms"], "p50_ms": q["p50_ms"], "artifacts": artifacts, "steps": steps,
-            "host": {"cpu": cpu_model(), "isa": isa_flags()}}
+            "host": host_info()}
 
 
 def host_label(host: dict | None) -> str:
@@ -265,9 +265,8 @@ def markdown(payload: dict) -> str:
     def tie_break_item() -> str:  # which epoch --tie-break loss keeps: the choice changes no training step
         picks = []
         for r in payload["runs"]:
-            if (r["dataset"] != "sarscov2_ct_224" or r["settings"].get("tie_break")
-                    or r["settings"].get("monitor", "accuracy") != "accuracy"
-                    or len(r.get("val_loss_by_epoch", [])) != len(r.get("val_accuracy_by_epoch", [None]))):
+            if (r["dataset"] != "sarscov2_ct_224" or "val_loss_by_epoch" not in r or r["settings"].get("tie_break")
+                    or r["settings"].get("monitor", "accuracy") != "accuracy"):
                 continue
             by_epoch, losses = r["val_accuracy_by_epoch"], r["val_loss_by_epoch"]
             tied = [e for e, v in enumerate(by_epoch, 1) if abs(v - max(by_epoch)) < 1e-4]
@@ -291,7 +290,8 @@ def markdown(payload: dict) -> str:
                f"validated at {long['val_accuracy_by_epoch'][-1]:.3f} against {small['val_accuracy_by_epoch'][-1]:.3f}: "
                f"with more parameters for {CATALOG['sarscov2_ct_224'].n_samples['train']:,} training slices (and a "
                "shorter schedule: both changed) it generalised worse. More capacity trained from scratch is not "
-               "what this data rewards on this budget." if small else "")
+               "what this data rewards on this budget."
+               if small and long["val_accuracy_by_epoch"][-1] < small["val_accuracy_by_epoch"][-1] else "")
         return (f"- mednext_base (long): the next MedNeXt size{ratio}, whose zoo default adds stochastic depth "
                 f"(drop_path 0.1), through (long)'s recipe cut to {long['epochs_run']} epochs: "
                 f"{outcome('long', 'long', 'mednext_base')}"

@@ -90,6 +90,11 @@ def isa_flags() -> list[str]:
     return [f for f in X86_FLAGS if f in flags]
 
 
+def host_info() -> dict:
+    """The CPU a measurement belongs to (a training's wall time, an INT8 latency): model and ISA."""
+    return {"cpu": cpu_model(), "isa": isa_flags()}
+
+
 def cores_available() -> int:
     try:
         return len(os.sched_getaffinity(0))

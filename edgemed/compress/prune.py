@@ -121,7 +121,7 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
     """
     import torch
 
-    from edgemed.bench.system import cpu_model, isa_flags
+    from edgemed.bench.system import host_info
     from edgemed.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
     from edgemed.data.datasets import prepare_split
     from edgemed.metrics import classification_metrics, softmax
@@ -191,7 +191,7 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
         in_channels=ckpt.in_channels, image_size=ckpt.image_size, preprocess=spec,
         class_names=ckpt.class_names, task=ckpt.task, dataset=ckpt.dataset, metrics=metrics,
         training={**ckpt.training, "finetune_history": history,
-                  **({"finetune_host": {"cpu": cpu_model(), "isa": isa_flags()}} if finetune_epochs else {})},
+                  **({"finetune_host": host_info()} if finetune_epochs else {})},
         versions=ckpt.versions,
         lineage=ckpt.lineage + [{"op": "prune", "parent": ckpt.path.name, "parent_sha256": ckpt.sha256,
                                  **settings, "before": before, "after": after}])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.bench.system import cpu_model, isa_flags
+from edgemed.bench.system import host_info, isa_flags
 from edgemed.checkpoint import Checkpoint, save_checkpoint
 from edgemed.data.datasets import load_dataset, prepare_split
 from edgemed.data.preprocess import PreprocessSpec, spec_for
@@ -88,11 +88,7 @@ class FitConfig:
 def has_bf16() -> bool:
     """True on CPUs with native bf16 (AVX512-BF16 / AMX), where `--precision auto` trains in bf16
     autocast. Not always faster: benchmarks/results/train_precision.md measures both."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & set(isa_flags()))
 
 
 def predict_logits(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -459,7 +455,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                   "precision": "bf16-autocast" if (precision == "bf16" or (precision == "auto" and has_bf16())) else "fp32",
                   "threads": threads, "feature_smoothing": feature_smoothing,
                   "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "ema": ema, "train_crop": train_crop, "wall_time_s": round(wall, 1),
-                  "host": {"cpu": cpu_model(), "isa": isa_flags()},  # the wall time is this CPU's
+                  "host": host_info(),  # the wall time is this CPU's
                   "history": history},
         versions=library_versions(),
     )
