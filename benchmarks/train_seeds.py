@@ -89,6 +89,16 @@ RUNS = [
     # or 160² instead of 128²), so refining at 224² is nearly a new task, and training at 224² costs
     # 4× here. Instead: from scratch on random 160² windows of the 224² images (the pixel scale it is
     # then validated, tested and shipped at: 224²), at half the cost of whole 224² images.
+    # Distillation into a fresh copy of the same model ("born-again" networks, Furlanello et al. 2018;
+    # a patient teacher that sees the same augmented views, Beyer et al. 2022): (mednext_base long)'s
+    # 100-epoch strong-augmentation cosine from scratch, with the (zoo) weights as teacher, then
+    # (light20)'s restart with the same teacher. The soft targets say how COVID-like each slice
+    # looks, more than its 0/1 label does.
+    dict(key="mednext_small-sarscov2_ct_224-born", model="mednext_small", dataset="sarscov2_ct_224",
+         image_size=128, epochs=100, batch_size=32, patience=0, augment="strong",
+         teacher="mednext_small-sarscov2_ct_224-zoo"),
+    dict(LIGHT, key="mednext_small-sarscov2_ct_224-born20", epochs=20, init="mednext_small-sarscov2_ct_224-born",
+         teacher="mednext_small-sarscov2_ct_224-zoo"),
     dict(key="mednext_small-sarscov2_ct_224-crop", model="mednext_small", dataset="sarscov2_ct_224",
          image_size=224, train_crop=160, epochs=90, batch_size=32, patience=0, augment="light", ema=0.998),
     # convnext_med at 224² costs 3.5–6 min per epoch here; at 128² 1.5–1.9 min. So most epochs run at
@@ -107,11 +117,18 @@ def checkpoint_path(key: str) -> Path:
 
 
 def chain(key: str) -> list[dict]:
-    """The runs that make `key`'s checkpoint, first to last: each run's `init` run comes first."""
+    """The runs that make `key`'s checkpoint, first to last: the runs of a run's `teacher` and
+    `init` checkpoints come before it."""
     runs = {c["key"]: c for c in RUNS}
-    out = [runs[key]]
-    while "init" in out[0]:
-        out.insert(0, runs[out[0]["init"]])
+    out: list[dict] = []
+
+    def visit(k: str) -> None:
+        for needed in (runs[k].get("teacher"), runs[k].get("init")):
+            if needed and all(c["key"] != needed for c in out):
+                visit(needed)
+        out.append(runs[k])
+
+    visit(key)
     return out
 
 
@@ -120,7 +137,7 @@ def train_command(cfg: dict) -> str:
     def flag(k, v):
         if isinstance(v, bool) or not isinstance(v, (str, int, float)):  # none in RUNS yet: spell them when needed
             raise ValueError(f"{k}={v!r}: no command-line spelling for this value here")
-        return f"--{k.replace('_', '-')} {v}.safetensors" if k == "init" else f"--{k.replace('_', '-')} {v}"
+        return f"--{k.replace('_', '-')} {v}" + (".safetensors" if k in ("init", "teacher") else "")
 
     return " ".join([f"edgemed train {cfg['model']} --dataset {cfg['dataset']} --out {cfg['key']}.safetensors",
                      *(flag(k, v) for k, v in cfg.items()
@@ -142,8 +159,9 @@ def run_one(cfg: dict, retrain: bool, threads: int | None = None) -> dict:
     cfg.pop("intermediate", None)
     out = checkpoint_path(key)
     model, dataset = cfg.pop("model"), cfg.pop("dataset")
-    if "init" in cfg:
-        cfg["init"] = checkpoint_path(cfg["init"])
+    for k in ("init", "teacher"):  # keys of other runs: their checkpoints
+        if k in cfg:
+            cfg[k] = checkpoint_path(cfg[k])
     if retrain or not out.exists():  # a checkpoint trained earlier (same settings) is only recorded
         train(model, dataset, out=out, force=retrain, threads=threads, progress=False, **cfg)
     from edgemed.checkpoint import load_checkpoint
@@ -299,6 +317,19 @@ def markdown(payload: dict) -> str:
                    "; (light20)'s recipe from those weights was not run in the time available.")
                 + fit + "\n")
 
+    def born_item() -> str:  # distillation into a fresh copy of the model
+        born, again, teacher = (runs.get(f"mednext_small-sarscov2_ct_224-{v}") for v in ("born", "born20", "zoo"))
+        if not born:
+            return ""
+        return ("- (born): distillation into a fresh copy of the same model (`edgemed train --teacher`; born-again "
+                "networks, Furlanello et al. 2018): the (zoo) weights"
+                + (f" (validation {teacher['val_accuracy']:.3f}, test {teacher['test']['accuracy']['value']:.3f})" if teacher else "")
+                + f" teach a mednext_small trained from scratch for {born['epochs_run']} epochs with (long)'s strong "
+                "augmentation, the teacher seeing the same augmented views (loss: 0.3 × cross-entropy on the labels + "
+                f"0.7 × T² × KL to the teacher at T = 4): {outcome('born', 'long')} (150 epochs without a teacher)"
+                + (f"; then (light20)'s restart from those weights with the same teacher: {outcome('born20')}." if again else
+                   "; (light20)'s restart from those weights was not run in the time available.") + "\n")
+
     crop = runs.get("mednext_small-sarscov2_ct_224-crop")
     crop_epochs = crop["epochs_run"] if crop else 0
     crop_won = crop and crop["test"]["accuracy"]["value"] >= max(
@@ -372,7 +403,7 @@ def markdown(payload: dict) -> str:
                 ("zoo", "(third)'s recipe started from the shipped (light) weights (`--pretrained sarscov2_ct_224`, "
                         "which any user can rerun; stored in FP16) on another host (the table's last column)"))
                 if f"mednext_small-sarscov2_ct_224-{v}" in runs)
-            + tie_break_item() + base_item()
+            + tie_break_item() + base_item() + born_item()
             + "- RUNS also holds an (ema) run, the (restart) with EMA alone, not run in the time available.",
             "`convnext_med` on CT trains in two runs: 50 epochs at 128² (row `…-128px`, 1.5–1.9 min per epoch), then "
             "6 epochs at 224² started from those weights (`edgemed train --init`, ~6 min per epoch); its row's time "

@@ -39,6 +39,9 @@ def register(app: typer.Typer) -> None:
         limit_eval: int = typer.Option(None, help="Use a stratified subset of this many val/test images."),
         init: Path = typer.Option(None, "--init", help="Start from this checkpoint's weights (same model and classes; may change --image-size)."),
         pretrained: str = typer.Option(None, "--pretrained", help="Start from the weights edgemed ships for MODEL on this data set (see `edgemed models`)."),
+        teacher: Path = typer.Option(None, "--teacher", help="Distil from this checkpoint (same classes; any model and input size, e.g. a large model into an edge-sized one)."),
+        distill_alpha: float = typer.Option(0.7, help="With --teacher: weight of its softened outputs in the loss (the labels get the rest)."),
+        distill_temperature: float = typer.Option(4.0, help="With --teacher: softmax temperature of the distillation term."),
         resume: bool = typer.Option(True, "--resume/--no-resume", help="Keep the training state in OUT.train-state each epoch; rerunning the same command after an interruption continues from the last finished epoch."),
         force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     ):
@@ -54,7 +57,8 @@ def register(app: typer.Typer) -> None:
             warmup_epochs=warmup_epochs, train_crop=train_crop,
             model_kwargs=parse_json_option(model_kwargs, "--model-kwargs"), threads=threads,
             limit_train=limit_train, limit_eval=limit_eval, init=init, resume=resume, force=force,
-            pretrained=pretrained,
+            pretrained=pretrained, teacher=teacher, distill_alpha=distill_alpha,
+            distill_temperature=distill_temperature,
         )
         split = "test" if "test" in result.metrics else "val"
         for t in metrics_tables(result.metrics[split], f"{split} metrics of {result.checkpoint}"):

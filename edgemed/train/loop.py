@@ -83,6 +83,9 @@ class FitConfig:
             raise EdgemedError(f"--warmup-epochs must lie between 0 and --epochs ({self.epochs}); got {self.warmup_epochs}")
         if self.train_crop < 0:
             raise EdgemedError(f"--train-crop is a side in pixels (0: off); got {self.train_crop}")
+        if not (0 < self.distill_alpha <= 1 and 0 < self.distill_temperature <= 100):
+            raise EdgemedError(f"--distill-alpha must lie in (0, 1] and --distill-temperature in (0, 100]; got "
+                               f"{self.distill_alpha} and {self.distill_temperature}")
 
 
 def has_bf16() -> bool:
@@ -337,7 +340,9 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
           model_kwargs: dict | None = None,
           threads: int | None = None, limit_train: int | None = None, limit_eval: int | None = None,
           init: str | Path | None = None, resume: bool = True, force: bool = False,
-          progress: bool = True, record_trust: bool = True, pretrained: str | None = None) -> TrainResult:
+          progress: bool = True, record_trust: bool = True, pretrained: str | None = None,
+          teacher: str | Path | None = None, distill_alpha: float = 0.7,
+          distill_temperature: float = 4.0) -> TrainResult:
     """Train a zoo model (or a user factory) on a data set and save the best-on-validation
     checkpoint; the test split is evaluated once at the end.
 
@@ -353,6 +358,9 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     benchmarks/results/seed_models.md).
     `pretrained`: start from the weights edgemed ships for `model` on that data set (the same as
     `init` with the shipped checkpoint; `edgemed models` lists them).
+    `teacher`: distil from this checkpoint (same classes; any architecture and input size): the loss
+    is (1 - distill_alpha) × cross-entropy + distill_alpha × T² × KL to its outputs softened by
+    T = distill_temperature (edgemed.train.teacher).
     `record_trust`: a user factory named here is added to this machine's trust list
     (edgemed.trust), so the checkpoint loads in later commands without `--trust-code`.
 
@@ -379,12 +387,17 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         if record_trust:  # the user named this code: checkpoints made from it load without --trust-code
             record(model)
     start = _read_init(init, model, model_kwargs) if init is not None else None
+    if teacher is not None:
+        from edgemed.checkpoint import read_checkpoint
+
+        teacher_ckpt = read_checkpoint(teacher)  # a bad file fails before any data is loaded
     if feature_smoothing is None:
         feature_smoothing = 0.1 if model.startswith("convnext_med") else 0.0
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     augment=augment, patience=patience, monitor=monitor, tie_break=tie_break, precision=precision,
                     feature_smoothing=feature_smoothing, label_smoothing=label_smoothing,
-                    warmup_epochs=warmup_epochs, ema=ema, train_crop=train_crop, class_weights=class_weights, seed=seed)
+                    warmup_epochs=warmup_epochs, ema=ema, train_crop=train_crop, class_weights=class_weights, seed=seed,
+                    distill_alpha=distill_alpha, distill_temperature=distill_temperature)
     cfg.validate()
     from edgemed.runtime import check_threads
 
@@ -408,8 +421,10 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                          "start from a checkpoint of this data set's task")
     base = PreprocessSpec(size=(size, size), channels=channels, mean=(0.0,) * channels, std=(1.0,) * channels)
     x_train_u8, y_train = prepare_split(ds, "train", base, limit_train, seed)
-    # fine-tuning keeps the normalisation the starting weights learned with
-    spec = replace(start.preprocess, size=base.size) if start is not None else spec_for(x_train_u8, base.size, channels)
+    # fine-tuning keeps the normalisation the starting weights learned with; a student from scratch
+    # takes its teacher's (computed from the same kind of data), so the teacher sees its own input
+    from_spec = start or (teacher_ckpt if teacher is not None else None)
+    spec = replace(from_spec.preprocess, size=base.size) if from_spec else spec_for(x_train_u8, base.size, channels)
     x_val_u8, y_val = prepare_split(ds, "val", spec, limit_eval, seed)
     x_train = torch.from_numpy(spec.normalize(x_train_u8))
     x_val = spec.normalize(x_val_u8)
@@ -430,10 +445,16 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         net = create_model(model, k, channels, size, **kwargs)
         if not is_user_factory(model):
             kwargs = resolve_kwargs(model, size, kwargs)
+    distil_from = None
+    if teacher is not None:
+        from edgemed.train.teacher import teacher_view
+
+        distil_from = teacher_view(teacher_ckpt, spec, ds.class_names)
     state_file = train_state_path(out) if resume else None
     identity = {"model": model, "kwargs": kwargs, "data": ds.sha256, "size": size, "spec": spec,
-                "limits": [limit_train, limit_eval], "init": start.sha256 if start else None}
-    best_epoch, history, wall = fit(net, x_train, y_train, x_val, y_val, ds.class_names, cfg,
+                "limits": [limit_train, limit_eval], "init": start.sha256 if start else None,
+                **({"teacher": teacher_ckpt.sha256} if teacher is not None else {})}  # only when set: older states resume
+    best_epoch, history, wall = fit(net, x_train, y_train, x_val, y_val, ds.class_names, cfg, teacher=distil_from,
                                     progress=progress, state_file=state_file, identity=identity)
     metrics = {"val": classification_metrics(y_val, softmax(predict_logits(net, x_val)), ds.class_names)}
     if "test" in ds.split_names:
@@ -454,7 +475,11 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                   "tie_break": tie_break,
                   "precision": "bf16-autocast" if (precision == "bf16" or (precision == "auto" and has_bf16())) else "fp32",
                   "threads": threads, "feature_smoothing": feature_smoothing,
-                  "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "ema": ema, "train_crop": train_crop, "wall_time_s": round(wall, 1),
+                  "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "ema": ema, "train_crop": train_crop,
+                  **({"teacher": {"file": teacher_ckpt.path.name, "sha256": teacher_ckpt.sha256,
+                                  "model": teacher_ckpt.model_name, "image_size": teacher_ckpt.image_size,
+                                  "alpha": distill_alpha, "temperature": distill_temperature}} if teacher is not None else {}),
+                  "wall_time_s": round(wall, 1),
                   "host": host_info(),  # the wall time is this CPU's
                   "history": history},
         versions=library_versions(),

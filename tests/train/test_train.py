@@ -273,3 +273,59 @@ def test_tie_break_keeps_the_tied_epoch_with_the_lowest_validation_loss(tmp_path
     assert lowest_ckpt.metrics["val"]["accuracy"]["value"] == top
     with pytest.raises(EdgemedError, match="--tie-break"):
         train("resnet18_micro", "breastmnist", out=tmp_path / "bad.safetensors", tie_break="last", **kw)
+
+
+def test_teacher_view_feeds_the_teacher_its_own_normalisation_and_size():
+    from edgemed.data.preprocess import PreprocessSpec
+    from edgemed.train.teacher import TeacherView
+
+    student = PreprocessSpec(size=(32, 32), channels=1, mean=(0.4,), std=(0.2,))
+    teacher = PreprocessSpec(size=(16, 16), channels=1, mean=(0.5,), std=(0.25,))
+    view = TeacherView(torch.nn.Identity(), student, teacher)
+    raw = torch.full((2, 1, 32, 32), 0.7)  # one grey level, as [0, 1] pixels
+    seen = view((raw - 0.4) / 0.2)
+    assert seen.shape == (2, 1, 16, 16)
+    torch.testing.assert_close(seen, torch.full_like(seen, (0.7 - 0.5) / 0.25))
+    view.train()
+    assert not view.training and not view.net.training  # the teacher never trains
+    same = TeacherView(torch.nn.Identity(), student, student)
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.equal(same(x), x)
+
+
+@needs_data
+def test_a_student_learns_from_its_teacher_not_only_from_the_labels(tiny_checkpoint, tmp_path):
+    from edgemed.checkpoint import save_checkpoint
+
+    # a teacher that predicts the opposite of what it learned: its head's logits negated
+    ckpt, net = load_checkpoint(tiny_checkpoint)
+    head = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        head.weight.neg_()
+        head.bias.neg_()
+    contrary = tmp_path / "contrary.safetensors"
+    save_checkpoint(contrary, net, ckpt)
+    # the student runs at 32² while the teacher learned at 28²: the view resizes for it
+    kw = dict(epochs=3, batch_size=32, lr=3e-3, image_size=32, limit_train=256, limit_eval=128, threads=1,
+              progress=False, precision="fp32", patience=0, monitor="loss")
+    plain = train("resnet18_micro", "pneumoniamnist", out=tmp_path / "plain.safetensors", **kw)
+    taught = train("resnet18_micro", "pneumoniamnist", out=tmp_path / "taught.safetensors", teacher=contrary,
+                   distill_alpha=1.0, **kw)
+    student = read_checkpoint(taught.checkpoint)
+    assert student.training["teacher"]["sha256"] == read_checkpoint(contrary).sha256
+    assert student.training["teacher"]["image_size"] == 28 and student.training["teacher"]["alpha"] == 1.0
+    assert student.preprocess.mean == ckpt.preprocess.mean  # the teacher's normalisation
+    # on labels alone the student learns the task; on the contrary teacher alone it learns the opposite
+    assert plain.metrics["val"]["accuracy"]["value"] > 0.6
+    assert taught.metrics["val"]["accuracy"]["value"] < 0.4
+
+
+@needs_data
+def test_a_teacher_of_another_task_or_bad_settings_are_refused(tiny_convnext_checkpoint, tiny_checkpoint, tmp_path):
+    kw = dict(epochs=1, limit_train=32, limit_eval=16, progress=False)
+    with pytest.raises(EdgemedError, match="distil from a model of this data set's task"):
+        train("resnet18_micro", "pneumoniamnist", out=tmp_path / "a.safetensors", teacher=tiny_convnext_checkpoint, **kw)
+    with pytest.raises(EdgemedError, match="--distill-alpha"):
+        train("resnet18_micro", "pneumoniamnist", out=tmp_path / "b.safetensors", teacher=tiny_checkpoint,
+              distill_alpha=1.5, **kw)
+    assert not list(tmp_path.iterdir())
