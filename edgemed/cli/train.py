@@ -40,8 +40,8 @@ def register(app: typer.Typer) -> None:
         init: Path = typer.Option(None, "--init", help="Start from this checkpoint's weights (same model and classes; may change --image-size)."),
         pretrained: str = typer.Option(None, "--pretrained", help="Start from the weights edgemed ships for MODEL on this data set (see `edgemed models`)."),
         teacher: Path = typer.Option(None, "--teacher", help="Distil from this checkpoint (same classes; any model and input size, e.g. a large model into an edge-sized one)."),
-        distill_alpha: float = typer.Option(0.7, help="With --teacher: weight of its softened outputs in the loss (the labels get the rest)."),
-        distill_temperature: float = typer.Option(4.0, help="With --teacher: softmax temperature of the distillation term."),
+        distill_alpha: float = typer.Option(None, help="With --teacher: weight of its softened outputs in the loss, the labels getting the rest (default 0.7)."),
+        distill_temperature: float = typer.Option(None, help="With --teacher: softmax temperature of the distillation term (default 4)."),
         resume: bool = typer.Option(True, "--resume/--no-resume", help="Keep the training state in OUT.train-state each epoch; rerunning the same command after an interruption continues from the last finished epoch."),
         force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     ):

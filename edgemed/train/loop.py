@@ -139,6 +139,13 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                 raise ModelError(f"--train-crop {cfg.train_crop}: the model does not run on {cfg.train_crop}² inputs "
                                  f"({str(e).splitlines()[0][:120]}); it needs a fully convolutional model with "
                                  "global pooling: pass --train-crop 0") from None
+            if teacher is not None:
+                try:
+                    teacher.eval()(x_train[:1, :, :cfg.train_crop, :cfg.train_crop])
+                except RuntimeError as e:
+                    raise ModelError(f"--train-crop {cfg.train_crop}: the --teacher does not run on crops "
+                                     f"({str(e).splitlines()[0][:120]}): pass --train-crop 0, or distil from a "
+                                     "fully convolutional model with global pooling") from None
     k = len(class_names)
     batch_size = min(cfg.batch_size, max(2, len(y_train)))
     fs_loss = None
@@ -341,8 +348,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
           threads: int | None = None, limit_train: int | None = None, limit_eval: int | None = None,
           init: str | Path | None = None, resume: bool = True, force: bool = False,
           progress: bool = True, record_trust: bool = True, pretrained: str | None = None,
-          teacher: str | Path | None = None, distill_alpha: float = 0.7,
-          distill_temperature: float = 4.0) -> TrainResult:
+          teacher: str | Path | None = None, distill_alpha: float | None = None,
+          distill_temperature: float | None = None) -> TrainResult:
     """Train a zoo model (or a user factory) on a data set and save the best-on-validation
     checkpoint; the test split is evaluated once at the end.
 
@@ -360,7 +367,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     `init` with the shipped checkpoint; `edgemed models` lists them).
     `teacher`: distil from this checkpoint (same classes; any architecture and input size): the loss
     is (1 - distill_alpha) × cross-entropy + distill_alpha × T² × KL to its outputs softened by
-    T = distill_temperature (edgemed.train.teacher).
+    T = distill_temperature (defaults 0.7 and 4; edgemed.train.teacher).
     `record_trust`: a user factory named here is added to this machine's trust list
     (edgemed.trust), so the checkpoint loads in later commands without `--trust-code`.
 
@@ -387,10 +394,18 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         if record_trust:  # the user named this code: checkpoints made from it load without --trust-code
             record(model)
     start = _read_init(init, model, model_kwargs) if init is not None else None
+    teacher_ckpt = None
     if teacher is not None:
-        from edgemed.checkpoint import read_checkpoint
+        from edgemed.train.teacher import load_teacher
 
-        teacher_ckpt = read_checkpoint(teacher)  # a bad file fails before any data is loaded
+        teacher_ckpt, teacher_net = load_teacher(teacher)  # a bad file fails before any data is loaded
+        teacher_sha = teacher_ckpt.sha256  # hashed once: the bytes that taught this run
+    elif distill_alpha is not None or distill_temperature is not None:
+        raise EdgemedError("--distill-alpha and --distill-temperature set how to learn from a --teacher: "
+                           "give a --teacher CKPT, or drop them")
+    defaults = FitConfig()
+    distill_alpha = defaults.distill_alpha if distill_alpha is None else distill_alpha
+    distill_temperature = defaults.distill_temperature if distill_temperature is None else distill_temperature
     if feature_smoothing is None:
         feature_smoothing = 0.1 if model.startswith("convnext_med") else 0.0
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
@@ -419,12 +434,19 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         raise ModelError(f"--init {start.path} was trained for {start.in_channels} channel(s) and classes "
                          f"{start.class_names}; {ds.name} has {channels} and {ds.class_names}: "
                          "start from a checkpoint of this data set's task")
-    base = PreprocessSpec(size=(size, size), channels=channels, mean=(0.0,) * channels, std=(1.0,) * channels)
+    if teacher_ckpt is not None:
+        from edgemed.train.teacher import check_teacher
+
+        check_teacher(teacher_ckpt, channels, ds.class_names, start.preprocess.resize if start else None)
+    # fine-tuning keeps the resize rule and normalisation the starting weights learned with; a
+    # student from scratch takes its teacher's (from the same kind of data), so the teacher sees
+    # its own kind of input
+    like = start or teacher_ckpt
+    base = PreprocessSpec(size=(size, size), channels=channels, mean=(0.0,) * channels, std=(1.0,) * channels,
+                          **({"interpolation": like.preprocess.interpolation, "resize": like.preprocess.resize} if like else {}))
     x_train_u8, y_train = prepare_split(ds, "train", base, limit_train, seed)
-    # fine-tuning keeps the normalisation the starting weights learned with; a student from scratch
-    # takes its teacher's (computed from the same kind of data), so the teacher sees its own input
-    from_spec = start or (teacher_ckpt if teacher is not None else None)
-    spec = replace(from_spec.preprocess, size=base.size) if from_spec else spec_for(x_train_u8, base.size, channels)
+    spec = (replace(base, mean=like.preprocess.mean, std=like.preprocess.std) if like
+            else spec_for(x_train_u8, base.size, channels))
     x_val_u8, y_val = prepare_split(ds, "val", spec, limit_eval, seed)
     x_train = torch.from_numpy(spec.normalize(x_train_u8))
     x_val = spec.normalize(x_val_u8)
@@ -446,14 +468,14 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         if not is_user_factory(model):
             kwargs = resolve_kwargs(model, size, kwargs)
     distil_from = None
-    if teacher is not None:
-        from edgemed.train.teacher import teacher_view
+    if teacher_ckpt is not None:
+        from edgemed.train.teacher import TeacherView
 
-        distil_from = teacher_view(teacher_ckpt, spec, ds.class_names)
+        distil_from = TeacherView(teacher_net, spec, teacher_ckpt)
     state_file = train_state_path(out) if resume else None
     identity = {"model": model, "kwargs": kwargs, "data": ds.sha256, "size": size, "spec": spec,
                 "limits": [limit_train, limit_eval], "init": start.sha256 if start else None,
-                **({"teacher": teacher_ckpt.sha256} if teacher is not None else {})}  # only when set: older states resume
+                **({"teacher": teacher_sha} if teacher_ckpt is not None else {})}  # only when set: older states resume
     best_epoch, history, wall = fit(net, x_train, y_train, x_val, y_val, ds.class_names, cfg, teacher=distil_from,
                                     progress=progress, state_file=state_file, identity=identity)
     metrics = {"val": classification_metrics(y_val, softmax(predict_logits(net, x_val)), ds.class_names)}
@@ -476,9 +498,9 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                   "precision": "bf16-autocast" if (precision == "bf16" or (precision == "auto" and has_bf16())) else "fp32",
                   "threads": threads, "feature_smoothing": feature_smoothing,
                   "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "ema": ema, "train_crop": train_crop,
-                  **({"teacher": {"file": teacher_ckpt.path.name, "sha256": teacher_ckpt.sha256,
+                  **({"teacher": {"file": teacher_ckpt.path.name, "sha256": teacher_sha,
                                   "model": teacher_ckpt.model_name, "image_size": teacher_ckpt.image_size,
-                                  "alpha": distill_alpha, "temperature": distill_temperature}} if teacher is not None else {}),
+                                  "alpha": distill_alpha, "temperature": distill_temperature}} if teacher_ckpt is not None else {}),
                   "wall_time_s": round(wall, 1),
                   "host": host_info(),  # the wall time is this CPU's
                   "history": history},
