@@ -133,19 +133,14 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                            "pick a side in that range, or 0 for whole images")
     if cfg.train_crop and cfg.train_crop != side:
         with torch.no_grad():  # a model with a fixed-size head (flatten into a linear layer) takes one size only
-            try:
-                net.eval()(x_train[:1, :, :cfg.train_crop, :cfg.train_crop])
-            except RuntimeError as e:
-                raise ModelError(f"--train-crop {cfg.train_crop}: the model does not run on {cfg.train_crop}² inputs "
-                                 f"({str(e).splitlines()[0][:120]}); it needs a fully convolutional model with "
-                                 "global pooling: pass --train-crop 0") from None
-            if teacher is not None:
+            for who, m in (("the model", net), ("the --teacher", teacher)):
                 try:
-                    teacher.eval()(x_train[:1, :, :cfg.train_crop, :cfg.train_crop])
+                    if m is not None:
+                        m.eval()(x_train[:1, :, :cfg.train_crop, :cfg.train_crop])
                 except RuntimeError as e:
-                    raise ModelError(f"--train-crop {cfg.train_crop}: the --teacher does not run on crops "
-                                     f"({str(e).splitlines()[0][:120]}): pass --train-crop 0, or distil from a "
-                                     "fully convolutional model with global pooling") from None
+                    raise ModelError(f"--train-crop {cfg.train_crop}: {who} does not run on {cfg.train_crop}² crops "
+                                     f"({str(e).splitlines()[0][:120]}); it needs a fully convolutional model with "
+                                     "global pooling: pass --train-crop 0") from None
     k = len(class_names)
     batch_size = min(cfg.batch_size, max(2, len(y_train)))
     fs_loss = None

@@ -200,6 +200,11 @@ def test_train_crop_needs_a_model_that_runs_on_crops():
     x, y = torch.zeros(8, 1, 28, 28), np.array([0, 1] * 4)
     with pytest.raises(ModelError, match="--train-crop 16: .*fully convolutional.*--train-crop 0"):
         fit(fixed_head, x, y, x.numpy(), y, ["a", "b"], FitConfig(epochs=1, train_crop=16), progress=False)
+    # a student that runs on crops, distilled from a teacher that does not
+    pooled = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    with pytest.raises(ModelError, match="--train-crop 16: the --teacher does not run on 16² crops"):
+        fit(pooled, x, y, x.numpy(), y, ["a", "b"], FitConfig(epochs=1, train_crop=16), teacher=fixed_head,
+            progress=False)
     for bad in (-1.0, 2.0, float("nan")):
         with pytest.raises(EdgemedError, match="--warmup-epochs"):
             FitConfig(epochs=1, warmup_epochs=bad).validate()
