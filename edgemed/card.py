@@ -95,6 +95,9 @@ def _compression(manifest: dict) -> list[tuple[str, str]]:
     items = []
     prov = _dict(manifest.get("provenance"))
     for step in _list(prov.get("lineage"))[:20]:
+        if isinstance(step, dict) and step.get("op") == "train" and step.get("teacher"):
+            items.append(("Knowledge distillation", f"trained to match the outputs of {step.get('teacher_model', 'a model')} "
+                          f"{step['teacher']} (sha256 {step.get('teacher_sha256', '?')}) as well as the labels"))
         if isinstance(step, dict) and step.get("op") == "prune":
             before, after = _dict(step.get("before")), _dict(step.get("after"))
             detail = ", ".join(f"{k} {before.get(k):,} → {after.get(k):,}" for k in ("macs", "params")

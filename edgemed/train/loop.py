@@ -484,8 +484,14 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         dataset={"name": ds.name, "sha256": ds.sha256, "source": ds.recorded_source,
                  "limit_train": limit_train, "limit_eval": limit_eval},
         metrics=metrics,
-        lineage=(start.lineage + [{"op": "train", "init": start.path.name, "init_sha256": start.sha256,
-                                   "init_image_size": start.image_size, "image_size": size}]) if start else [],
+        # what the weights came from (a starting checkpoint, a teacher): bundles carry it into their card
+        lineage=((start.lineage if start else [])
+                 + ([{"op": "train", "image_size": size,
+                      **({"init": start.path.name, "init_sha256": start.sha256, "init_image_size": start.image_size}
+                         if start else {}),
+                      **({"teacher": teacher_ckpt.path.name, "teacher_sha256": teacher_sha,
+                          "teacher_model": teacher_ckpt.model_name} if teacher_ckpt is not None else {})}]
+                    if start or teacher_ckpt is not None else [])),
         training={"epochs_run": len(history), "epochs": epochs, "best_epoch": best_epoch,
                   "batch_size": cfg.batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
                   "augment": augment, "class_weights": class_weights, "monitor": monitor,

@@ -322,6 +322,14 @@ def test_a_student_learns_from_its_teacher_not_only_from_the_labels(tiny_checkpo
     assert student.training["teacher"]["sha256"] == read_checkpoint(contrary).sha256
     assert student.training["teacher"]["image_size"] == 28 and student.training["teacher"]["alpha"] == 1.0
     assert student.preprocess.mean == ckpt.preprocess.mean  # the teacher's normalisation
+    # the lineage names the teacher, and a bundle's model card says so
+    from edgemed.card import model_card
+
+    assert student.lineage == [{"op": "train", "image_size": 32, "teacher": "contrary.safetensors",
+                                "teacher_sha256": read_checkpoint(contrary).sha256, "teacher_model": "mednext_micro"}]
+    items = {i["label"]: i["value"] for sec in model_card({"provenance": {"lineage": student.lineage}})["sections"]
+             for i in sec["items"]}
+    assert "contrary.safetensors" in items["Knowledge distillation"]
     # on labels alone the student learns to rank the classes; on the contrary teacher alone it ranks
     # them the wrong way round (AUC below 0.5; accuracy could pass by predicting the majority class)
     assert plain.history[-1]["val_auc"] > 0.8
