@@ -139,6 +139,14 @@ def save_results(name: str, payload: dict, render: Callable[[dict], str], folder
     atomic_write_text(folder / f"{name}.md", render(json.loads(path.read_text())))
 
 
+def host_label(host: dict | None) -> str:
+    """A machine's CPU in a few words (from host_info or system_info): AMX changes what bf16
+    training and INT8 inference cost."""
+    if not host:
+        return "not recorded"
+    return host.get("cpu", "?") + (" (AMX)" if any(f.startswith("amx") for f in host.get("isa", [])) else "")
+
+
 def system_line(sysinfo: dict) -> str:
     return (f"{sysinfo['cpu']} ({sysinfo['cores_available']} cores available; "
             f"ISA {', '.join(sysinfo['isa'])}), {sysinfo['distro'] or sysinfo['os']}, "

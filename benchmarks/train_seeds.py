@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.common import RESULTS, WORK, load_results, save_results
+from benchmarks.common import RESULTS, WORK, host_label, load_results, save_results
 
 # MedMNIST v2 ResNet-18 (28) reference (acc, auc) and our targets.
 REFERENCE = {"pneumoniamnist": (0.854, 0.944), "breastmnist": (0.863, 0.901),
@@ -251,13 +251,6 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
             "delta_points": q["delta_points"], "delta_ci": q["delta_ci"], "max_drop": max_drop,
             "fp32_p50_ms": ref["p50_ms"], "p50_ms": q["p50_ms"], "artifacts": artifacts, "steps": steps,
             "host": host_info()}
-
-
-def host_label(host: dict | None) -> str:
-    """A run's CPU in a few words: AMX changes what bf16 training and INT8 inference cost."""
-    if not host:
-        return "not recorded"
-    return host.get("cpu", "?") + (" (AMX)" if any(f.startswith("amx") for f in host.get("isa", [])) else "")
 
 
 def run_label(r: dict) -> str:
