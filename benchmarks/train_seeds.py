@@ -319,12 +319,17 @@ def markdown(payload: dict) -> str:
         born, again, teacher = (runs.get(f"mednext_small-sarscov2_ct_224-{v}") for v in ("born", "born20", "zoo"))
         if not born:
             return ""
+        from edgemed.train.loop import FitConfig
+
+        alpha = born["settings"].get("distill_alpha", FitConfig.distill_alpha)
+        temperature = born["settings"].get("distill_temperature", FitConfig.distill_temperature)
         return ("- (born): distillation into a fresh copy of the same model (`edgemed train --teacher`; born-again "
                 "networks, Furlanello et al. 2018): the (zoo) weights"
                 + (f" (validation {teacher['val_accuracy']:.3f}, test {teacher['test']['accuracy']['value']:.3f})" if teacher else "")
                 + f" teach a mednext_small trained from scratch for {born['epochs_run']} epochs with (long)'s strong "
-                "augmentation, the teacher seeing the same augmented views (loss: 0.3 × cross-entropy on the labels + "
-                f"0.7 × T² × KL to the teacher at T = 4, so its training loss is not comparable with other runs' losses): "
+                f"augmentation, the teacher seeing the same augmented views (loss: {1 - alpha:g} × cross-entropy on the "
+                f"labels + {alpha:g} × T² × KL to the teacher at T = {temperature:g}, so its training loss is not "
+                "comparable with other runs' losses): "
                 f"{outcome('born', 'long')} (150 epochs without a teacher)"
                 + (f"; then (light20)'s restart from those weights with the same teacher: {outcome('born20', 'light20')}." if again else
                    "; (light20)'s restart from those weights was not run in the time available.") + "\n"

@@ -134,9 +134,10 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     if cfg.train_crop and cfg.train_crop != side:
         with torch.no_grad():  # a model with a fixed-size head (flatten into a linear layer) takes one size only
             for who, m in (("the model", net), ("the --teacher", teacher)):
+                if m is None:
+                    continue
                 try:
-                    if m is not None:
-                        m.eval()(x_train[:1, :, :cfg.train_crop, :cfg.train_crop])
+                    m.eval()(x_train[:1, :, :cfg.train_crop, :cfg.train_crop])
                 except RuntimeError as e:
                     raise ModelError(f"--train-crop {cfg.train_crop}: {who} does not run on {cfg.train_crop}² crops "
                                      f"({str(e).splitlines()[0][:120]}); it needs a fully convolutional model with "
@@ -466,7 +467,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     if teacher_ckpt is not None:
         from edgemed.train.teacher import TeacherView
 
-        distil_from = TeacherView(teacher_net, spec, teacher_ckpt)
+        distil_from = TeacherView(teacher_net, spec, teacher_ckpt.preprocess)
     state_file = train_state_path(out) if resume else None
     identity = {"model": model, "kwargs": kwargs, "data": ds.sha256, "size": size, "spec": spec,
                 "limits": [limit_train, limit_eval], "init": start.sha256 if start else None,
@@ -474,6 +475,14 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     best_epoch, history, wall = fit(net, x_train, y_train, x_val, y_val, ds.class_names, cfg, teacher=distil_from,
                                     progress=progress, state_file=state_file, identity=identity)
     metrics = {"val": classification_metrics(y_val, softmax(predict_logits(net, x_val)), ds.class_names)}
+    # what the weights came from (a starting checkpoint, a teacher): bundles carry it into their card
+    step = {"op": "train", "image_size": size}
+    if start is not None:
+        step.update(init=start.path.name, init_sha256=start.sha256, init_image_size=start.image_size)
+    if teacher_ckpt is not None:
+        step.update(teacher=teacher_ckpt.path.name, teacher_sha256=teacher_sha, teacher_model=teacher_ckpt.model_name,
+                    teacher_image_size=teacher_ckpt.image_size)
+    lineage = (start.lineage if start else []) + ([step] if start is not None or teacher_ckpt is not None else [])
     if "test" in ds.split_names:
         x_test_u8, y_test = prepare_split(ds, "test", spec, limit_eval, seed)
         metrics["test"] = classification_metrics(
@@ -484,14 +493,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         dataset={"name": ds.name, "sha256": ds.sha256, "source": ds.recorded_source,
                  "limit_train": limit_train, "limit_eval": limit_eval},
         metrics=metrics,
-        # what the weights came from (a starting checkpoint, a teacher): bundles carry it into their card
-        lineage=((start.lineage if start else [])
-                 + ([{"op": "train", "image_size": size,
-                      **({"init": start.path.name, "init_sha256": start.sha256, "init_image_size": start.image_size}
-                         if start else {}),
-                      **({"teacher": teacher_ckpt.path.name, "teacher_sha256": teacher_sha,
-                          "teacher_model": teacher_ckpt.model_name} if teacher_ckpt is not None else {})}]
-                    if start or teacher_ckpt is not None else [])),
+        lineage=lineage,
         training={"epochs_run": len(history), "epochs": epochs, "best_epoch": best_epoch,
                   "batch_size": cfg.batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
                   "augment": augment, "class_weights": class_weights, "monitor": monitor,
@@ -499,9 +501,9 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                   "precision": "bf16-autocast" if (precision == "bf16" or (precision == "auto" and has_bf16())) else "fp32",
                   "threads": threads, "feature_smoothing": feature_smoothing,
                   "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "ema": ema, "train_crop": train_crop,
-                  **({"teacher": {"file": teacher_ckpt.path.name, "sha256": teacher_sha,
-                                  "model": teacher_ckpt.model_name, "image_size": teacher_ckpt.image_size,
-                                  "alpha": distill_alpha, "temperature": distill_temperature}} if teacher_ckpt is not None else {}),
+                  # the teacher itself is named in the lineage
+                  **({"distill": {"alpha": distill_alpha, "temperature": distill_temperature}}
+                     if teacher_ckpt is not None else {}),
                   "wall_time_s": round(wall, 1),
                   "host": host_info(),  # the wall time is this CPU's
                   "history": history},

@@ -25,10 +25,8 @@ class TeacherView(torch.nn.Module):
     """A teacher model fed batches normalised for the student (`student`): converts them to the
     teacher's normalisation and scale first."""
 
-    def __init__(self, net: torch.nn.Module, student: PreprocessSpec, teacher):
-        """`teacher`: the teacher's Checkpoint (its preprocess), or a PreprocessSpec."""
+    def __init__(self, net: torch.nn.Module, student: PreprocessSpec, t: PreprocessSpec):
         super().__init__()
-        t = getattr(teacher, "preprocess", teacher)
         self.net = net.eval().requires_grad_(False)
         s_mean, s_std = (torch.tensor(v).view(1, -1, 1, 1) for v in (student.mean, student.std))
         t_mean, t_std = (torch.tensor(v).view(1, -1, 1, 1) for v in (t.mean, t.std))

@@ -319,14 +319,14 @@ def test_a_student_learns_from_its_teacher_not_only_from_the_labels(tiny_checkpo
     taught = train("resnet18_micro", "pneumoniamnist", out=tmp_path / "taught.safetensors", teacher=contrary,
                    distill_alpha=1.0, **kw)
     student = read_checkpoint(taught.checkpoint)
-    assert student.training["teacher"]["sha256"] == read_checkpoint(contrary).sha256
-    assert student.training["teacher"]["image_size"] == 28 and student.training["teacher"]["alpha"] == 1.0
+    assert student.training["distill"] == {"alpha": 1.0, "temperature": 4.0}
     assert student.preprocess.mean == ckpt.preprocess.mean  # the teacher's normalisation
     # the lineage names the teacher, and a bundle's model card says so
     from edgemed.card import model_card
 
     assert student.lineage == [{"op": "train", "image_size": 32, "teacher": "contrary.safetensors",
-                                "teacher_sha256": read_checkpoint(contrary).sha256, "teacher_model": "mednext_micro"}]
+                                "teacher_sha256": read_checkpoint(contrary).sha256, "teacher_model": "mednext_micro",
+                                "teacher_image_size": 28}]
     items = {i["label"]: i["value"] for sec in model_card({"provenance": {"lineage": student.lineage}})["sections"]
              for i in sec["items"]}
     assert "contrary.safetensors" in items["Knowledge distillation"]
