@@ -230,7 +230,9 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
                 "--force", *(["--threads", threads] if threads else []), log=steps)
     run_edgemed("bench", bundle, "--split", "test", "--duration", 2, "--large-batch", 0, "--out", results,
                 "--force", *(["--threads", threads] if threads else []), log=steps)
-    chosen = json.loads((bundle / "edgemed.json").read_text())["recommended"]
+    quantization = json.loads((bundle / "edgemed.json").read_text())["quantization"]
+    chosen = quantization["recommended"]
+    val = {r["artifact"]: r for r in quantization["results"]}  # what quantize decided on, validation
     rows = bench_rows(results)
 
     def only(artifact: str) -> dict:  # bench ran each artifact once (its default runtime, one thread count)
@@ -245,12 +247,27 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
     fp32 = {r["format"]: r for r in rows if r["precision"] == "fp32"}
     artifacts = [{"artifact": r["artifact"], "accuracy": r["accuracy"], "delta_points": r["delta_points"],
                   "delta_ci": r["delta_ci"], "p50_ms": r["p50_ms"], "fp32_p50_ms": fp32[r["format"]]["p50_ms"],
-                  "runtime": r["runtime"], "threads": r["threads"]}
+                  "runtime": r["runtime"], "threads": r["threads"],
+                  "val_drop_points": val[r["artifact"]]["drop_points"],
+                  "val_drop_ci": val[r["artifact"]].get("drop_ci_points"), "val_flips": val[r["artifact"]].get("flips")}
                  for r in rows if r["precision"] != "fp32" and r["format"] in fp32]
     return {"artifact": chosen, "fp32_accuracy": ref["accuracy"], "accuracy": q["accuracy"],
             "delta_points": q["delta_points"], "delta_ci": q["delta_ci"], "max_drop": max_drop,
             "fp32_p50_ms": ref["p50_ms"], "p50_ms": q["p50_ms"], "artifacts": artifacts, "steps": steps,
+            "validation_images": quantization["validation_images"],
+            "note": quantization.get("note") and quantization["note"].replace(str(bundle), "bundle"),  # as in steps
             "host": host_info()}
+
+
+def val_change(a: dict) -> str:
+    """An INT8 artifact's validation drop as quantize measured it, as a change (negated), with its
+    CI and changed images; "–" for runs recorded before quantize kept them."""
+    from edgemed.report.tables import fmt_delta
+
+    if a.get("val_drop_ci") is None:
+        return "–"
+    lo, hi = a["val_drop_ci"]
+    return f"{fmt_delta(0.0 - a['val_drop_points'], [0.0 - hi, 0.0 - lo])}, {a['val_flips']}"
 
 
 def run_label(r: dict) -> str:
@@ -473,14 +490,19 @@ def markdown(payload: dict) -> str:
                  "then `edgemed bench --split test` of the bundle: each INT8 artifact's test accuracy against PyTorch "
                  "FP32 on the same images, with the 95 % paired-bootstrap CI of the change, and its median latency "
                  "beside the same format's FP32 (one image, the bench's default threads). `edgemed quantize` "
-                 "recommends the fastest artifact within the bound on validation (marked ✓).",
-                 Table(["run", "artifact", "FP32 test accuracy", "INT8 test accuracy", "Δ (pt) [95% CI]", "bound (pt)",
-                        "p50 ms FP32 → INT8", "measured on"],
-                       [[r["key"], a["artifact"] + (" ✓" if a["artifact"] == q["artifact"] else ""),
+                 "recommends the fastest artifact within the bound on validation (marked ✓); runs recorded since "
+                 "2026-12-02 also show the validation drop quantize decided on, with its 95 % paired-bootstrap CI "
+                 "and the validation images whose class changed, and quantize's note where the recommended "
+                 "artifact's CI is not within the bound.",
+                 Table(["run", "artifact", "val Δ (pt) [95% CI], changed", "FP32 test accuracy", "INT8 test accuracy",
+                        "Δ (pt) [95% CI]", "bound (pt)", "p50 ms FP32 → INT8", "measured on"],
+                       [[r["key"], a["artifact"] + (" ✓" if a["artifact"] == q["artifact"] else ""), val_change(a),
                          f"{q['fp32_accuracy']:.4f}", f"{a['accuracy']:.4f}", fmt_delta(a["delta_points"], a["delta_ci"]),
                          f"{q['max_drop']:g}", f"{a['fp32_p50_ms']:.2f} → {a['p50_ms']:.2f} ({a['runtime']})",
                          host_label(q.get("host"))]
-                        for r in int8 for q in [r["int8"]] for a in q.get("artifacts", [])], right={2, 3, 5}),
+                        for r in int8 for q in [r["int8"]] for a in q.get("artifacts", [])], right={3, 4, 6}),
+                 *(f"Quantize's note on `{r['key']}` ({r['int8']['validation_images']} validation images): "
+                   f"{r['int8']['note']}" for r in int8 if r["int8"].get("note")),
                  *(f"Commands of `{r['key']}`: " + "; ".join(f"`{s['command']}`" for s in r["int8"]["steps"])
                    for r in int8)]
     return page(payload, "Seed models trained from scratch on CPU", body, command="`python -m benchmarks.train_seeds`",

@@ -117,6 +117,8 @@ def _compression(manifest: dict) -> list[tuple[str, str]]:
                       f"{calib.get('used', calib.get('size', '?'))} images of {calib.get('dataset', '?')}; accuracy "
                       f"control: {q.get('metric', 'accuracy')} drop ≤ {q.get('max_drop_points', '?')} pt on "
                       f"{q.get('validation_images', '?')} validation images"))
+        if isinstance(q.get("note"), str):  # the recommendation's drop is within the bound, its CI is not
+            items.append(("INT8 uncertainty", q["note"][:500]))
     for a in _list(manifest.get("artifacts")):
         d = _dict(a.get("details")) if isinstance(a, dict) else {}
         floats = _list(d.get("float_layers")) or _list(d.get("ignored_layers")) or _list(d.get("reverted_layers"))

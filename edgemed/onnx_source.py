@@ -337,7 +337,13 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
     from edgemed.compress.calibration import load_calibration
     from edgemed.compress.nncf_quant import quantize_onnx, quantize_openvino
     from edgemed.compress.ort_quant import quantize_onnx as ort_quantize
-    from edgemed.compress.quantize import CONTROL_METRICS, QuantizeResult, _validation
+    from edgemed.compress.quantize import (
+        CONTROL_METRICS,
+        QuantizeResult,
+        _validation,
+        recommend,
+        validation_change,
+    )
     from edgemed.export.parity import compare
     from edgemed.metrics import check_evaluable
     from edgemed.runtime import check_threads
@@ -398,22 +404,15 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
             a8 = writer.add(f"{fmt}-{precision}", fmt, precision, files, parity=compare(ref_logits, logits),
                             details={**details, "val_metric": score, "val_drop_points": 100 * drop, "bound_met": met})
             rows.append({"artifact": a8.id, "format": fmt, "route": details.get("route"), "metric": score,
-                         "drop_points": 100 * drop, "bound_met": met, "size": a8.size,
+                         "drop_points": 100 * drop, **validation_change(target, ref_logits, logits),
+                         "bound_met": met, "size": a8.size,
                          "reverted_layers": list(details.get("reverted_layers") or []),
                          "fp32_size": writer.get(f"{fmt}-fp32").size if writer.get(f"{fmt}-fp32") else 0})
-        ok = [r for r in rows if r["bound_met"] is not False]
-        if ok:  # the fastest within the bound, by the same indicative timing as `edgemed quantize`
-            from edgemed.compress.quantize import _latency
-
-            lat = _latency(writer.artifacts({r["artifact"] for r in ok}), x_val[:1], threads)
-            for r in rows:
-                r["p50_ms_indicative"] = lat.get(r["artifact"])
-            recommended = min(lat, key=lat.get)
-        else:
-            recommended = min(rows, key=lambda r: r["drop_points"])["artifact"]
-        writer.recommend(recommended)
+        # the same rule as `edgemed quantize`
+        recommended, note = recommend(rows, writer, x_val[:1], threads, max_drop, len(y_val), out)
         writer.set("quantization", {"source": "onnx", "metric": metric, "max_drop_points": max_drop,
                                     "validation_images": int(len(y_val)), "reference_metric": target.reference,
-                                    "calibration": cal.info, "results": rows, "recommended": recommended})
+                                    "calibration": cal.info, "results": rows, "recommended": recommended,
+                                    "note": note})
         writer.write()
-    return QuantizeResult(out, rows, recommended, {"metric": metric, "value": target.reference})
+    return QuantizeResult(out, rows, recommended, {"metric": metric, "value": target.reference}, note=note)

@@ -41,6 +41,78 @@ def test_every_format_int8_with_fp32_references(int8_bundle):
     quant = b.manifest["quantization"]
     assert quant["metric"] == "accuracy" and quant["validation_images"] == 96
     assert quant["calibration"]["kind"] == "manifest"
+    for row in quant["results"]:  # each drop comes with its CI and the images that changed class
+        lo, hi = row["drop_ci_points"]
+        assert lo <= row["drop_points"] + 1e-9 <= hi + 2e-9 and 0 <= row["flips"] <= 96
+        # a net drop of k images needs at least k of them to change class
+        assert row["flips"] >= round(abs(row["drop_points"]) * 96 / 100)
+
+
+def test_validation_change_is_a_paired_ci_of_the_drop():
+    from edgemed.compress.accuracy_control import AccuracyTarget
+    from edgemed.compress.quantize import validation_change
+
+    y = np.array([0, 1] * 50)
+    ref = np.eye(2)[y] * 4.0  # FP32 right on all 100 images
+    lost = ref.copy()
+    lost[[0, 1]] = ref[[0, 1]][:, ::-1]  # INT8 wrong on two of them: a 2-point drop
+    target = AccuracyTarget(None, y, "accuracy", 0.005, ["a", "b"])
+    ch = validation_change(target, ref, lost)
+    assert ch["flips"] == 2 and 0 <= ch["drop_ci_points"][0] < 2 < ch["drop_ci_points"][1] <= 6
+    wrong_ref = ref.copy()
+    wrong_ref[[5]] = ref[[5]][:, ::-1]  # FP32 wrong on image 5, INT8 right there and wrong on image 0
+    swapped = ref.copy()
+    swapped[[0]] = ref[[0]][:, ::-1]
+    net_zero = validation_change(target, wrong_ref, swapped)
+    assert net_zero["flips"] == 2 and net_zero["drop_ci_points"][0] < 0 < net_zero["drop_ci_points"][1]
+    same = validation_change(target, ref, ref)
+    assert same == {"drop_ci_points": [0.0, 0.0], "flips": 0}
+
+
+def test_a_recommendation_within_the_bound_but_not_its_ci_is_flagged(monkeypatch):
+    """The seed B case (Intel AMX): OpenVINO +0.40 pt on 248 validation images was recommended for its
+    speed and lost 0.60 pt on test; the recommendation stays the fastest, with a note on how sure it is."""
+    import edgemed.compress.quantize as q
+
+    lat = {"openvino-mixed": 1.3, "onnx-int8": 3.1, "tflite-int8": 1.6}
+    monkeypatch.setattr(q, "_latency", lambda arts, x1, threads: {a: lat[a] for a in arts})
+
+    class Writer:
+        recommended = None
+
+        def artifacts(self, ids):
+            return sorted(ids)
+
+        def recommend(self, artifact_id):
+            self.recommended = artifact_id
+
+    def rows():
+        return [{"artifact": "openvino-mixed", "drop_points": 0.40, "drop_ci_points": [0.0, 1.21], "flips": 1,
+                 "bound_met": True},
+                {"artifact": "onnx-int8", "drop_points": 0.0, "drop_ci_points": [-0.81, 0.81], "flips": 2,
+                 "bound_met": True},
+                {"artifact": "tflite-int8", "drop_points": 0.0, "drop_ci_points": [0.0, 0.0], "flips": 0,
+                 "bound_met": True}]
+
+    w = Writer()
+    r = rows()
+    best, note = q.recommend(r, w, None, 1, 0.5, 248, "out/b")
+    assert best == w.recommended == "openvino-mixed" and r[2]["p50_ms_indicative"] == 1.6
+    assert note.startswith("openvino-mixed meets the 0.5 pt bound on 248 validation images (drop +0.40 pt, 1 ")
+    assert "reaches +1.21 pt; tflite-int8's stays within it (1.60 vs 1.30 ms; `edgemed predict --artifact " \
+           "tflite-int8`)" in note  # the fastest build whose CI is within the bound
+    assert "`edgemed bench out/b --split test`" in note
+    assert q.recommend(rows(), w, None, 1, None, 248, "b") == ("openvino-mixed", None)  # no bound asked for
+    assert q.recommend(rows(), w, None, 1, 2.0, 248, "b") == ("openvino-mixed", None)  # CI within a wider bound
+    r = rows()
+    r[0]["bound_met"] = False  # the fastest over the bound: the next, whose CI is within it, with no note
+    assert q.recommend(r, w, None, 1, 0.5, 248, "b") == ("tflite-int8", None)
+    r = rows()
+    r[2]["drop_ci_points"] = [-0.4, 0.81]  # no build's CI within the bound: the note names none
+    best, note = q.recommend(r, w, None, 1, 0.5, 248, "b")
+    assert best == "openvino-mixed" and "reaches +1.21 pt: measure" in note
+    r = [dict(x, bound_met=False) for x in rows()]  # none within the bound: the smallest drop, untimed
+    assert q.recommend(r, w, None, 1, 0.5, 248, "b")[0] == "onnx-int8" and "p50_ms_indicative" not in r[0]
 
 
 def test_int8_graphs_really_are_integer(int8_bundle):

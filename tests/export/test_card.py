@@ -67,6 +67,11 @@ def test_the_owner_adds_intended_use_and_the_card_says_how_data_was_split(bundle
     items = _card_items(model_card({**b.manifest, "provenance": {**b.manifest["provenance"],
                                                                   "dataset": {"name": "sarscov2_ct_224"}}}))
     assert items["Split method"].startswith("by image, not by patient")
+    # a quantize note (the recommendation's drop within the bound, its CI not) is on the card
+    q = {"metric": "accuracy", "max_drop_points": 0.5, "validation_images": 248, "note": "openvino-mixed meets …"}
+    items = _card_items(model_card({**b.manifest, "quantization": q}))
+    assert "drop ≤ 0.5 pt on 248 validation images" in items["INT8 quantization"]
+    assert items["INT8 uncertainty"] == "openvino-mixed meets …"
 
 
 def test_a_hostile_card_in_a_manifest_is_refused(bundle):
