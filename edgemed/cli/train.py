@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
         warmup_epochs: float = typer.Option(1.0, help="Epochs of linear learning-rate warm-up before the cosine."),
         ema: float = typer.Option(0.0, help="Validate and save a moving average of the weights with this decay per step, e.g. 0.999 (0: off)."),
         train_crop: int = typer.Option(0, help="Train on random crops of this side of the --image-size images; validate and save at --image-size (0: whole images)."),
+        mixup: float = typer.Option(0.0, help="MixUp α: blend each training image with another of its batch at a Beta(α, α) share, the loss shared between their labels, e.g. 0.2 (0: off)."),
+        cutmix: float = typer.Option(0.0, help="CutMix α: paste a box of another image of the batch, e.g. 1.0 (0: off; with --mixup, one of the two per batch)."),
         model_kwargs: str = typer.Option(None, "--model-kwargs", help='JSON constructor overrides, e.g. \'{"drop_path": 0.2}\'.'),
         threads: int = typer.Option(None, help="Torch threads (default: all cores)."),
         limit_train: int = typer.Option(None, help="Use a stratified subset of this many training images."),
@@ -58,7 +60,7 @@ def register(app: typer.Typer) -> None:
             model_kwargs=parse_json_option(model_kwargs, "--model-kwargs"), threads=threads,
             limit_train=limit_train, limit_eval=limit_eval, init=init, resume=resume, force=force,
             pretrained=pretrained, teacher=teacher, distill_alpha=distill_alpha,
-            distill_temperature=distill_temperature,
+            distill_temperature=distill_temperature, mixup=mixup, cutmix=cutmix,
         )
         split = "test" if "test" in result.metrics else "val"
         for t in metrics_tables(result.metrics[split], f"{split} metrics of {result.checkpoint}"):

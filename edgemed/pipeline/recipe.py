@@ -41,7 +41,7 @@ STAGE_OPTIONS: dict[str, dict[str, tuple]] = {
     "train": {"epochs": (int,), "batch_size": (int,), "lr": (float, int), "weight_decay": (float, int),
               "image_size": (int,), "seed": (int,), "augment": (str,), "patience": (int,),
               "monitor": (str,), "tie_break": (str,), "precision": (str,), "class_weights": (bool,), "feature_smoothing": (float, int),
-              "label_smoothing": (float, int), "warmup_epochs": (float, int), "ema": (float, int), "train_crop": (int,), "limit_train": (int,), "limit_eval": (int,), "threads": (int,)},
+              "label_smoothing": (float, int), "warmup_epochs": (float, int), "ema": (float, int), "train_crop": (int,), "mixup": (float, int), "cutmix": (float, int), "limit_train": (int,), "limit_eval": (int,), "threads": (int,)},
     "prune": {"ratio": (float,), "target_macs": (float,), "importance": (str,), "round_to": (int,),
               "finetune_epochs": (int,), "distill": (bool,), "lr": (float,), "batch_size": (int,),
               "limit_train": (int,)},

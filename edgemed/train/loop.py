@@ -62,6 +62,8 @@ class FitConfig:
     seed: int = 0
     distill_alpha: float = 0.7  # weight of the teacher's soft targets when a teacher is given
     distill_temperature: float = 4.0
+    mixup: float = 0.0  # α of MixUp's Beta(α, α) blend share (0: off); edgemed.train.augment.mix_batch
+    cutmix: float = 0.0  # α of CutMix's (0: off); with both, one of the two per batch
     history: list[dict] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -83,6 +85,12 @@ class FitConfig:
             raise EdgemedError(f"--warmup-epochs must lie between 0 and --epochs ({self.epochs}); got {self.warmup_epochs}")
         if self.train_crop < 0:
             raise EdgemedError(f"--train-crop is a side in pixels (0: off); got {self.train_crop}")
+        if not all(0 <= a <= 10 for a in (self.mixup, self.cutmix)):  # NaN fails too
+            raise EdgemedError(f"--mixup and --cutmix are Beta α values in [0, 10] (0: off; 0.2 and 1.0 are usual); "
+                               f"got {self.mixup} and {self.cutmix}")
+        if self.feature_smoothing > 0 and (self.mixup or self.cutmix):
+            raise EdgemedError("feature smoothing pulls each image's features to its one class centre, which a mixed "
+                               "image has not: pass --feature-smoothing 0 with --mixup/--cutmix")
         if not (0 < self.distill_alpha <= 1 and 0 < self.distill_temperature <= 100):
             raise EdgemedError(f"--distill-alpha must lie in (0, 1] and --distill-temperature in (0, 100]; got "
                                f"{self.distill_alpha} and {self.distill_temperature}")
@@ -123,6 +131,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     import torch.nn.functional as F
 
     from edgemed.train.augment import augment as augment_batch
+    from edgemed.train.augment import mix_batch
     from edgemed.train.losses import FeatureSmoothingLoss
 
     cfg.validate()
@@ -229,8 +238,11 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                 xb = augment_batch(x_train[idx], cfg.augment, gen)
                 if cfg.train_crop:
                     xb = random_crops(xb, cfg.train_crop, gen)
-                xb = xb.contiguous(memory_format=torch.channels_last)
                 yb = y_train_t[idx]
+                partner, lam = yb, 1.0
+                if cfg.mixup or cfg.cutmix:
+                    xb, partner, lam = mix_batch(xb, yb, cfg.mixup, cfg.cutmix, gen)
+                xb = xb.contiguous(memory_format=torch.channels_last)
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
@@ -243,6 +255,9 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                             soft = teacher(xb).float()
                 logits = logits.float()
                 loss = F.cross_entropy(logits, yb, weight=weight, label_smoothing=cfg.label_smoothing)
+                if lam < 1.0:  # a mixed batch: each image is λ its own class and 1 − λ its partner's
+                    loss = lam * loss + (1 - lam) * F.cross_entropy(logits, partner, weight=weight,
+                                                                    label_smoothing=cfg.label_smoothing)
                 if teacher is not None:
                     t_ = cfg.distill_temperature
                     kd = F.kl_div(F.log_softmax(logits / t_, 1), F.softmax(soft / t_, 1),
@@ -263,7 +278,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                     update_ema(step)
                 step += 1
                 run_loss += loss.item() * len(yb)
-                run_correct += int((logits.argmax(1) == yb).sum())
+                run_correct += int((logits.argmax(1) == (yb if lam >= 0.5 else partner)).sum())  # the larger share
                 run_n += len(yb)
                 bar.update(task, advance=1, description=f"{label} {epoch}/{cfg.epochs}",
                            info=f"loss {run_loss / run_n:.4f} acc {run_correct / run_n:.3f}")
@@ -319,7 +334,8 @@ def random_crops(x, side: int, generator):
     return torch.stack([img[:, t:t + side, c:c + side] for img, t, c in zip(x, top, left, strict=True)])
 
 
-LATER_OPTIONS = {"ema": 0.0, "train_crop": 0, "tie_break": "first"}  # option → its default
+LATER_OPTIONS = {"ema": 0.0, "train_crop": 0, "tie_break": "first", "distill_alpha": 0.7, "distill_temperature": 4.0,
+                 "mixup": 0.0, "cutmix": 0.0}  # option → its default
 
 
 def _state_key(identity, cfg: FitConfig, net, fs_loss, distill: bool, x_train, y_train, y_val) -> str:
@@ -345,7 +361,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
           init: str | Path | None = None, resume: bool = True, force: bool = False,
           progress: bool = True, record_trust: bool = True, pretrained: str | None = None,
           teacher: str | Path | None = None, distill_alpha: float | None = None,
-          distill_temperature: float | None = None) -> TrainResult:
+          distill_temperature: float | None = None, mixup: float = 0.0, cutmix: float = 0.0) -> TrainResult:
     """Train a zoo model (or a user factory) on a data set and save the best-on-validation
     checkpoint; the test split is evaluated once at the end.
 
@@ -364,6 +380,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     `teacher`: distil from this checkpoint (same classes; any architecture and input size): the loss
     is (1 - distill_alpha) × cross-entropy + distill_alpha × T² × KL to its outputs softened by
     T = distill_temperature (defaults 0.7 and 4; edgemed.train.teacher).
+    `mixup`, `cutmix`: α of MixUp / CutMix (0: off): each training image mixed with another of its
+    batch, the loss shared between their labels (edgemed.train.augment.mix_batch).
     `record_trust`: a user factory named here is added to this machine's trust list
     (edgemed.trust), so the checkpoint loads in later commands without `--trust-code`.
 
@@ -408,7 +426,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                     augment=augment, patience=patience, monitor=monitor, tie_break=tie_break, precision=precision,
                     feature_smoothing=feature_smoothing, label_smoothing=label_smoothing,
                     warmup_epochs=warmup_epochs, ema=ema, train_crop=train_crop, class_weights=class_weights, seed=seed,
-                    distill_alpha=distill_alpha, distill_temperature=distill_temperature)
+                    distill_alpha=distill_alpha, distill_temperature=distill_temperature, mixup=mixup, cutmix=cutmix)
     cfg.validate()
     from edgemed.runtime import check_threads
 
@@ -501,6 +519,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                   "precision": "bf16-autocast" if (precision == "bf16" or (precision == "auto" and has_bf16())) else "fp32",
                   "threads": threads, "feature_smoothing": feature_smoothing,
                   "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "ema": ema, "train_crop": train_crop,
+                  **({"mixup": mixup, "cutmix": cutmix} if mixup or cutmix else {}),
                   # the teacher itself is named in the lineage
                   **({"distill": {"alpha": distill_alpha, "temperature": distill_temperature}}
                      if teacher_ckpt is not None else {}),

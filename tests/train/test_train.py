@@ -134,14 +134,14 @@ def _watch_validation(monkeypatch, interrupt_at: int | None = None) -> dict:
 
 
 @needs_data
-@pytest.mark.parametrize("ema", [0.0, 0.9])
-def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, ema):
+@pytest.mark.parametrize("opts", [dict(ema=0.0), dict(ema=0.9), dict(mixup=0.4, cutmix=1.0, feature_smoothing=0.0)])
+def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, opts):
     from edgemed.train.loop import train_state_path
 
-    # convnext_med_micro: drop path (global RNG), augmentation (generator), feature smoothing
-    # (class centres) and the weight average all carry state across epochs
+    # convnext_med_micro: drop path (global RNG), augmentation and mixing (generator), feature
+    # smoothing (class centres) and the weight average all carry state across epochs
     kw = dict(epochs=3, batch_size=32, limit_train=128, limit_eval=64, threads=1, progress=False,
-              precision="fp32", augment="strong", patience=0, model_kwargs={"drop_path": 0.2}, ema=ema)
+              precision="fp32", augment="strong", patience=0, model_kwargs={"drop_path": 0.2}, **opts)
     whole = train("convnext_med_micro", "breastmnist", out=tmp_path / "whole.safetensors", **kw)
     assert not train_state_path(whole.checkpoint).exists()
 
@@ -176,6 +176,48 @@ def test_ema_saves_the_weight_average_without_changing_training(tmp_path):
     assert load_checkpoint(averaged.checkpoint)[0].training["ema"] == 0.9
     with pytest.raises(EdgemedError, match="--ema"):
         train("resnet18_micro", "breastmnist", out=tmp_path / "bad.safetensors", ema=1.0, **kw)
+
+
+def test_mix_batch_shares_each_image_and_its_loss_by_lambda():
+    from edgemed.train.augment import mix_batch
+
+    n, side = 16, 32
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 1, side, side).clone()
+    y = torch.arange(n)  # each image is its own label's value: the partner label names the partner image
+    before = x.clone()
+    for seed in range(4):
+        mixed, partner, lam = mix_batch(x, y, 0.4, 0.0, torch.Generator().manual_seed(seed))  # MixUp: a blend
+        assert 0 <= lam <= 1 and sorted(partner.tolist()) == list(range(n))
+        torch.testing.assert_close(mixed[:, 0, 0, 0], lam * y.float() + (1 - lam) * partner.float())
+        mixed, partner, lam = mix_batch(x, y, 0.0, 1.0, torch.Generator().manual_seed(seed))  # CutMix: a box
+        moved = partner != y
+        from_partner = (mixed == partner.float().view(n, 1, 1, 1)) & (mixed != y.float().view(n, 1, 1, 1))
+        # λ is the share of each image's own pixels, the box being the same for the whole batch
+        assert torch.equal(from_partner[moved].float().mean((1, 2, 3)),
+                           torch.full((int(moved.sum()),), 1 - lam))
+        assert torch.equal(x, before)  # the batch given is not changed in place
+    a = mix_batch(x, y, 0.4, 1.0, torch.Generator().manual_seed(7))
+    b = mix_batch(x, y, 0.4, 1.0, torch.Generator().manual_seed(7))
+    assert torch.equal(a[0], b[0]) and a[2] == b[2]  # from the generator alone: runs and resumes repeat
+    kinds = {bool(((m := mix_batch(x, y, 0.4, 1.0, torch.Generator().manual_seed(s))[0]) != m.round()).any())
+             for s in range(12)}
+    assert kinds == {True, False}  # with both set, some batches blend (fractions), some paste boxes
+
+
+@needs_data
+def test_mixing_is_recorded_and_bad_settings_are_refused(tmp_path):
+    kw = dict(epochs=1, batch_size=32, limit_train=64, limit_eval=48, threads=1, progress=False, precision="fp32")
+    r = train("resnet18_micro", "breastmnist", out=tmp_path / "m.safetensors", cutmix=1.0, **kw)
+    t = read_checkpoint(r.checkpoint).training
+    assert t["cutmix"] == 1.0 and t["mixup"] == 0.0
+    plain = train("resnet18_micro", "breastmnist", out=tmp_path / "p.safetensors", **kw)
+    assert "mixup" not in read_checkpoint(plain.checkpoint).training
+    assert r.history[0]["train_loss"] != plain.history[0]["train_loss"]  # the mixed batches were trained on
+    for bad, msg in [(dict(mixup=-1.0), "--mixup and --cutmix are Beta"), (dict(cutmix=float("nan")), "Beta"),
+                     (dict(mixup=0.2, feature_smoothing=0.1), "--feature-smoothing 0 with --mixup")]:
+        with pytest.raises(EdgemedError, match=msg):
+            train("resnet18_micro", "breastmnist", out=tmp_path / "bad.safetensors", **bad, **kw)
+        assert not (tmp_path / "bad.safetensors").exists()
 
 
 def test_random_crops_are_windows_of_each_image_at_its_own_scale():
