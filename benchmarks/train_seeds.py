@@ -260,7 +260,7 @@ def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | N
             "delta_points": q["delta_points"], "delta_ci": q["delta_ci"], "max_drop": max_drop,
             "fp32_p50_ms": ref["p50_ms"], "p50_ms": q["p50_ms"], "artifacts": artifacts, "steps": steps,
             "validation_images": quantization["validation_images"],
-            "note": quantization.get("note") and quantization["note"].replace(str(bundle), "bundle"),  # as in steps
+            "note": quantization.get("note"),
             "host": host_info()}
 
 

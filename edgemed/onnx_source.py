@@ -409,7 +409,7 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
                          "reverted_layers": list(details.get("reverted_layers") or []),
                          "fp32_size": writer.get(f"{fmt}-fp32").size if writer.get(f"{fmt}-fp32") else 0})
         # the same rule as `edgemed quantize`
-        recommended, note = recommend(rows, writer, x_val[:1], threads, max_drop, len(y_val), out)
+        recommended, note = recommend(rows, writer, x_val[:1], threads, max_drop, len(y_val))
         writer.set("quantization", {"source": "onnx", "metric": metric, "max_drop_points": max_drop,
                                     "validation_images": int(len(y_val)), "reference_metric": target.reference,
                                     "calibration": cal.info, "results": rows, "recommended": recommended,

@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
                          threads=threads, calib_limit=calib_limit, val_limit=val_limit, base_bundle=base_bundle,
                          force=force, progress=not json_out)
         if json_out:
-            return print_json({"bundle": str(r.bundle), "recommended": r.recommended, "reference": r.reference,
+            return print_json({"bundle": str(r.bundle), "recommended": r.recommended, "note": r.note, "reference": r.reference,
                                "results": r.rows, "sensitivity": r.sensitivity, "suggested_ignore": r.suggested_ignore})
         if r.sensitivity:
             st = Table(title="per-layer sensitivity (INT8 one layer at a time; worst first)")
@@ -130,5 +130,5 @@ def register(app: typer.Typer) -> None:
         out.print(t)
         out.print(f"* indicative batch-1 latency used to pick the recommended artifact; measure with `edgemed bench {r.bundle}`")
         if r.note:
-            out.print(f"[yellow]note: {r.note}")
+            out.print("note: " + r.note.replace("BUNDLE", str(r.bundle)), style="yellow", markup=False)
         out.print(f"bundle written to {r.bundle}")

@@ -167,7 +167,7 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
                         tie_break=ckpt.training.get("tie_break") if ckpt.training.get("tie_break") in TIE_BREAKS else "first")
         identity = {"parent": ckpt.sha256, "data": ds.sha256, "ratio": ratio, "target_macs": target_macs, "importance": importance,
                     "round_to": round_to, "limits": [limit_train, limit_eval]}
-        _, history, _ = fit(model, torch.from_numpy(x_train), y_train, x_val, y_val, ckpt.class_names, cfg,
+        _, history, _, _ = fit(model, torch.from_numpy(x_train), y_train, x_val, y_val, ckpt.class_names, cfg,
                             teacher=teacher if distill else None, progress=progress, label="fine-tune",
                             state_file=train_state_path(out) if resume else None, identity=identity)
     model.eval()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.bench.system import host_info, isa_flags
+from edgemed.bench.system import host_info
 from edgemed.checkpoint import Checkpoint, save_checkpoint
 from edgemed.data.datasets import load_dataset, prepare_split
 from edgemed.data.preprocess import PreprocessSpec, spec_for
@@ -96,12 +96,6 @@ class FitConfig:
                                f"{self.distill_alpha} and {self.distill_temperature}")
 
 
-def has_bf16() -> bool:
-    """True on CPUs with native bf16 (AVX512-BF16 / AMX), where `--precision auto` trains in bf16
-    autocast. Not always faster: benchmarks/results/train_precision.md measures both."""
-    return bool({"avx512_bf16", "amx_bf16"} & set(isa_flags()))
-
-
 def predict_logits(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """FP32 logits of a normalised NCHW float array, in eval mode."""
     import torch
@@ -125,7 +119,10 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     an interrupted fit of the same `identity` (what the caller knows shapes the result: model,
     data, starting weights) and settings, continue after its last epoch. The caller deletes it
     once the result is saved, so an interruption before that loses no training either.
-    Returns (best_epoch, history, wall_time_s).
+    `cfg.precision` auto trains in bf16 autocast only where a few timed steps say it is faster
+    (edgemed.train.precision); a resumed fit keeps the precision it started with.
+    Returns (best_epoch, history, wall_time_s, precision): precision says {"bf16": bool, "probe":
+    what auto measured, or None}.
     """
     import torch
     import torch.nn.functional as F
@@ -133,6 +130,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     from edgemed.train.augment import augment as augment_batch
     from edgemed.train.augment import mix_batch
     from edgemed.train.losses import FeatureSmoothingLoss
+    from edgemed.train.precision import choose as choose_precision
 
     cfg.validate()
     side = min(x_train.shape[2:])
@@ -160,7 +158,6 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
         with torch.no_grad():
             dim = net.eval().forward_with_features(x_train[:2])[1].shape[1]
         fs_loss = FeatureSmoothingLoss(k, dim, cfg.feature_smoothing)
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and has_bf16())
     net = net.to(memory_format=torch.channels_last)
     if teacher is not None:
         teacher = teacher.eval().to(memory_format=torch.channels_last)
@@ -202,7 +199,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     history = []
     t0 = time.perf_counter()
     step, first_epoch = 0, 1
-    key = None
+    key, saved = None, None
     if state_file is not None:
         state_file = Path(state_file)
         key = _state_key(identity, cfg, net, fs_loss, teacher is not None, x_train, y_train, y_val)
@@ -225,6 +222,18 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                         f"(best {best_epoch}), {saved.elapsed_s / 60:.1f} min of training kept")
         elif state_file.exists():
             console.log(f"{state_file} holds another run's state (other settings or data): starting over")
+    if saved is not None and saved.precision is not None:  # chosen when the run started
+        precision = saved.precision
+    else:
+        probe_x = x_train[:batch_size]
+        if cfg.train_crop:
+            probe_x = probe_x[:, :, :cfg.train_crop, :cfg.train_crop]
+        bf16, probe = choose_precision(cfg.precision, net, probe_x, y_train_t[:batch_size], total)
+        precision = {"bf16": bf16, "probe": probe}
+        if probe and "bf16_ms_per_step" in probe:
+            console.log(f"--precision auto: {'bf16' if bf16 else 'FP32'} ({probe['fp32_ms_per_step']:.0f} ms per FP32 "
+                        f"step, {probe['bf16_ms_per_step']:.0f} ms per bf16 step)")
+    use_bf16 = precision["bf16"]
     # a state saved at an early stop has no epochs left to run
     last_epoch = first_epoch - 1 if cfg.patience and stale >= cfg.patience else cfg.epochs
     with progress_bar(progress) as bar:
@@ -310,7 +319,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
             if state_file is not None:
                 save_fit_state(state_file, key, FitState(
                     epoch=epoch, step=step, best=best, best_epoch=best_epoch, stale=stale, history=history,
-                    elapsed_s=time.perf_counter() - t0, model=net.state_dict(), best_model=best_state,
+                    elapsed_s=time.perf_counter() - t0, precision=precision, model=net.state_dict(), best_model=best_state,
                     optimizer=opt.state_dict(), rng={"generator": gen.get_state(), "torch": torch.get_rng_state()},
                     extra={**(fs_loss.state_dict() if fs_loss is not None else {}),
                            **({f"ema.{k}": v for k, v in ema.items()} if ema is not None else {})}))
@@ -319,7 +328,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                 break
     net.load_state_dict(best_state)
     net.to(memory_format=torch.contiguous_format).eval()
-    return best_epoch, history, time.perf_counter() - t0
+    return best_epoch, history, time.perf_counter() - t0, precision
 
 
 def random_crops(x, side: int, generator):
@@ -420,8 +429,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     defaults = FitConfig()
     distill_alpha = defaults.distill_alpha if distill_alpha is None else distill_alpha
     distill_temperature = defaults.distill_temperature if distill_temperature is None else distill_temperature
-    if feature_smoothing is None:
-        feature_smoothing = 0.1 if model.startswith("convnext_med") else 0.0
+    if feature_smoothing is None:  # seed A's default, except with mixing (one class per image: FitConfig)
+        feature_smoothing = 0.1 if model.startswith("convnext_med") and not (mixup or cutmix) else 0.0
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     augment=augment, patience=patience, monitor=monitor, tie_break=tie_break, precision=precision,
                     feature_smoothing=feature_smoothing, label_smoothing=label_smoothing,
@@ -490,7 +499,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     identity = {"model": model, "kwargs": kwargs, "data": ds.sha256, "size": size, "spec": spec,
                 "limits": [limit_train, limit_eval], "init": start.sha256 if start else None,
                 **({"teacher": teacher_sha} if teacher_ckpt is not None else {})}  # only when set: older states resume
-    best_epoch, history, wall = fit(net, x_train, y_train, x_val, y_val, ds.class_names, cfg, teacher=distil_from,
+    best_epoch, history, wall, trained_in = fit(net, x_train, y_train, x_val, y_val, ds.class_names, cfg, teacher=distil_from,
                                     progress=progress, state_file=state_file, identity=identity)
     metrics = {"val": classification_metrics(y_val, softmax(predict_logits(net, x_val)), ds.class_names)}
     # what the weights came from (a starting checkpoint, a teacher): bundles carry it into their card
@@ -516,7 +525,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                   "batch_size": cfg.batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
                   "augment": augment, "class_weights": class_weights, "monitor": monitor,
                   "tie_break": tie_break,
-                  "precision": "bf16-autocast" if (precision == "bf16" or (precision == "auto" and has_bf16())) else "fp32",
+                  "precision": "bf16-autocast" if trained_in["bf16"] else "fp32",
+                  **({"precision_probe": trained_in["probe"]} if trained_in["probe"] else {}),
                   "threads": threads, "feature_smoothing": feature_smoothing,
                   "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "ema": ema, "train_crop": train_crop,
                   **({"mixup": mixup, "cutmix": cutmix} if mixup or cutmix else {}),

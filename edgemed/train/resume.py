@@ -29,6 +29,7 @@ class FitState:
     optimizer: dict
     rng: dict
     extra: dict  # feature-smoothing centres; the weight average as ema.<name>
+    precision: dict | None = None  # {"bf16": bool, "probe": ...}: kept on resume (auto's choice is measured)
 
 
 def save_fit_state(path: Path, key: str, state: FitState) -> None:
@@ -45,7 +46,7 @@ def save_fit_state(path: Path, key: str, state: FitState) -> None:
     tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
     meta = {"format": FORMAT, "fingerprint": key, "epoch": state.epoch, "step": state.step,
             "best": state.best, "best_epoch": state.best_epoch, "stale": state.stale,
-            "history": state.history, "elapsed_s": state.elapsed_s,
+            "history": state.history, "elapsed_s": state.elapsed_s, "precision": state.precision,
             "param_groups": state.optimizer["param_groups"]}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"edgemed_fit_state": json.dumps(meta)})
@@ -77,4 +78,11 @@ def load_fit_state(path: Path, key: str) -> FitState | None:
                     stale=meta["stale"], history=meta["history"], elapsed_s=meta["elapsed_s"],
                     model=groups["model"], best_model=groups["best"] or None,
                     optimizer={"state": opt_state, "param_groups": meta["param_groups"]},
-                    rng=groups["rng"], extra=groups["extra"])
+                    rng=groups["rng"], extra=groups["extra"], precision=_precision(meta.get("precision")))
+
+
+def _precision(p) -> dict | None:
+    """A state's precision choice, if it is one (the file is ours, but checked like any input)."""
+    if isinstance(p, dict) and isinstance(p.get("bf16"), bool):
+        return {"bf16": p["bf16"], "probe": p.get("probe") if isinstance(p.get("probe"), dict) else None}
+    return None

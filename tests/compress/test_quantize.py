@@ -96,23 +96,26 @@ def test_a_recommendation_within_the_bound_but_not_its_ci_is_flagged(monkeypatch
 
     w = Writer()
     r = rows()
-    best, note = q.recommend(r, w, None, 1, 0.5, 248, "out/b")
+    best, note = q.recommend(r, w, None, 1, 0.5, 248)
     assert best == w.recommended == "openvino-mixed" and r[2]["p50_ms_indicative"] == 1.6
     assert note.startswith("openvino-mixed meets the 0.5 pt bound on 248 validation images (drop +0.40 pt, 1 ")
-    assert "reaches +1.21 pt; tflite-int8's stays within it (1.60 vs 1.30 ms; `edgemed predict --artifact " \
-           "tflite-int8`)" in note  # the fastest build whose CI is within the bound
-    assert "`edgemed bench out/b --split test`" in note
-    assert q.recommend(rows(), w, None, 1, None, 248, "b") == ("openvino-mixed", None)  # no bound asked for
-    assert q.recommend(rows(), w, None, 1, 2.0, 248, "b") == ("openvino-mixed", None)  # CI within a wider bound
+    assert "reaches +1.21 pt; tflite-int8's stays within it (1.60 vs 1.30 ms; `edgemed predict BUNDLE IMAGES " \
+           "--artifact tflite-int8`)" in note  # the fastest build whose CI is within the bound
+    assert "`edgemed bench BUNDLE --split test`" in note  # no local path: the note travels in the manifest
+    assert q.recommend(rows(), w, None, 1, None, 248) == ("openvino-mixed", None)  # no bound asked for
+    assert q.recommend(rows(), w, None, 1, 2.0, 248) == ("openvino-mixed", None)  # CI within a wider bound
     r = rows()
     r[0]["bound_met"] = False  # the fastest over the bound: the next, whose CI is within it, with no note
-    assert q.recommend(r, w, None, 1, 0.5, 248, "b") == ("tflite-int8", None)
+    assert q.recommend(r, w, None, 1, 0.5, 248) == ("tflite-int8", None)
     r = rows()
     r[2]["drop_ci_points"] = [-0.4, 0.81]  # no build's CI within the bound: the note names none
-    best, note = q.recommend(r, w, None, 1, 0.5, 248, "b")
+    best, note = q.recommend(r, w, None, 1, 0.5, 248)
     assert best == "openvino-mixed" and "reaches +1.21 pt: measure" in note
+    r = rows()
+    r[0]["drop_ci_points"] = None  # no CI (an undefined metric on a resample): no claim either way
+    assert q.recommend(r, w, None, 1, 0.5, 248) == ("openvino-mixed", None)
     r = [dict(x, bound_met=False) for x in rows()]  # none within the bound: the smallest drop, untimed
-    assert q.recommend(r, w, None, 1, 0.5, 248, "b")[0] == "onnx-int8" and "p50_ms_indicative" not in r[0]
+    assert q.recommend(r, w, None, 1, 0.5, 248)[0] == "onnx-int8" and "p50_ms_indicative" not in r[0]
 
 
 def test_int8_graphs_really_are_integer(int8_bundle):

@@ -213,6 +213,9 @@ def test_mixing_is_recorded_and_bad_settings_are_refused(tmp_path):
     plain = train("resnet18_micro", "breastmnist", out=tmp_path / "p.safetensors", **kw)
     assert "mixup" not in read_checkpoint(plain.checkpoint).training
     assert r.history[0]["train_loss"] != plain.history[0]["train_loss"]  # the mixed batches were trained on
+    # convnext_med's default feature smoothing gives way to mixing; asked for, it is refused below
+    c = train("convnext_med_micro", "breastmnist", out=tmp_path / "c.safetensors", mixup=0.2, **kw)
+    assert read_checkpoint(c.checkpoint).training["feature_smoothing"] == 0.0
     for bad, msg in [(dict(mixup=-1.0), "--mixup and --cutmix are Beta"), (dict(cutmix=float("nan")), "Beta"),
                      (dict(mixup=0.2, feature_smoothing=0.1), "--feature-smoothing 0 with --mixup")]:
         with pytest.raises(EdgemedError, match=msg):
@@ -389,3 +392,67 @@ def test_a_teacher_of_another_task_or_bad_settings_are_refused(tiny_convnext_che
     with pytest.raises(EdgemedError, match="give a --teacher CKPT, or drop them"):
         train("resnet18_micro", "pneumoniamnist", out=tmp_path / "c.safetensors", distill_temperature=2.0, **kw)
     assert not list(tmp_path.iterdir())
+
+
+def test_precision_auto_keeps_bf16_only_where_it_measured_faster(monkeypatch):
+    import edgemed.train.precision as precision
+
+    timings = {}
+    monkeypatch.setattr(precision, "has_bf16", lambda: True)
+    monkeypatch.setattr(precision, "step_ms", lambda net, x, y, steps, warmup=1: dict(timings))
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    x, y = torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long)
+    timings.update(fp32=300.0, bf16=250.0)  # 1.2×: bf16
+    assert precision.choose("auto", net, x, y, 500) == (True, {"fp32_ms_per_step": 300.0, "bf16_ms_per_step": 250.0,
+                                                                "margin": precision.BF16_MARGIN})
+    timings.update(fp32=300.0, bf16=290.0)  # 1.03×: not worth bf16's lower precision
+    assert precision.choose("auto", net, x, y, 500)[0] is False
+    timings.update(fp32=252.0, bf16=304.0)  # slower (mednext_small at 28² on Intel AMX)
+    assert precision.choose("auto", net, x, y, 500)[0] is False
+    assert precision.choose("auto", net, x, y, 10)[0] is False  # too short a run to time
+    assert precision.choose("bf16", net, x, y, 10) == (True, None) and precision.choose("fp32", net, x, y, 500) == (False, None)
+    monkeypatch.setattr(precision, "has_bf16", lambda: False)
+    assert precision.choose("auto", net, x, y, 500) == (False, None)
+
+
+def test_the_precision_probe_changes_no_training_step(monkeypatch):
+    """Timed on copies, with the global RNG (drop path) restored: the weights are those of the same
+    run without the probe; the real timings on a real model are of the right shape."""
+    import edgemed.train.precision as precision
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Dropout(0.5), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x, y = torch.randn(8, 1, 16, 16), torch.tensor([0, 1, 2, 3] * 2)
+    monkeypatch.setattr(precision, "has_bf16", lambda: True)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    bf16, probe = precision.choose("auto", net, x, y, 500)
+    assert torch.equal(torch.rand(3), expected)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert probe["fp32_ms_per_step"] > 0 and probe["bf16_ms_per_step"] > 0 and isinstance(bf16, bool)
+
+
+@needs_data
+def test_a_resumed_run_keeps_the_precision_auto_chose(tmp_path, monkeypatch):
+    import edgemed.train.precision as precision
+    from edgemed.train.loop import train_state_path
+
+    monkeypatch.setattr(precision, "has_bf16", lambda: True)
+    monkeypatch.setattr(precision, "PROBE_MIN_STEPS", 1)
+    chosen = {"fp32": 200.0, "bf16": 100.0}
+    monkeypatch.setattr(precision, "step_ms", lambda net, x, y, steps, warmup=1: dict(chosen))
+    kw = dict(epochs=2, batch_size=32, limit_train=64, limit_eval=48, threads=1, progress=False, patience=0)
+    out = tmp_path / "r.safetensors"
+    watch = _watch_validation(monkeypatch, interrupt_at=2)  # Ctrl-C in epoch 2's validation
+    with pytest.raises(KeyboardInterrupt):
+        train("resnet18_micro", "breastmnist", out=out, **kw)
+    watch["restore"]()
+    assert train_state_path(out).exists()
+    chosen.update(fp32=100.0, bf16=200.0)  # the probe would now pick FP32: the resumed run keeps bf16
+    t = read_checkpoint(train("resnet18_micro", "breastmnist", out=out, **kw).checkpoint).training
+    assert t["precision"] == "bf16-autocast"
+    assert t["precision_probe"] == {"fp32_ms_per_step": 200.0, "bf16_ms_per_step": 100.0, "margin": 1.1}
+    fresh = read_checkpoint(train("resnet18_micro", "breastmnist", out=tmp_path / "f.safetensors", **kw).checkpoint)
+    assert fresh.training["precision"] == "fp32" and fresh.training["precision_probe"]["bf16_ms_per_step"] == 200.0
