@@ -117,7 +117,7 @@ def register(app: typer.Typer) -> None:
         ref = r.reference
         t = Table(title=f"INT8 results (validation {ref['metric']}, FP32 {ref['value']:.4f}); ★ recommended")
         for c in ("artifact", "route", f"val {ref['metric']}", "drop (pt)", "95% CI", "changed", "bound",
-                  "float layers", "size vs FP32", "p50 ms*"):
+                  "float layers", "size vs FP32", "p50 ms*", "speed vs FP32*"):
             t.add_column(c, justify="left" if c in ("artifact", "route", "bound", "float layers") else "right")
         for row in r.rows:
             bound = "–" if row["bound_met"] is None else ("met" if row["bound_met"] else "[red]NOT MET (best kept)")
@@ -126,9 +126,12 @@ def register(app: typer.Typer) -> None:
                       f"{row['metric']:.4f}", f"{row['drop_points']:+.2f}",
                       f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "–", str(row.get("flips", "–")), bound,
                       ", ".join(row["reverted_layers"]) or "–", f"{row['size'] / row['fp32_size']:.2f}×",
-                      f"{row['p50_ms_indicative']:.2f}" if row.get("p50_ms_indicative") else "–")
+                      f"{row['p50_ms_indicative']:.2f}" if row.get("p50_ms_indicative") else "–",
+                      f"{row['fp32_p50_ms_indicative'] / row['p50_ms_indicative']:.2f}×"
+                      if row.get("p50_ms_indicative") and row.get("fp32_p50_ms_indicative") else "–")
         out.print(t)
-        out.print(f"* indicative batch-1 latency used to pick the recommended artifact; measure with `edgemed bench {r.bundle}`")
+        out.print(f"* indicative batch-1 latency (each INT8 build timed beside its format's FP32) used to pick the "
+                  f"recommended artifact; measure with `edgemed bench {r.bundle}`")
         if r.note:
             out.print("note: " + r.note.replace("BUNDLE", str(r.bundle)), style="yellow", markup=False)
         out.print(f"bundle written to {r.bundle}")

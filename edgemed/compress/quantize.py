@@ -405,8 +405,9 @@ def validation_change(target: AccuracyTarget, ref_logits: np.ndarray, logits: np
 def recommend(rows: list[dict], writer, x1: np.ndarray, threads, max_drop: float | None,
               n: int) -> tuple[str, str | None]:
     """The recommended artifact, marked in the bundle: the fastest within the bound (indicative
-    batch-1 p50, also written into the rows), else the one with the smallest drop; and a note
-    where its drop meets the bound on the validation images but the 95 % CI of the drop does not.
+    batch-1 p50, timed beside each format's FP32 reference and written into the rows), else the
+    one with the smallest drop; and a note (or None) where its drop meets the bound on the
+    validation images but the 95 % CI of the drop does not, or where it is slower than its FP32.
 
     The note, not the choice, carries the uncertainty: the user asked for speed within a bound,
     and on a small split any changed image puts the CI past it (one image of 248 is 0.40 pt), but
@@ -417,22 +418,31 @@ def recommend(rows: list[dict], writer, x1: np.ndarray, threads, max_drop: float
         best = min(rows, key=lambda r: r["drop_points"])["artifact"]
         writer.recommend(best)
         return best, None
-    lat = _latency(writer.artifacts({r["artifact"] for r in candidates}), x1, threads)
+    fp32 = {r["artifact"]: f"{r['format']}-fp32" for r in candidates}
+    lat = _latency(writer.artifacts({r["artifact"] for r in candidates} | set(fp32.values())), x1, threads)
     for r in rows:
         r["p50_ms_indicative"] = lat.get(r["artifact"])
+        r["fp32_p50_ms_indicative"] = lat.get(f"{r['format']}-fp32") if r["artifact"] in fp32 else None
     candidates.sort(key=lambda r: lat[r["artifact"]])
     best = candidates[0]
     writer.recommend(best["artifact"])
-    if max_drop is None or not best.get("drop_ci_points") or _ci_within(best, max_drop):
-        return best["artifact"], None
-    firm = [r for r in candidates if _ci_within(r, max_drop)]
-    other = (f"; {firm[0]['artifact']}'s stays within it ({lat[firm[0]['artifact']]:.2f} vs "
-             f"{lat[best['artifact']]:.2f} ms; `edgemed predict BUNDLE IMAGES --artifact {firm[0]['artifact']}`)") if firm else ""
-    # BUNDLE, not this bundle's path: the note goes into the manifest and card, which travel
-    return best["artifact"], (
-        f"{best['artifact']} meets the {max_drop:g} pt bound on {n} validation images (drop {best['drop_points']:+.2f} pt, "
-        f"{best['flips']} image(s) changed class), but the 95 % CI of its drop reaches {best['drop_ci_points'][1]:+.2f} pt"
-        f"{other}: measure the drop on held-out images with `edgemed bench BUNDLE --split test` before deploying")
+    notes = []
+    if max_drop is not None and best.get("drop_ci_points") and not _ci_within(best, max_drop):
+        firm = [r for r in candidates if _ci_within(r, max_drop)]
+        other = (f"; {firm[0]['artifact']}'s stays within it ({lat[firm[0]['artifact']]:.2f} vs "
+                 f"{lat[best['artifact']]:.2f} ms; `edgemed predict BUNDLE IMAGES --artifact {firm[0]['artifact']}`)"
+                 ) if firm else ""
+        # BUNDLE, not this bundle's path: the note goes into the manifest and card, which travel
+        notes.append(
+            f"{best['artifact']} meets the {max_drop:g} pt bound on {n} validation images (drop {best['drop_points']:+.2f} "
+            f"pt, {best['flips']} image(s) changed class), but the 95 % CI of its drop reaches "
+            f"{best['drop_ci_points'][1]:+.2f} pt{other}: measure the drop on held-out images with "
+            "`edgemed bench BUNDLE --split test` before deploying.")
+    ref = best["fp32_p50_ms_indicative"]
+    if ref is not None and ref < lat[best["artifact"]]:  # INT8 kernels can lose to FP32 ones (depth-wise convs)
+        notes.append(f"{best['artifact']} is the fastest INT8 build here but slower than {fp32[best['artifact']]} "
+                     f"({lat[best['artifact']]:.2f} vs {ref:.2f} ms): for speed, deploy the FP32 build.")
+    return best["artifact"], " ".join(notes) or None
 
 
 def _ci_within(row: dict, max_drop: float) -> bool:

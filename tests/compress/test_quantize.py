@@ -74,7 +74,8 @@ def test_a_recommendation_within_the_bound_but_not_its_ci_is_flagged(monkeypatch
     speed and lost 0.60 pt on test; the recommendation stays the fastest, with a note on how sure it is."""
     import edgemed.compress.quantize as q
 
-    lat = {"openvino-mixed": 1.3, "onnx-int8": 3.1, "tflite-int8": 1.6}
+    lat = {"openvino-mixed": 1.3, "onnx-int8": 3.1, "tflite-int8": 1.6,
+           "openvino-fp32": 1.9, "onnx-fp32": 2.9, "tflite-fp32": 2.2}  # Intel AMX, roughly
     monkeypatch.setattr(q, "_latency", lambda arts, x1, threads: {a: lat[a] for a in arts})
 
     class Writer:
@@ -87,17 +88,18 @@ def test_a_recommendation_within_the_bound_but_not_its_ci_is_flagged(monkeypatch
             self.recommended = artifact_id
 
     def rows():
-        return [{"artifact": "openvino-mixed", "drop_points": 0.40, "drop_ci_points": [0.0, 1.21], "flips": 1,
-                 "bound_met": True},
-                {"artifact": "onnx-int8", "drop_points": 0.0, "drop_ci_points": [-0.81, 0.81], "flips": 2,
-                 "bound_met": True},
-                {"artifact": "tflite-int8", "drop_points": 0.0, "drop_ci_points": [0.0, 0.0], "flips": 0,
-                 "bound_met": True}]
+        return [{"artifact": "openvino-mixed", "format": "openvino", "drop_points": 0.40, "drop_ci_points": [0.0, 1.21],
+                 "flips": 1, "bound_met": True},
+                {"artifact": "onnx-int8", "format": "onnx", "drop_points": 0.0, "drop_ci_points": [-0.81, 0.81],
+                 "flips": 2, "bound_met": True},
+                {"artifact": "tflite-int8", "format": "tflite", "drop_points": 0.0, "drop_ci_points": [0.0, 0.0],
+                 "flips": 0, "bound_met": True}]
 
     w = Writer()
     r = rows()
     best, note = q.recommend(r, w, None, 1, 0.5, 248)
     assert best == w.recommended == "openvino-mixed" and r[2]["p50_ms_indicative"] == 1.6
+    assert r[2]["fp32_p50_ms_indicative"] == 2.2  # each build timed beside its format's FP32
     assert note.startswith("openvino-mixed meets the 0.5 pt bound on 248 validation images (drop +0.40 pt, 1 ")
     assert "reaches +1.21 pt; tflite-int8's stays within it (1.60 vs 1.30 ms; `edgemed predict BUNDLE IMAGES " \
            "--artifact tflite-int8`)" in note  # the fastest build whose CI is within the bound
@@ -114,6 +116,11 @@ def test_a_recommendation_within_the_bound_but_not_its_ci_is_flagged(monkeypatch
     r = rows()
     r[0]["drop_ci_points"] = None  # no CI (an undefined metric on a resample): no claim either way
     assert q.recommend(r, w, None, 1, 0.5, 248) == ("openvino-mixed", None)
+    r = rows()
+    r[0]["bound_met"] = r[2]["bound_met"] = False  # only ONNX INT8 left, slower than ONNX FP32 (mednext_small)
+    best, note = q.recommend(r, w, None, 1, 0.5, 248)
+    assert best == "onnx-int8" and note.endswith("onnx-int8 is the fastest INT8 build here but slower than onnx-fp32 "
+                                                 "(3.10 vs 2.90 ms): for speed, deploy the FP32 build.")
     r = [dict(x, bound_met=False) for x in rows()]  # none within the bound: the smallest drop, untimed
     assert q.recommend(r, w, None, 1, 0.5, 248)[0] == "onnx-int8" and "p50_ms_indicative" not in r[0]
 
