@@ -254,8 +254,10 @@ def _quantize(recipe, opts, folder, upstream, data_dir, progress):
     out = folder / "bundle"
     opts.setdefault("max_drop", recipe.accuracy_bound["max_drop"])
     opts.setdefault("metric", recipe.accuracy_bound["metric"])
-    quantize(upstream["checkpoint"], calib=calib, out=out, data_dir=data_dir, threads=recipe.threads,
-             base_bundle=upstream.get("export_bundle"), force=True, progress=progress, **opts)
+    r = quantize(upstream["checkpoint"], calib=calib, out=out, data_dir=data_dir, threads=recipe.threads,
+                 base_bundle=upstream.get("export_bundle"), force=True, progress=progress, **opts)
+    if r.note:  # also in the bundle's manifest and model card
+        console.print("note: " + r.note.replace("BUNDLE", str(out)), style="yellow", markup=False)
     return {"bundle": str(out)}
 
 

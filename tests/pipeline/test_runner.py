@@ -94,3 +94,24 @@ def test_cli_run_check_and_bad_inputs(tmp_path):
     gpu.write_text(RECIPE + "targets: [tensorrt]\n")
     assert_clean_error(runner.invoke(app, ["run", str(gpu)]), "target 'tensorrt' is not available")
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_quantize_stage_prints_quantize_s_note(tmp_path, monkeypatch):
+    """A pipeline run shows the note `edgemed quantize` would print (the recommendation's CI past the
+    bound, or an INT8 build slower than its FP32), with this run's bundle path for BUNDLE."""
+    from types import SimpleNamespace
+
+    import edgemed.compress.quantize as q
+    from edgemed.pipeline import runner
+    from edgemed.progress import console
+
+    monkeypatch.setattr(q, "quantize", lambda *a, **k: q.QuantizeResult(
+        k["out"], [], "openvino-int8", {}, note="x [b]y[/b] `edgemed bench BUNDLE --split test`"))
+    recipe = SimpleNamespace(path=tmp_path / "r.yaml", threads=1, accuracy_bound={"max_drop": 0.5, "metric": "accuracy"})
+    calib = tmp_path / "c.json"
+    calib.write_text("{}")
+    with console.capture() as captured:
+        out = runner._quantize(recipe, {"calib": str(calib)}, tmp_path, {"checkpoint": "m.safetensors"}, None, False)
+    assert out == {"bundle": str(tmp_path / "bundle")}
+    text = "".join(captured.get().split())  # the console folds long lines
+    assert f"note:x[b]y[/b]`edgemedbench{tmp_path / 'bundle'}--splittest`" in text  # no markup, path filled in
