@@ -4,7 +4,20 @@ disagree on the same numbers."""
 
 from __future__ import annotations
 
+import math
+
 EPS = 1e-9  # drops are ratios of counts: 0.5 may come out as 0.5000000001
+
+
+def check_max_drop(max_drop, option: str = "--max-drop") -> None:
+    """A bound is a finite number of points ≥ 0 (None: no bound). NaN would fail every comparison
+    silently and be written into JSON as the invalid NaN."""
+    from edgemed.errors import EdgemedError
+
+    if max_drop is None:
+        return
+    if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) or not math.isfinite(max_drop) or max_drop < 0:
+        raise EdgemedError(f"{option} must be a finite number of points ≥ 0, e.g. 0.5; got {max_drop!r}")
 
 
 def meets_bound(drop_points: float, max_drop_points: float) -> bool:

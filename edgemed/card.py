@@ -117,8 +117,8 @@ def _compression(manifest: dict) -> list[tuple[str, str]]:
                       f"{calib.get('used', calib.get('size', '?'))} images of {calib.get('dataset', '?')}; accuracy "
                       f"control: {q.get('metric', 'accuracy')} drop ≤ {q.get('max_drop_points', '?')} pt on "
                       f"{q.get('validation_images', '?')} validation images"))
-        if isinstance(q.get("note"), str):  # the recommendation's drop is within the bound, its CI is not
-            items.append(("INT8 uncertainty", q["note"][:500]))
+        if isinstance(q.get("note"), str):  # on the recommendation: its CI past the bound, or slower than FP32
+            items.append(("INT8 note", q["note"][:500]))
     for a in _list(manifest.get("artifacts")):
         d = _dict(a.get("details")) if isinstance(a, dict) else {}
         floats = _list(d.get("float_layers")) or _list(d.get("ignored_layers")) or _list(d.get("reverted_layers"))
@@ -177,8 +177,15 @@ def model_card(manifest: dict, user: dict | None = None, split_counts: dict | No
                         ("Authors", owner("authors", "–")), ("Contact", owner("contact", "–")),
                         ("Licence", owner("license", "–")), ("References", owner("references", "–"))]),
     ]
-    return {"sections": [{"title": t, "items": [{"label": k[:200], "value": str(v)[:MAX_VALUE]} for k, v in items]}
+    return {"sections": [{"title": t, "items": [{"label": _printable(k[:200]), "value": _printable(str(v)[:MAX_VALUE])}
+                                                for k, v in items]}
                          for t, items in sections]}
+
+
+def _printable(text: str) -> str:
+    """Card text without control or bidi-override characters (manifest fields may hold anything:
+    an escape sequence or U+202E would restyle a terminal or reorder what a reader sees)."""
+    return "".join(c if c.isprintable() else " " for c in text)
 
 
 def card_markdown(card: dict, title: str) -> str:

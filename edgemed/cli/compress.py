@@ -103,7 +103,8 @@ def register(app: typer.Typer) -> None:
                          threads=threads, calib_limit=calib_limit, val_limit=val_limit, base_bundle=base_bundle,
                          force=force, progress=not json_out)
         if json_out:
-            return print_json({"bundle": str(r.bundle), "recommended": r.recommended, "note": r.note, "reference": r.reference,
+            note = r.note and r.note.replace("BUNDLE", str(r.bundle))  # as printed below; the manifest keeps BUNDLE
+            return print_json({"bundle": str(r.bundle), "recommended": r.recommended, "note": note, "reference": r.reference,
                                "results": r.rows, "sensitivity": r.sensitivity, "suggested_ignore": r.suggested_ignore})
         if r.sensitivity:
             st = Table(title="per-layer sensitivity (INT8 one layer at a time; worst first)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.bounds import meets_bound
+from edgemed.bounds import check_max_drop, meets_bound
 from edgemed.compress.accuracy_control import (
     PRESETS,
     AccuracyTarget,
@@ -213,6 +213,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
     from edgemed.export.parity import compare, within_tolerance
     from edgemed.onnx_source import is_onnx_source, onnx_formats, quantize_onnx_source
 
+    check_max_drop(max_drop)
     formats = parse_list(formats, QUANTIZABLE, "format")
     if hasattr(checkpoint, "state_dict") and hasattr(checkpoint, "forward"):  # an nn.Module in memory
         from edgemed.onnx_source import from_module
@@ -241,8 +242,6 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
 
     if metric not in CONTROL_METRICS:
         raise EdgemedError(f"unknown --metric {metric!r}: use {', '.join(CONTROL_METRICS)}")
-    if max_drop is not None and max_drop < 0:
-        raise EdgemedError(f"--max-drop must be ≥ 0 (points of {metric}), got {max_drop}")
     if preset not in PRESETS:
         raise EdgemedError(f"unknown --preset {preset!r}: use {', '.join(PRESETS)}")
     if model_type not in ("auto", "cnn", "transformer"):

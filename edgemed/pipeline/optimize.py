@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.bounds import meets_bound
+from edgemed.bounds import check_max_drop, meets_bound
 from edgemed.errors import EdgemedError
 from edgemed.fileio import atomic_dir, atomic_write_json, check_output
 from edgemed.formats import QUANTIZABLE, QUANTIZE_DEFAULT
@@ -196,8 +196,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
     from edgemed.pipeline.executors import EXECUTORS
     from edgemed.runtime import RUNTIMES, available_devices, runtimes_for
 
-    if max_drop < 0:
-        raise EdgemedError(f"--max-drop must be ≥ 0 (points), got {max_drop}")
+    check_max_drop(max_drop)
     if executor not in EXECUTORS:
         raise EdgemedError(f"unknown --executor {executor!r}: use {', '.join(EXECUTORS)}")
     if metric not in CONTROL_METRICS:

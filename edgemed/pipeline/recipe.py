@@ -21,12 +21,14 @@ accuracy_bound: {metric: accuracy, max_drop: 0.5}
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from edgemed.bounds import check_max_drop
 from edgemed.errors import EdgemedError
 from edgemed.fileio import check_yaml_expansion, read_bounded
 
@@ -121,6 +123,13 @@ def _check_mapping(path: Path, node, schema: dict, context: str) -> dict:
         if not _type_ok(value, schema[key]):
             wanted = " or ".join(t.__name__ for t in schema[key])
             raise RecipeError(f"{_where(path, value_node)}: {context}.{key} must be {wanted}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # YAML's .nan and .inf
+            raise RecipeError(f"{_where(path, value_node)}: {context}.{key} must be a finite number, got {value!r}")
+        if key == "max_drop":
+            try:
+                check_max_drop(value, f"{context}.{key}")
+            except EdgemedError as e:
+                raise RecipeError(f"{_where(path, value_node)}: {e}") from None
         out[key] = value
     return out
 
@@ -195,6 +204,18 @@ def load_recipe(path: str | Path) -> Recipe:
                           "the PyTorch model): remove those stages, or give model.factory and model.weights")
     if "train" in stages and ("checkpoint" in model or "weights" in model):
         raise RecipeError(f"{_where(path, nodes['stages'])}: the model is already trained (model.checkpoint or model.weights): remove the train stage")
+    if "train" in stages:  # the training settings' own checks, at --check time rather than after earlier stages
+        from dataclasses import fields
+
+        from edgemed.train.loop import FitConfig
+
+        known = {f.name for f in fields(FitConfig)} - {"history"}
+        try:
+            FitConfig(**{k: v for k, v in stages["train"].items() if k in known}).validate()
+        except EdgemedError as e:  # in the recipe's words: --label-smoothing → label_smoothing
+            said = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(e))
+            raise RecipeError(f"{_where(path, dict((k.value, v) for k, v in stage_nodes.value)['train'])}: "
+                              f"stages.train: {said}") from None
     if "prune" in stages and ("ratio" in stages["prune"]) == ("target_macs" in stages["prune"]):
         raise RecipeError(f"{_where(path, nodes['stages'])}: stages.prune needs exactly one of ratio or target_macs")
     if "bench" in stages and not any(s in stages for s in ("export", "quantize")):
@@ -208,8 +229,6 @@ def load_recipe(path: str | Path) -> Recipe:
     bound = {"metric": "accuracy", "max_drop": 0.5}
     if "accuracy_bound" in nodes:
         bound.update(_check_mapping(path, nodes["accuracy_bound"], BOUND_KEYS, "accuracy_bound"))
-        if bound["max_drop"] < 0:
-            raise RecipeError(f"{_where(path, nodes['accuracy_bound'])}: accuracy_bound.max_drop must be ≥ 0")
     return Recipe(path=path, name=top.get("name", path.stem), model=model, dataset=top["dataset"],
                   stages=stages, targets=list(targets), accuracy_bound=bound, data_dir=top.get("data_dir"),
                   threads=top.get("threads"))

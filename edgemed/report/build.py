@@ -3,10 +3,10 @@ report.html (self-contained), report.md, results.csv and plots/. Works without t
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 
+from edgemed.bounds import check_max_drop
 from edgemed.errors import EdgemedError
 from edgemed.fileio import atomic_dir
 from edgemed.report.compare import METRICS, check_bound
@@ -29,8 +29,7 @@ def check_arguments(results_paths: list, out, max_drop: float, metric: str) -> N
         raise EdgemedError("give the output folder with --out FOLDER")
     if metric not in METRICS:
         raise EdgemedError(f"unknown --metric {metric!r}: use one of {', '.join(METRICS)}")
-    if not isinstance(max_drop, (int, float)) or not math.isfinite(max_drop) or max_drop < 0:
-        raise EdgemedError(f"--max-drop must be a number ≥ 0 (points of {metric}), got {max_drop}")
+    check_max_drop(max_drop)
 
 
 def check_target(out: Path, results_paths: list, force: bool) -> None:

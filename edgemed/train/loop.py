@@ -77,8 +77,14 @@ class FitConfig:
             raise EdgemedError(f"unknown --augment {self.augment!r}: use one of {', '.join(PRESETS)}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise EdgemedError(f"unknown --precision {self.precision!r}: use auto, fp32 or bf16")
-        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
+        if self.epochs < 1 or self.batch_size < 2 or not (math.isfinite(self.lr) and self.lr > 0):
             raise EdgemedError("--epochs must be ≥ 1, --batch-size ≥ 2 and --lr > 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise EdgemedError(f"--weight-decay must be a finite number ≥ 0, e.g. 0.05; got {self.weight_decay}")
+        if not 0 <= self.label_smoothing < 1:  # NaN fails too
+            raise EdgemedError(f"--label-smoothing is a share of the target in [0, 1), e.g. 0.1; got {self.label_smoothing}")
+        if not (math.isfinite(self.feature_smoothing) and self.feature_smoothing >= 0):
+            raise EdgemedError(f"--feature-smoothing is a weight λ ≥ 0, e.g. 0.1 (0: off); got {self.feature_smoothing}")
         if not 0 <= self.ema < 1:
             raise EdgemedError(f"--ema is a decay per step in [0, 1), e.g. 0.999; got {self.ema}")
         if not (math.isfinite(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs):
@@ -231,8 +237,10 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
         bf16, probe = choose_precision(cfg.precision, net, probe_x, y_train_t[:batch_size], total)
         precision = {"bf16": bf16, "probe": probe}
         if probe and "bf16_ms_per_step" in probe:
-            console.log(f"--precision auto: {'bf16' if bf16 else 'FP32'} ({probe['fp32_ms_per_step']:.0f} ms per FP32 "
-                        f"step, {probe['bf16_ms_per_step']:.0f} ms per bf16 step)")
+            console.log(f"--precision auto: {'bf16' if bf16 else 'FP32'} (bf16 steps "
+                        f"{probe['fp32_ms_per_step'] / probe['bf16_ms_per_step']:.2f}× as fast as FP32's, "
+                        f"{probe['bf16_ms_per_step']:.1f} against {probe['fp32_ms_per_step']:.1f} ms; bf16 needs "
+                        f"≥ {probe['margin']:.2f}×)")
     use_bf16 = precision["bf16"]
     # a state saved at an early stop has no epochs left to run
     last_epoch = first_epoch - 1 if cfg.patience and stale >= cfg.patience else cfg.epochs

@@ -7,6 +7,7 @@ fingerprint of everything that shapes the result; a file from other settings is 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,12 @@ def load_fit_state(path: Path, key: str) -> FitState | None:
 
 
 def _precision(p) -> dict | None:
-    """A state's precision choice, if it is one (the file is ours, but checked like any input)."""
-    if isinstance(p, dict) and isinstance(p.get("bf16"), bool):
-        return {"bf16": p["bf16"], "probe": p.get("probe") if isinstance(p.get("probe"), dict) else None}
-    return None
+    """A state's precision choice, if it is one: the file is ours, but it sits in the user's folder
+    and its probe goes into the checkpoint, so only its known small fields are kept."""
+    if not (isinstance(p, dict) and isinstance(p.get("bf16"), bool)):
+        return None
+    probe = p.get("probe") if isinstance(p.get("probe"), dict) else {}
+    numbers = {k: float(v) for k, v in probe.items()
+               if k in ("fp32_ms_per_step", "bf16_ms_per_step", "margin") and isinstance(v, (int, float))
+               and not isinstance(v, bool) and math.isfinite(v) and 0 < v < 1e7}
+    return {"bf16": p["bf16"], "probe": numbers if len(numbers) == 3 else None}

@@ -223,7 +223,9 @@ def test_ort_route_calibrates_once_per_model(tiny_checkpoint, calib, tmp_path):
 
 
 @pytest.mark.parametrize("kw, error, msg", [
-    (dict(max_drop=-1), EdgemedError, "--max-drop must be ≥ 0"),
+    (dict(max_drop=-1), EdgemedError, "--max-drop must be a finite number of points ≥ 0"),
+    (dict(max_drop=float("nan")), EdgemedError, "--max-drop must be a finite number"),  # NaN: no JSON, no bound
+    (dict(max_drop=float("inf")), EdgemedError, "--max-drop must be a finite number"),
     (dict(metric="f1"), EdgemedError, "unknown --metric"),
     (dict(preset="fast"), EdgemedError, "unknown --preset"),
     (dict(routes="onnx=caffe"), EdgemedError, "unknown onnx route 'caffe'"),

@@ -71,10 +71,11 @@ def test_the_owner_adds_intended_use_and_the_card_says_how_data_was_split(bundle
     q = {"metric": "accuracy", "max_drop_points": 0.5, "validation_images": 248, "note": "openvino-mixed meets …"}
     items = _card_items(model_card({**b.manifest, "quantization": q}))
     assert "drop ≤ 0.5 pt on 248 validation images" in items["INT8 quantization"]
-    assert items["INT8 uncertainty"] == "openvino-mixed meets …"
-    for note, shown in ((["not", "text"], None), ("x" * 5000, "x" * 500)):  # from a file: checked and bounded
+    assert items["INT8 note"] == "openvino-mixed meets …"
+    for note, shown in ((["not", "text"], None), ("x" * 5000, "x" * 500),  # from a file: checked and bounded
+                        ("ok\x1b[31mred\x07\r\n\x00\u202etxet", "ok [31mred     txet")):  # no control or bidi characters
         items = _card_items(model_card({**b.manifest, "quantization": {**q, "note": note}}))
-        assert items.get("INT8 uncertainty") == shown
+        assert items.get("INT8 note") == shown
 
 
 def test_a_hostile_card_in_a_manifest_is_refused(bundle):

@@ -44,7 +44,7 @@ def _newer(tmp_path):
     (lambda d: write(d / "cfg.json", {"epochs": 3}), [], ["not an edgemed bench results file"]),
     (lambda d: d / "missing.json", [], ["results file not found"]),
     (lambda d: None, [], ["no results files given"]),
-    (lambda d: write(d / "good.json", real_results()), ["--max-drop", "-0.5"], ["--max-drop must be a number ≥ 0"]),
+    (lambda d: write(d / "good.json", real_results()), ["--max-drop", "-0.5"], ["--max-drop must be a finite number of points ≥ 0"]),
     (lambda d: write(d / "good.json", real_results()), ["--metric", "f1"], ["unknown --metric 'f1'", "accuracy, auc"]),
 ])
 def test_bad_input_is_one_line_and_overwrites_nothing(tmp_path, old_report, make_input, extra, fragments):

@@ -217,7 +217,11 @@ def test_mixing_is_recorded_and_bad_settings_are_refused(tmp_path):
     c = train("convnext_med_micro", "breastmnist", out=tmp_path / "c.safetensors", mixup=0.2, **kw)
     assert read_checkpoint(c.checkpoint).training["feature_smoothing"] == 0.0
     for bad, msg in [(dict(mixup=-1.0), "--mixup and --cutmix are Beta"), (dict(cutmix=float("nan")), "Beta"),
-                     (dict(mixup=0.2, feature_smoothing=0.1), "--feature-smoothing 0 with --mixup")]:
+                     (dict(mixup=0.2, feature_smoothing=0.1), "--feature-smoothing 0 with --mixup"),
+                     (dict(mixup=0.2, label_smoothing=2.0), "--label-smoothing is a share"),
+                     (dict(label_smoothing=float("nan")), "--label-smoothing is a share"),
+                     (dict(feature_smoothing=-1.0), "--feature-smoothing is a weight"),
+                     (dict(lr=float("nan")), "--lr > 0")]:
         with pytest.raises(EdgemedError, match=msg):
             train("resnet18_micro", "breastmnist", out=tmp_path / "bad.safetensors", **bad, **kw)
         assert not (tmp_path / "bad.safetensors").exists()
@@ -456,3 +460,17 @@ def test_a_resumed_run_keeps_the_precision_auto_chose(tmp_path, monkeypatch):
     assert t["precision_probe"] == {"fp32_ms_per_step": 200.0, "bf16_ms_per_step": 100.0, "margin": 1.1}
     fresh = read_checkpoint(train("resnet18_micro", "breastmnist", out=tmp_path / "f.safetensors", **kw).checkpoint)
     assert fresh.training["precision"] == "fp32" and fresh.training["precision_probe"]["bf16_ms_per_step"] == 200.0
+
+
+def test_a_saved_precision_choice_is_read_back_bounded():
+    """The fit state sits in the user's folder and its probe goes into the checkpoint: only the known
+    small fields come back (a 30 MB string there once made a checkpoint edgemed then refused to read)."""
+    from edgemed.train.resume import _precision
+
+    good = {"bf16": True, "probe": {"fp32_ms_per_step": 200.0, "bf16_ms_per_step": 100.0, "margin": 1.1}}
+    assert _precision(good) == good
+    assert _precision({"bf16": False, "probe": {**good["probe"], "junk": "x" * 30_000_000}}) == {
+        "bf16": False, "probe": good["probe"]}
+    assert _precision({"bf16": True, "probe": {**good["probe"], "margin": float("nan")}}) == {"bf16": True, "probe": None}
+    assert _precision({"bf16": True, "probe": "x" * 100}) == {"bf16": True, "probe": None}
+    assert _precision({"bf16": "yes"}) is None and _precision(None) is None and _precision([1]) is None
