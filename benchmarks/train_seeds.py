@@ -218,6 +218,31 @@ def scale_check(key: str, sizes=(112, 128, 144, 160)) -> dict:
     return {"key": key, "trained_at": ckpt.image_size, "rows": rows}
 
 
+def error_overlap(keys: list[str]) -> dict:
+    """Which test images each of these checkpoints (one data set) gets wrong, and how many every
+    one of them does: errors shared by models of other lineages and sizes are what no recipe here
+    has fixed, and they bound what another draw of the same recipes can reach."""
+    import numpy as np
+
+    from edgemed.checkpoint import load_checkpoint
+    from edgemed.data.datasets import load_dataset, prepare_split
+    from edgemed.train.loop import predict_logits
+
+    wrong, labels, dataset = {}, None, None
+    for key in keys:
+        ckpt, net = load_checkpoint(checkpoint_path(key))
+        if dataset not in (None, ckpt.dataset["name"]):
+            raise SystemExit(f"--error-overlap: {key} is of {ckpt.dataset['name']}, the others of {dataset}")
+        dataset = ckpt.dataset["name"]
+        x, labels = prepare_split(load_dataset(dataset), "test", ckpt.preprocess)
+        wrong[key] = set(np.flatnonzero(predict_logits(net, ckpt.preprocess.normalize(x)).argmax(1) != labels).tolist())
+    every = set.intersection(*wrong.values())
+    return {"keys": keys, "dataset": dataset, "test_images": int(len(labels)),
+            "wrong": {k: len(v) for k, v in wrong.items()}, "wrong_for_all": sorted(every),
+            "wrong_for_any": len(set.union(*wrong.values())),
+            "labels_wrong_for_all": [int(labels[i]) for i in sorted(every)]}
+
+
 def through_int8(key: str, dataset: str, max_drop: float = 0.5, threads: int | None = None) -> dict:
     """A trained seed through `edgemed quantize` (accuracy control on validation within
     `max_drop` points) and `edgemed bench --split test`: the recommended INT8 artifact's test
@@ -488,6 +513,20 @@ def markdown(payload: dict) -> str:
                     + ")" if base else
                     "a larger MedNeXt, pretrained weights (the published 0.95–0.994 mostly start from ImageNet)")
                  + ", or long schedules at the full 224² detail, each several CPU hours here."]
+    if payload.get("error_overlap"):
+        eo = payload["error_overlap"]
+        names = CATALOG[eo["dataset"]].class_names
+        by_class = [sum(1 for c in eo["labels_wrong_for_all"] if c == k) for k in range(len(names))]
+        allowed = int(0.02 * eo["test_images"])  # errors at 0.98 accuracy
+        body += [f"Errors shared (`--error-overlap {' '.join(eo['keys'])}`): of the {eo['test_images']} test images of "
+                 f"{eo['dataset']}, {len(eo['wrong_for_all'])} are misclassified by every one of these "
+                 f"{len(eo['keys'])} checkpoints ("
+                 + ", ".join(f"{n} {name}" for n, name in zip(by_class, names, strict=True) if n)
+                 + f"), and {eo['wrong_for_any']} by at least one. Wrong per checkpoint: "
+                 + "; ".join(f"{run_label(runs[k]) if k in runs else k} {n}" for k, n in eo["wrong"].items())
+                 + f". A test accuracy of 0.98 allows {allowed} errors: a model that still got the shared "
+                 f"{len(eo['wrong_for_all'])} wrong could afford {allowed - len(eo['wrong_for_all'])} others, where the "
+                 f"best of these makes {min(eo['wrong'].values()) - len(eo['wrong_for_all'])}."]
     if payload.get("scale_check"):
         sc = payload["scale_check"]
         body += [f"Scale check (`--scale-check {sc['key']}`): the weights trained at {sc['trained_at']}², fed "
@@ -548,6 +587,8 @@ def main() -> None:
     ap.add_argument("--int8", nargs="*", default=[], metavar="KEY",
                     help="after training, take these runs through INT8 (quantize within 0.5 pt, bench on test)")
     ap.add_argument("--scale-check", metavar="KEY", help="evaluate this run's weights at other input sizes")
+    ap.add_argument("--error-overlap", nargs="+", metavar="KEY",
+                    help="the test images these runs' checkpoints (one data set) all get wrong")
     args = ap.parse_args()
     loaded = load_results("seed_models")
     previous = {r["key"]: r for r in loaded.get("runs", [])}
@@ -598,6 +639,12 @@ def main() -> None:
         if args.scale_check not in previous or not checkpoint_path(args.scale_check).exists():
             raise SystemExit(f"--scale-check {args.scale_check}: no trained checkpoint of that run here")
         extra["scale_check"] = scale_check(args.scale_check)
+        save()
+    if args.error_overlap:
+        missing = [k for k in args.error_overlap if k not in previous or not checkpoint_path(k).exists()]
+        if missing:
+            raise SystemExit(f"--error-overlap: no trained checkpoint of {', '.join(missing)} here")
+        extra["error_overlap"] = error_overlap(args.error_overlap)
         save()
     print(f"results in {RESULTS / 'seed_models.md'}")
 
