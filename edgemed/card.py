@@ -182,10 +182,16 @@ def model_card(manifest: dict, user: dict | None = None, split_counts: dict | No
                          for t, items in sections]}
 
 
+BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _printable(text: str) -> str:
-    """Card text without control or bidi-override characters (manifest fields may hold anything:
-    an escape sequence or U+202E would restyle a terminal or reorder what a reader sees)."""
-    return "".join(c if c.isprintable() else " " for c in text)
+    """Card text without control or bidi-control characters (manifest fields may hold anything: an
+    escape sequence or U+202E would restyle a terminal or reorder what a reader sees). Joiners, soft
+    hyphens and other format characters that scripts and names need stay."""
+    import unicodedata
+
+    return "".join(" " if c in BIDI_CONTROLS or unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def card_markdown(card: dict, title: str) -> str:

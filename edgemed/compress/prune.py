@@ -158,7 +158,7 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
     torch.export.export(model, (example,))  # the pruned graph must still export
     val_before = classification_metrics(y_val, softmax(predict_logits(teacher, x_val)), ckpt.class_names, n_boot=0)
     val_pruned = classification_metrics(y_val, softmax(predict_logits(model, x_val)), ckpt.class_names, n_boot=0)
-    history = []
+    history, tuned_in = [], None
     if finetune_epochs:
         cfg = FitConfig(epochs=finetune_epochs, batch_size=batch_size, lr=lr, warmup_epochs=0.2,
                         patience=0, feature_smoothing=float(ckpt.training.get("feature_smoothing") or 0.0),
@@ -167,7 +167,7 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
                         tie_break=ckpt.training.get("tie_break") if ckpt.training.get("tie_break") in TIE_BREAKS else "first")
         identity = {"parent": ckpt.sha256, "data": ds.sha256, "ratio": ratio, "target_macs": target_macs, "importance": importance,
                     "round_to": round_to, "limits": [limit_train, limit_eval]}
-        _, history, _, _ = fit(model, torch.from_numpy(x_train), y_train, x_val, y_val, ckpt.class_names, cfg,
+        _, history, _, tuned_in = fit(model, torch.from_numpy(x_train), y_train, x_val, y_val, ckpt.class_names, cfg,
                             teacher=teacher if distill else None, progress=progress, label="fine-tune",
                             state_file=train_state_path(out) if resume else None, identity=identity)
     model.eval()
@@ -191,7 +191,10 @@ def prune(checkpoint: str | Path, *, out: str | Path, ratio: float | None = None
         in_channels=ckpt.in_channels, image_size=ckpt.image_size, preprocess=spec,
         class_names=ckpt.class_names, task=ckpt.task, dataset=ckpt.dataset, metrics=metrics,
         training={**ckpt.training, "finetune_history": history,
-                  **({"finetune_host": host_info()} if finetune_epochs else {})},
+                  **({"finetune_host": host_info(),  # the parent's precision fields are its training's
+                      "finetune_precision": "bf16-autocast" if tuned_in["bf16"] else "fp32",
+                      **({"finetune_precision_probe": tuned_in["probe"]} if tuned_in["probe"] else {})}
+                     if finetune_epochs else {})},
         versions=ckpt.versions,
         lineage=ckpt.lineage + [{"op": "prune", "parent": ckpt.path.name, "parent_sha256": ckpt.sha256,
                                  **settings, "before": before, "after": after}])

@@ -30,6 +30,7 @@ from edgemed.progress import progress_bar
 
 FORMATS = QUANTIZE_DEFAULT
 CONTROL_METRICS = ("accuracy", "auc", "sensitivity", "balanced_accuracy")
+SLOWER = 1.05  # an INT8 build is called slower than its FP32 past this ratio of short indicative timings
 
 
 def sensitivity_images(x: np.ndarray) -> int:
@@ -438,7 +439,7 @@ def recommend(rows: list[dict], writer, x1: np.ndarray, threads, max_drop: float
             f"{best['drop_ci_points'][1]:+.2f} pt{other}: measure the drop on held-out images with "
             "`edgemed bench BUNDLE --split test` before deploying.")
     ref = best["fp32_p50_ms_indicative"]
-    if ref is not None and ref < lat[best["artifact"]]:  # INT8 kernels can lose to FP32 ones (depth-wise convs)
+    if ref is not None and ref * SLOWER < lat[best["artifact"]]:  # INT8 kernels can lose to FP32 ones (depth-wise convs)
         notes.append(f"{best['artifact']} is the fastest INT8 build here but slower than {fp32[best['artifact']]} "
                      f"({lat[best['artifact']]:.2f} vs {ref:.2f} ms): for speed, deploy the FP32 build.")
     return best["artifact"], " ".join(notes) or None

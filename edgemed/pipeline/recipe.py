@@ -123,8 +123,11 @@ def _check_mapping(path: Path, node, schema: dict, context: str) -> dict:
         if not _type_ok(value, schema[key]):
             wanted = " or ".join(t.__name__ for t in schema[key])
             raise RecipeError(f"{_where(path, value_node)}: {context}.{key} must be {wanted}, got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):  # YAML's .nan and .inf
-            raise RecipeError(f"{_where(path, value_node)}: {context}.{key} must be a finite number, got {value!r}")
+        # YAML's .nan and .inf, also inside lists and mappings (the recipe's own sections are checked
+        # key by key, for the line of the number)
+        if not (context == "the recipe" and isinstance(value, dict)) and not _finite(value):
+            name = key if context == "the recipe" else f"{context}.{key}"
+            raise RecipeError(f"{_where(path, value_node)}: {name} must hold finite numbers only, got {value!r}")
         if key == "max_drop":
             try:
                 check_max_drop(value, f"{context}.{key}")
@@ -132,6 +135,16 @@ def _check_mapping(path: Path, node, schema: dict, context: str) -> dict:
                 raise RecipeError(f"{_where(path, value_node)}: {e}") from None
         out[key] = value
     return out
+
+
+def _finite(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -213,7 +226,8 @@ def load_recipe(path: str | Path) -> Recipe:
         try:
             FitConfig(**{k: v for k, v in stages["train"].items() if k in known}).validate()
         except EdgemedError as e:  # in the recipe's words: --label-smoothing → label_smoothing
-            said = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(e))
+            flags = "|".join(re.escape("--" + k.replace("_", "-")) for k in sorted(known, key=len, reverse=True))
+            said = re.sub(rf"({flags})\b", lambda m: m.group(1)[2:].replace("-", "_"), str(e))
             raise RecipeError(f"{_where(path, dict((k.value, v) for k, v in stage_nodes.value)['train'])}: "
                               f"stages.train: {said}") from None
     if "prune" in stages and ("ratio" in stages["prune"]) == ("target_macs" in stages["prune"]):

@@ -137,6 +137,7 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     from edgemed.train.augment import mix_batch
     from edgemed.train.losses import FeatureSmoothingLoss
     from edgemed.train.precision import choose as choose_precision
+    from edgemed.train.precision import has_bf16
 
     cfg.validate()
     side = min(x_train.shape[2:])
@@ -230,6 +231,8 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
             console.log(f"{state_file} holds another run's state (other settings or data): starting over")
     if saved is not None and saved.precision is not None:  # chosen when the run started
         precision = saved.precision
+    elif saved is not None:  # a state saved before auto was measured: its rule, not a switch mid-run
+        precision = {"bf16": cfg.precision == "bf16" or (cfg.precision == "auto" and has_bf16()), "probe": None}
     else:
         probe_x = x_train[:batch_size]
         if cfg.train_crop:

@@ -88,6 +88,8 @@ def _precision(p) -> dict | None:
     if not (isinstance(p, dict) and isinstance(p.get("bf16"), bool)):
         return None
     probe = p.get("probe") if isinstance(p.get("probe"), dict) else {}
+    if isinstance(probe.get("skipped"), str) and len(probe["skipped"]) <= 200:  # a run too short to time
+        return {"bf16": p["bf16"], "probe": {"skipped": probe["skipped"]}}
     numbers = {k: float(v) for k, v in probe.items()
                if k in ("fp32_ms_per_step", "bf16_ms_per_step", "margin") and isinstance(v, (int, float))
                and not isinstance(v, bool) and math.isfinite(v) and 0 < v < 1e7}

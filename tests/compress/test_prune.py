@@ -53,6 +53,9 @@ def test_prune_finetune_distill_saves_a_pickle_free_checkpoint(tiny_checkpoint, 
     assert r.before["torch_latency_ms"] > 0 and r.after["val_accuracy"] is not None
     ckpt = read_checkpoint(r.checkpoint)
     assert ckpt.module_shapes and ckpt.lineage[-1]["op"] == "prune" and ckpt.lineage[-1]["distill"]
+    # 4 fine-tuning steps: FP32 whatever the CPU (too short to time), said apart from the parent's training
+    assert ckpt.training["finetune_precision"] == "fp32"
+    assert ckpt.training["precision"] == read_checkpoint(tiny_checkpoint).training["precision"]
     _, model = load_checkpoint(r.checkpoint)
     assert count_macs(model, (1, 1, 28, 28)) == r.after["macs"]
 

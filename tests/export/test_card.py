@@ -73,7 +73,8 @@ def test_the_owner_adds_intended_use_and_the_card_says_how_data_was_split(bundle
     assert "drop ≤ 0.5 pt on 248 validation images" in items["INT8 quantization"]
     assert items["INT8 note"] == "openvino-mixed meets …"
     for note, shown in ((["not", "text"], None), ("x" * 5000, "x" * 500),  # from a file: checked and bounded
-                        ("ok\x1b[31mred\x07\r\n\x00\u202etxet", "ok [31mred     txet")):  # no control or bidi characters
+                        ("ok\x1b[31mred\x07\r\n\x00\u202etxet", "ok [31mred     txet"),  # no control or bidi characters
+                        ("Mehr\u200cdad, co\u00adoperate, 5 µm², ≤ 0.5 — ok", "Mehr\u200cdad, co\u00adoperate, 5 µm², ≤ 0.5 — ok")):
         items = _card_items(model_card({**b.manifest, "quantization": {**q, "note": note}}))
         assert items.get("INT8 note") == shown
 

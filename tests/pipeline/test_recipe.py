@@ -35,13 +35,16 @@ def test_a_valid_recipe_parses(tmp_path):
     (GOOD.replace("{zoo: mednext_micro}", "{zoo: mednext_micro, checkpoint: a.safetensors}"), 2, "exactly one of zoo"),
     (GOOD + "targets: [fpga]\n", 9, "unknown target 'fpga'"),
     (GOOD + "accuracy_bound: {metric: accuracy, max_drop: -1}\n", 9, "accuracy_bound.max_drop must be a finite number of points ≥ 0"),
-    (GOOD + "accuracy_bound: {metric: accuracy, max_drop: .nan}\n", 9, "accuracy_bound.max_drop must be a finite number"),
-    (GOOD.replace("  train: {epochs: 1}", "  train: {epochs: 1, lr: .inf}"), 5, "stages.train.lr must be a finite number"),
+    (GOOD + "accuracy_bound: {metric: accuracy, max_drop: .nan}\n", 9, "accuracy_bound.max_drop must hold finite numbers only"),
+    (GOOD.replace("  train: {epochs: 1}", "  train: {epochs: 1, lr: .inf}"), 5, "stages.train.lr must hold finite numbers only"),
     # the training settings' own checks, in the recipe's words, at --check time
     (GOOD.replace("  train: {epochs: 1}", "  train: {epochs: 1, mixup: 11}"), 5, "stages.train: mixup and cutmix are Beta"),
     (GOOD.replace("  train: {epochs: 1}", "  train: {epochs: 1, mixup: 0.2, feature_smoothing: 0.1}"), 5,
      "pass feature_smoothing 0 with mixup/cutmix"),
     (GOOD.replace("  train: {epochs: 1}", "  train: {epochs: 1, precision: bf17}"), 5, "unknown precision 'bf17'"),
+    (GOOD.replace("  train: {epochs: 1}", "  train: {epochs: 1, monitor: '--acc'}"), 5, "unknown monitor '--acc'"),
+    (GOOD.replace("{zoo: mednext_micro}", "{zoo: mednext_micro, kwargs: {drop_path: .nan}}"), 2,
+     "model.kwargs must hold finite numbers only"),
     (GOOD.replace("  export: {formats: [onnx]}\n", ""), 5, "bench stage needs an export or quantize stage"),
     (GOOD.replace("stages:", "stages: [train"), 5, "not valid YAML"),
 ])

@@ -474,3 +474,5 @@ def test_a_saved_precision_choice_is_read_back_bounded():
     assert _precision({"bf16": True, "probe": {**good["probe"], "margin": float("nan")}}) == {"bf16": True, "probe": None}
     assert _precision({"bf16": True, "probe": "x" * 100}) == {"bf16": True, "probe": None}
     assert _precision({"bf16": "yes"}) is None and _precision(None) is None and _precision([1]) is None
+    short = {"bf16": False, "probe": {"skipped": "10 steps < 50: FP32"}}  # a resumed short run says so too
+    assert _precision(short) == short and _precision({"bf16": False, "probe": {"skipped": "x" * 201}})["probe"] is None
