@@ -103,8 +103,8 @@ def register(app: typer.Typer) -> None:
                          threads=threads, calib_limit=calib_limit, val_limit=val_limit, base_bundle=base_bundle,
                          force=force, progress=not json_out)
         if json_out:
-            note = r.note and r.note.replace("BUNDLE", str(r.bundle))  # as printed below; the manifest keeps BUNDLE
-            return print_json({"bundle": str(r.bundle), "recommended": r.recommended, "note": note, "reference": r.reference,
+            return print_json({"bundle": str(r.bundle), "recommended": r.recommended, "note": r.local_note(),
+                               "reference": r.reference,
                                "results": r.rows, "sensitivity": r.sensitivity, "suggested_ignore": r.suggested_ignore})
         if r.sensitivity:
             st = Table(title="per-layer sensitivity (INT8 one layer at a time; worst first)")
@@ -134,5 +134,5 @@ def register(app: typer.Typer) -> None:
         out.print(f"* indicative batch-1 latency (each INT8 build timed beside its format's FP32) used to pick the "
                   f"recommended artifact; measure with `edgemed bench {r.bundle}`")
         if r.note:
-            out.print("note: " + r.note.replace("BUNDLE", str(r.bundle)), style="yellow", markup=False)
+            out.print("note: " + r.local_note(), style="yellow", markup=False)
         out.print(f"bundle written to {r.bundle}")

@@ -47,7 +47,11 @@ class QuantizeResult:
     reference: dict
     sensitivity: list[dict] | None = None
     suggested_ignore: list[str] = field(default_factory=list)
-    note: str | None = None  # the recommendation's uncertainty on the validation split (recommend)
+    note: str | None = None  # on the recommendation (recommend); says BUNDLE where the manifest's copy travels
+
+    def local_note(self) -> str | None:
+        """The note with this bundle's path in place of BUNDLE: what the terminal and --json show."""
+        return self.note and self.note.replace("BUNDLE", str(self.bundle))
 
 
 def parse_routes(routes: dict | str | None, formats: list[str]) -> dict[str, str]:

@@ -257,7 +257,7 @@ def _quantize(recipe, opts, folder, upstream, data_dir, progress):
     r = quantize(upstream["checkpoint"], calib=calib, out=out, data_dir=data_dir, threads=recipe.threads,
                  base_bundle=upstream.get("export_bundle"), force=True, progress=progress, **opts)
     if r.note:  # also in the bundle's manifest and model card
-        console.print("note: " + r.note.replace("BUNDLE", str(out)), style="yellow", markup=False)
+        console.print("note: " + r.local_note(), style="yellow", markup=False)
     return {"bundle": str(out)}
 
 
