@@ -368,7 +368,7 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
     ref_logits = _logits(src.path, x_val, src.num_classes, threads)
     target.reference = target.score(ref_logits)
     accuracy = target if max_drop is not None else None
-    rows = []
+    rows, val_logits = [], {}
     with atomic_dir(out, force) as tmp:
         writer = _start_bundle(src, tmp)
         for fmt in formats:
@@ -403,6 +403,7 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
             precision = "mixed" if details.get("reverted_layers") else "int8"
             a8 = writer.add(f"{fmt}-{precision}", fmt, precision, files, parity=compare(ref_logits, logits),
                             details={**details, "val_metric": score, "val_drop_points": 100 * drop, "bound_met": met})
+            val_logits[a8.id] = logits
             rows.append({"artifact": a8.id, "format": fmt, "route": details.get("route"), "metric": score,
                          "drop_points": 100 * drop, **validation_change(target, ref_logits, logits),
                          "bound_met": met, "size": a8.size,
@@ -415,4 +416,5 @@ def quantize_onnx_source(source, *, calib, formats=ONNX_FORMATS, out=None, max_d
                                     "calibration": cal.info, "results": rows, "recommended": recommended,
                                     "note": note})
         writer.write()
-    return QuantizeResult(out, rows, recommended, {"metric": metric, "value": target.reference}, note=note)
+    return QuantizeResult(out, rows, recommended, {"metric": metric, "value": target.reference}, note=note,
+                          val_logits={**val_logits, "reference": ref_logits})

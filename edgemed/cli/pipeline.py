@@ -110,4 +110,6 @@ def register(app: typer.Typer) -> None:
         label = "" if r.bound_met else "  [red]BOUND NOT MET: best model found"
         out.print(f"recommended: {best['artifact']} on {best['runtime']} ({best['threads']} threads) → "
                   f"{r.out / 'recommended'}{label}")
+        if r.note:
+            out.print("note: " + r.local_note(), style="yellow", markup=False)
         out.print(f"Pareto plot: {r.out / 'pareto.png'}")

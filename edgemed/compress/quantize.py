@@ -48,6 +48,9 @@ class QuantizeResult:
     sensitivity: list[dict] | None = None
     suggested_ignore: list[str] = field(default_factory=list)
     note: str | None = None  # on the recommendation (recommend); says BUNDLE where the manifest's copy travels
+    # validation logits of each INT8 row's artifact, and of the FP32 model under "reference":
+    # optimize scores every candidate's drop against one reference with them (not in the manifest)
+    val_logits: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def local_note(self) -> str | None:
         """The note with this bundle's path in place of BUNDLE: what the terminal and --json show."""
@@ -283,7 +286,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
     settings = {"calibration": cal.info, "preset": preset, "model_type": mt, "routes": chosen_routes,
                 "ignore": keep, "metric": metric, "max_drop_points": max_drop, "validation_images": int(len(y_val)),
                 "reference_metric": target.reference, "threads": threads}
-    rows = []
+    rows, val_logits = [], {}
     with atomic_dir(out, force) as tmp, progress_bar(progress) as bar:
         if sensitivity:
             layers = quantizable_layers(model)
@@ -364,6 +367,7 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
                     writer.remove(f"{fmt}-int8")
                 a8 = writer.add(f"{fmt}-{precision}", fmt, precision, files, input_layout=fp32.input_layout,
                                 static_batch=fp32.static_batch, parity=parity, details=details)
+                val_logits[a8.id] = logits
                 rows.append({"artifact": a8.id, "format": fmt, "route": route, "metric": score,
                              "drop_points": 100 * drop, **validation_change(target, ref_logits, logits),
                              "bound_met": met, "reverted_layers": reverted,
@@ -390,20 +394,41 @@ def quantize(checkpoint, *, calib: str | Path, formats=FORMATS, out: str | Path 
         remove_unreferenced(tmp, writer)
         writer.write()
     return QuantizeResult(out, rows, recommended, {"metric": metric, "value": target.reference},
-                          ranking, suggestion, note)
+                          ranking, suggestion, note, {**val_logits, "reference": ref_logits})
 
 
 def validation_change(target: AccuracyTarget, ref_logits: np.ndarray, logits: np.ndarray) -> dict:
     """The row fields that say how sure the validation drop is: its paired-bootstrap 95 % CI in
     points (same resamples for FP32 and INT8) and the images whose predicted class changed."""
+    return drop_change(target.y, target.metric, ref_logits, logits)
+
+
+def drop_change(y: np.ndarray, metric: str, ref_logits: np.ndarray, logits: np.ndarray) -> dict:
+    """`drop_ci_points` and `flips` of `logits` against `ref_logits` on the same images (quantize's
+    rows, and optimize's points against its one reference)."""
     from edgemed.metrics import paired_difference, softmax
 
     # fewer resamples on large splits, where the CI is narrow anyway: an AUC resample of 10,000
-    # images costs ~20 ms, and optimize quantizes once per candidate
-    n_boot = max(200, min(1000, 2_000_000 // max(1, len(target.y))))
-    d = paired_difference(target.y, softmax(ref_logits), softmax(logits), target.metric, n_boot=n_boot)
+    # images costs ~20 ms, and optimize scores every candidate
+    n_boot = max(200, min(1000, 2_000_000 // max(1, len(y))))
+    d = paired_difference(y, softmax(ref_logits), softmax(logits), metric, n_boot=n_boot)
     ci = d["ci"] and [0.0 - 100 * d["ci"][1], 0.0 - 100 * d["ci"][0]]  # a drop is the difference negated
     return {"drop_ci_points": ci, "flips": d["flips"]}
+
+
+def uncertain_bound_note(name: str, row: dict, max_drop: float, n: int, alternative: str) -> str:
+    """The note on a recommendation whose drop meets the bound but whose drop CI does not (quantize
+    and optimize): `alternative` names a build whose CI stays within it, or is empty."""
+    return (f"{name} meets the {max_drop:g} pt bound on {n} validation images (drop {row['drop_points']:+.2f} "
+            f"pt, {row['flips']} image(s) changed class), but the 95 % CI of its drop reaches "
+            f"{row['drop_ci_points'][1]:+.2f} pt{alternative}: measure the drop on held-out images with "
+            "`edgemed bench BUNDLE --split test` before deploying.")
+
+
+def ci_within(row: dict, max_drop: float) -> bool:
+    """Whether the upper end of the row's drop CI meets the bound (False where there is no CI)."""
+    ci = row.get("drop_ci_points")
+    return bool(ci) and meets_bound(ci[1], max_drop)
 
 
 def recommend(rows: list[dict], writer, x1: np.ndarray, threads, max_drop: float | None,
@@ -431,27 +456,18 @@ def recommend(rows: list[dict], writer, x1: np.ndarray, threads, max_drop: float
     best = candidates[0]
     writer.recommend(best["artifact"])
     notes = []
-    if max_drop is not None and best.get("drop_ci_points") and not _ci_within(best, max_drop):
-        firm = [r for r in candidates if _ci_within(r, max_drop)]
+    if max_drop is not None and best.get("drop_ci_points") and not ci_within(best, max_drop):
+        firm = [r for r in candidates if ci_within(r, max_drop)]
         other = (f"; {firm[0]['artifact']}'s stays within it ({lat[firm[0]['artifact']]:.2f} vs "
                  f"{lat[best['artifact']]:.2f} ms; `edgemed predict BUNDLE IMAGES --artifact {firm[0]['artifact']}`)"
                  ) if firm else ""
         # BUNDLE, not this bundle's path: the note goes into the manifest and card, which travel
-        notes.append(
-            f"{best['artifact']} meets the {max_drop:g} pt bound on {n} validation images (drop {best['drop_points']:+.2f} "
-            f"pt, {best['flips']} image(s) changed class), but the 95 % CI of its drop reaches "
-            f"{best['drop_ci_points'][1]:+.2f} pt{other}: measure the drop on held-out images with "
-            "`edgemed bench BUNDLE --split test` before deploying.")
+        notes.append(uncertain_bound_note(best["artifact"], best, max_drop, n, other))
     ref = best["fp32_p50_ms_indicative"]
     if ref is not None and ref * SLOWER < lat[best["artifact"]]:  # INT8 kernels can lose to FP32 ones (depth-wise convs)
         notes.append(f"{best['artifact']} is the fastest INT8 build here but slower than {fp32[best['artifact']]} "
                      f"({lat[best['artifact']]:.2f} vs {ref:.2f} ms): for speed, deploy the FP32 build.")
     return best["artifact"], " ".join(notes) or None
-
-
-def _ci_within(row: dict, max_drop: float) -> bool:
-    ci = row.get("drop_ci_points")
-    return bool(ci) and meets_bound(ci[1], max_drop)
 
 
 def _control(fmt, route, model, example, cal, tmp, fp32_file, opts, keep, target, writer, fp32,

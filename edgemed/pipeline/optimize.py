@@ -82,6 +82,8 @@ def evaluate_candidate(spec: CandidateSpec) -> dict:
     return {"spec": asdict(spec), "name": spec.name, "ok": True, "bundle": str(out), **where(),
             "int8_artifact": row["artifact"], "fp32_artifact": f"{spec.fmt}-fp32",
             "metric_int8": row["metric"], "reference": r.reference["value"],
+            # popped before the summary is written: optimize scores each drop against its own reference
+            "val_logits": {"int8": r.val_logits[row["artifact"]], "fp32": r.val_logits["reference"]},
             "seconds": time.perf_counter() - t0}
 
 
@@ -94,6 +96,11 @@ class OptimizeResult:
     recommended: dict | None
     bound_met: bool
     notes: list[str] = field(default_factory=list)
+    note: str | None = None  # on the recommendation: its drop CI past the bound; says BUNDLE, as the manifest's
+
+    def local_note(self) -> str | None:
+        """The note with the recommended bundle's path in place of BUNDLE: what the terminal shows."""
+        return self.note and self.note.replace("BUNDLE", str(self.out / "recommended"))
 
 
 def estimate_candidate_seconds(ckpt, calib_n: int, val_n: int) -> float:
@@ -190,7 +197,13 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
     """
     from edgemed.checkpoint import read_checkpoint
     from edgemed.compress.calibration import build_calibration
-    from edgemed.compress.quantize import CONTROL_METRICS, _calibration, _model, _validation
+    from edgemed.compress.quantize import (
+        CONTROL_METRICS,
+        _calibration,
+        _model,
+        _validation,
+        drop_change,
+    )
     from edgemed.compress.scope import layer_sensitivity, suggest_ignore
     from edgemed.export.exporter import parse_list
     from edgemed.pipeline.executors import EXECUTORS
@@ -241,13 +254,14 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
             calib = build_calibration(ckpt.dataset["name"], size=300, data_dir=data_dir, out=work / "calibration.json")
         if onnx:
             model, ranking, suggested = None, [], ()
-            ref = _reference_of(_logits(ckpt.path, x_val, ckpt.num_classes), y_val, ckpt, metric)
+            ref_logits = _logits(ckpt.path, x_val, ckpt.num_classes)
         else:
             from edgemed.models import deploy_form
+            from edgemed.train.loop import predict_logits
 
             _, model = _model(checkpoint)
             model = deploy_form(model)  # layer names as `quantize` sees them
-            ref = _reference(model, x_val, y_val, ckpt, metric)
+            ref_logits = predict_logits(model, x_val)
             # sensitivity once, on the unpruned model: it proposes the float-layer variant to try
             cal = _calibration(calib, ckpt, data_dir, None)
             task = bar.add_task("sensitivity", total=None, info="")
@@ -258,6 +272,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
             # a float-layer variant is always tried: on few images the ranking may show no flips
             # (convnext_med 224², 16 images) while full INT8 still misses the bound on validation
             suggested = tuple(suggest_ignore(ranking, top=2)) or tuple(r["layer"] for r in ranking[:2])
+        ref = _reference_of(ref_logits, y_val, ckpt, metric)
         variants: list[tuple[float | None, str]] = [(None, str(checkpoint))]
         specs = []
 
@@ -284,6 +299,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
             specs += specs_for(kept, path, name)
         specs.sort(key=_priority)
         results: list[dict] = []
+        logits: dict[str, dict | None] = {}
         task = bar.add_task("candidates", total=None, info="")
         with worker_pool(executor, workers, ray_address) as pool:
             pending = {}
@@ -315,6 +331,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
                 for f in done:
                     spec = pending.pop(f)
                     r = f.result()
+                    logits[r["name"]] = r.pop("val_logits", None)
                     results.append(r)
                     ok = [x["seconds"] for x in results if x["ok"]]
                     avg = statistics.mean(ok) if ok else avg
@@ -338,10 +355,13 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
             p["speedup_vs_torch_fp32"] = torch_lat[p["threads"]] / p["p50_ms"]
             p["drop_points"] = 100 * (ref["value"] - p["metric"])
             p["meets_bound"] = meets_bound(p["drop_points"], max_drop)
+            # how sure that drop is: against the one reference, so pruning's share counts too
+            p.update(drop_change(y_val, metric, ref_logits, logits[p["candidate"]][p["precision"]]))
         front = pareto_points(points)
         ok = [p for p in points if p["meets_bound"]]
         best = min(ok, key=lambda p: p["p50_ms"]) if ok else max(points, key=lambda p: (p["metric"], -p["p50_ms"]))
-        _write_recommended(tmp / "recommended", best, ok != [], "onnx-fp32" if onnx else "torch-fp32")
+        note = recommendation_note(ok, best, max_drop, len(y_val), tmp)
+        _write_recommended(tmp / "recommended", best, ok != [], "onnx-fp32" if onnx else "torch-fp32", note)
         # the folder is renamed into place when done: record candidate paths relative to it
         for item in [*results, *points]:
             if item.get("bundle"):
@@ -350,6 +370,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
                    "budget_minutes": budget_minutes, "reference": ref, "torch_fp32_ms": torch_lat,
                    "candidates": results, "points": points, "pareto": [p["id"] for p in front],
                    "recommended": best, "bound_met": bool(ok), "sensitivity": ranking[:10],
+                   "note": note and note.replace("BUNDLE", str(out / "recommended")),
                    "suggested_float_layers": list(suggested), "notes": notes, "workers": workers,
                    "given_pruned": [{"path": p, "name": n, "macs_kept": k} for k, p, n in given],
                    "latency_rounds": rounds,
@@ -359,13 +380,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         (tmp / "summary.md").write_text(_markdown(summary))
     # candidate bundles stay under work/ for inspection; the recommended one is copied out
     return OptimizeResult(out, ref, points, [p for p in points if p["id"] in {q["id"] for q in front}],
-                          best, bool(ok), notes)
-
-
-def _reference(model, x_val, y_val, ckpt, metric) -> dict:
-    from edgemed.train.loop import predict_logits
-
-    return _reference_of(predict_logits(model, x_val), y_val, ckpt, metric)
+                          best, bool(ok), notes, note)
 
 
 def _reference_of(logits, y_val, ckpt, metric) -> dict:
@@ -412,12 +427,33 @@ def _torch_latency(model, x1, threads, rounds) -> dict[int, float]:
     return out
 
 
-def _write_recommended(folder: Path, point: dict, met: bool, reference: str = "torch-fp32") -> None:
-    """A bundle with the recommended artifact and the FP32 reference, marked recommended."""
+def recommendation_note(within: list[dict], best: dict, max_drop: float, n: int, root: Path) -> str | None:
+    """quantize's note for optimize's choice (the rule stays the fastest point within the bound):
+    where the best point's drop CI reaches past the bound, the fastest point whose CI does not."""
+    from edgemed.compress.quantize import ci_within, uncertain_bound_note
+
+    if not within or ci_within(best, max_drop):
+        return None
+    firm = sorted((p for p in within if ci_within(p, max_drop)), key=lambda p: p["p50_ms"])
+    other = (f"; {_label(firm[0])}'s stays within it ({firm[0]['p50_ms']:.2f} vs {best['p50_ms']:.2f} ms; "
+             f"its bundle is {os.path.relpath(firm[0]['bundle'], root)} in the optimize folder)") if firm else ""
+    return uncertain_bound_note(_label(best), best, max_drop, n, other)
+
+
+def _label(point: dict) -> str:
+    return f"{point['candidate']}:{point['artifact']} on {point['runtime']} ({point['threads']} thread(s))"
+
+
+def _write_recommended(folder: Path, point: dict, met: bool, reference: str = "torch-fp32",
+                       note: str | None = None) -> None:
+    """A bundle with the recommended artifact and the FP32 reference, marked recommended; its
+    quantization note is optimize's (the candidate's own quantize saw only its own builds)."""
     from edgemed.export.bundle import BundleWriter, load_bundle
 
     folder.mkdir(parents=True)
     writer = BundleWriter.subset(load_bundle(point["bundle"]), folder, {point["artifact"], reference})
+    if isinstance(writer.manifest.get("quantization"), dict):
+        writer.manifest["quantization"] = {**writer.manifest["quantization"], "note": note}
     writer.recommend(point["artifact"], runtime=point["runtime"], threads=point["threads"], device="cpu",
                      bound_met=met, label=None if met else "BOUND NOT MET: best model found",
                      validation_metric=point["metric"], p50_ms=point["p50_ms"])
@@ -446,6 +482,11 @@ def _plot(path: Path, points, front, best, ref, metric, max_drop) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _ci(point: dict) -> str:
+    ci = point.get("drop_ci_points")
+    return f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "–"
+
+
 def _markdown(s: dict) -> str:
     ref = s["reference"]
     best = s["recommended"]
@@ -458,13 +499,16 @@ def _markdown(s: dict) -> str:
              f"{s.get('reference_runtime', 'PyTorch FP32 eager')}), "
              f"{s['metric']} {best['metric']:.4f} (drop {best['drop_points']:+.2f} pt)"
              + ("" if s["bound_met"] else " — **BOUND NOT MET: best model found**"), "",
-             "| point | precision | runtime | threads | p50 ms | speed-up vs FP32 reference | metric | drop pt | bound | Pareto |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+             *([f"**Note**: {s['note']}", ""] if s.get("note") else []),
+             "| point | precision | runtime | threads | p50 ms | speed-up vs FP32 reference | metric | drop pt | drop 95% CI "
+             "| changed | bound | Pareto |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
     front = set(s["pareto"])
     for p in sorted(s["points"], key=lambda q: q["p50_ms"]):
         lines.append(f"| {p['candidate']}:{p['artifact']} | {p['precision']} | {p['runtime']} | {p['threads']} | "
                      f"{p['p50_ms']:.3f} | {p['speedup_vs_torch_fp32']:.1f}× | {p['metric']:.4f} | "
-                     f"{p['drop_points']:+.2f} | {'yes' if p['meets_bound'] else 'no'} | {'★' if p['id'] in front else ''} |")
+                     f"{p['drop_points']:+.2f} | {_ci(p)} | {p.get('flips', '–')} | {'yes' if p['meets_bound'] else 'no'} | "
+                     f"{'★' if p['id'] in front else ''} |")
     if s["notes"]:
         lines += ["", "Notes: " + "; ".join(s["notes"])]
     lines += ["", "Latency: batch 1, median of interleaved rounds in one process after all candidates were built. "
@@ -472,4 +516,4 @@ def _markdown(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CandidateSpec", "OptimizeResult", "evaluate_candidate", "optimize", "pareto_points"]
+__all__ = ["CandidateSpec", "OptimizeResult", "evaluate_candidate", "optimize", "pareto_points", "recommendation_note"]

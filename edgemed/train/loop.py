@@ -231,13 +231,18 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
             console.log(f"{state_file} holds another run's state (other settings or data): starting over")
     if saved is not None and saved.precision is not None:  # chosen when the run started
         precision = saved.precision
+        if precision["bf16"] and cfg.precision == "auto" and not has_bf16():
+            # auto measured bf16 faster on the CPU the run started on; emulated here it is slower
+            precision = {**precision, "bf16": False, "fp32_from_epoch": first_epoch}
+            console.log(f"--precision auto: FP32 from epoch {first_epoch} on (the run started in bf16 on a CPU "
+                        "with native bf16; this one has none); `--precision bf16` keeps bf16")
     elif saved is not None:  # a state saved before auto was measured: its rule, not a switch mid-run
         precision = {"bf16": cfg.precision == "bf16" or (cfg.precision == "auto" and has_bf16()), "probe": None}
     else:
         probe_x = x_train[:batch_size]
         if cfg.train_crop:
             probe_x = probe_x[:, :, :cfg.train_crop, :cfg.train_crop]
-        bf16, probe = choose_precision(cfg.precision, net, probe_x, y_train_t[:batch_size], total)
+        bf16, probe = choose_precision(cfg.precision, net, probe_x, y_train_t[:batch_size], total, teacher)
         precision = {"bf16": bf16, "probe": probe}
         if probe and "bf16_ms_per_step" in probe:
             console.log(f"--precision auto: {'bf16' if bf16 else 'FP32'} (bf16 steps "
@@ -538,6 +543,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
                   "tie_break": tie_break,
                   "precision": "bf16-autocast" if trained_in["bf16"] else "fp32",
                   **({"precision_probe": trained_in["probe"]} if trained_in["probe"] else {}),
+                  # bf16 autocast before this epoch: resumed on a CPU without native bf16
+                  **({"fp32_from_epoch": trained_in["fp32_from_epoch"]} if trained_in.get("fp32_from_epoch") else {}),
                   "threads": threads, "feature_smoothing": feature_smoothing,
                   "label_smoothing": label_smoothing, "warmup_epochs": warmup_epochs, "ema": ema, "train_crop": train_crop,
                   **({"mixup": mixup, "cutmix": cutmix} if mixup or cutmix else {}),

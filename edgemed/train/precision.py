@@ -21,9 +21,10 @@ def has_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & set(isa_flags()))
 
 
-def train_step(net, x, y, bf16: bool) -> Callable[[], None]:
+def train_step(net, x, y, bf16: bool, teacher=None) -> Callable[[], None]:
     """One training step (forward, cross-entropy, backward, AdamW update) of a copy of `net` on the
-    batch (x, y), as a callable: what the probe and benchmarks/train_precision time."""
+    batch (x, y), as a callable: what the probe and benchmarks/train_precision time. With a
+    distillation `teacher`, its forward pass too, in the same precision as training runs it."""
     import copy
 
     import torch
@@ -35,6 +36,9 @@ def train_step(net, x, y, bf16: bool) -> Callable[[], None]:
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = m(x)
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher(x)
         loss = F.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -43,12 +47,12 @@ def train_step(net, x, y, bf16: bool) -> Callable[[], None]:
     return step
 
 
-def step_ms(net, x, y, steps: int, warmup: int = 1) -> dict[str, float]:
+def step_ms(net, x, y, steps: int, warmup: int = 1, teacher=None) -> dict[str, float]:
     """Median ms per training step in FP32 and in bf16 autocast, timed in turns (the project's one
     timing rule, edgemed.bench.latency) on their own copies of the model."""
     from edgemed.bench.latency import interleaved, median_ms
 
-    calls = {"fp32": train_step(net, x, y, False), "bf16": train_step(net, x, y, True)}
+    calls = {"fp32": train_step(net, x, y, False, teacher), "bf16": train_step(net, x, y, True, teacher)}
     return median_ms(interleaved(calls, warmup=warmup, iterations=steps, turn_seconds=0))
 
 
@@ -56,9 +60,11 @@ def prefers_bf16(ms: dict[str, float]) -> bool:
     return ms["fp32"] >= BF16_MARGIN * ms["bf16"]
 
 
-def choose(requested: str, net, x, y, total_steps: int) -> tuple[bool, dict | None]:
+def choose(requested: str, net, x, y, total_steps: int, teacher=None) -> tuple[bool, dict | None]:
     """(train in bf16?, what auto measured, or None where it measured nothing). An explicit
     fp32/bf16 is kept; auto is FP32 without native bf16 or for runs under PROBE_MIN_STEPS steps.
+    A distillation teacher's forward pass is timed with the student's step: it can be the larger
+    share of the step, and its best precision can differ.
     The probe leaves the global RNG as it found it (drop path draws from it), so the training that
     follows is what it would have been without the probe."""
     if requested != "auto":
@@ -71,7 +77,7 @@ def choose(requested: str, net, x, y, total_steps: int) -> tuple[bool, dict | No
 
     rng = torch.get_rng_state()
     try:
-        ms = step_ms(net, x.contiguous(memory_format=torch.channels_last), y, PROBE_STEPS)
+        ms = step_ms(net, x.contiguous(memory_format=torch.channels_last), y, PROBE_STEPS, teacher=teacher)
     finally:
         torch.set_rng_state(rng)
     return prefers_bf16(ms), {"fp32_ms_per_step": round(ms["fp32"], 1), "bf16_ms_per_step": round(ms["bf16"], 1),

@@ -87,10 +87,12 @@ def _precision(p) -> dict | None:
     and its probe goes into the checkpoint, so only its known small fields are kept."""
     if not (isinstance(p, dict) and isinstance(p.get("bf16"), bool)):
         return None
+    switched = p.get("fp32_from_epoch")  # auto's bf16 given up on a resume without native bf16
+    switched = {"fp32_from_epoch": switched} if type(switched) is int and 0 < switched < 10**6 else {}
     probe = p.get("probe") if isinstance(p.get("probe"), dict) else {}
     if isinstance(probe.get("skipped"), str) and len(probe["skipped"]) <= 200:  # a run too short to time
-        return {"bf16": p["bf16"], "probe": {"skipped": probe["skipped"]}}
+        return {"bf16": p["bf16"], "probe": {"skipped": probe["skipped"]}, **switched}
     numbers = {k: float(v) for k, v in probe.items()
                if k in ("fp32_ms_per_step", "bf16_ms_per_step", "margin") and isinstance(v, (int, float))
                and not isinstance(v, bool) and math.isfinite(v) and 0 < v < 1e7}
-    return {"bf16": p["bf16"], "probe": numbers if len(numbers) == 3 else None}
+    return {"bf16": p["bf16"], "probe": numbers if len(numbers) == 3 else None, **switched}

@@ -58,6 +58,32 @@ def test_search_on_a_tiny_model(tiny_checkpoint, tmp_path):
     assert rec.recommended == r.recommended["artifact"]
     assert rec.manifest["deployment"]["bound_met"] == r.bound_met
     assert (r.out / "pareto.png").stat().st_size > 1000 and "Recommended" in (r.out / "summary.md").read_text()
+    # every point's drop, with its CI, against the one unpruned reference (pruning's share counts)
+    for p in r.points:
+        lo, hi = p["drop_ci_points"]
+        assert lo - 1e-9 <= p["drop_points"] <= hi + 1e-9 and 0 <= p["flips"] <= 64
+        if p["precision"] == "fp32" and p["prune"] is None and not p["candidate"].startswith("given"):
+            assert p["flips"] == 0 and lo == hi == 0  # the reference itself, exported
+    assert "drop 95% CI" in (r.out / "summary.md").read_text() and "val_logits" not in json.dumps(s)
+    assert rec.manifest["quantization"]["note"] == r.note  # optimize's note, not the candidate's own
+    assert (r.note is not None) == (r.bound_met and r.recommended["drop_ci_points"][1] > 2.0)
+
+
+def test_optimize_notes_a_recommendation_whose_ci_reaches_past_the_bound(tmp_path):
+    from edgemed.pipeline.optimize import recommendation_note
+
+    def point(name, ms, drop, ci, flips):
+        return {"candidate": name, "artifact": "onnx-int8", "runtime": "onnxruntime", "threads": 1, "p50_ms": ms,
+                "drop_points": drop, "drop_ci_points": ci, "flips": flips, "bundle": str(tmp_path / "work" / name)}
+
+    fast, firm = point("macs60", 1.0, 0.4, [-0.8, 1.2], 3), point("full", 2.0, 0.0, [0.0, 0.0], 0)
+    note = recommendation_note([fast, firm], fast, 0.5, 248, tmp_path)
+    assert note.startswith("macs60:onnx-int8 on onnxruntime (1 thread(s)) meets the 0.5 pt bound on 248 validation")
+    assert "reaches +1.20 pt" in note and "full:onnx-int8" in note and "work/full in the optimize folder" in note
+    assert "BUNDLE" in note  # where the manifest's copy travels; the terminal fills it in
+    assert recommendation_note([firm], firm, 0.5, 248, tmp_path) is None  # its CI is within the bound
+    assert recommendation_note([], fast, 0.5, 248, tmp_path) is None  # bound not met: labelled instead
+    assert "stays within" not in recommendation_note([fast], fast, 0.5, 248, tmp_path)  # no firmer point
 
 
 @needs_data

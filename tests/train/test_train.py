@@ -403,7 +403,7 @@ def test_precision_auto_keeps_bf16_only_where_it_measured_faster(monkeypatch):
 
     timings = {}
     monkeypatch.setattr(precision, "has_bf16", lambda: True)
-    monkeypatch.setattr(precision, "step_ms", lambda net, x, y, steps, warmup=1: dict(timings))
+    monkeypatch.setattr(precision, "step_ms", lambda net, x, y, steps, warmup=1, teacher=None: dict(timings))
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     x, y = torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long)
     timings.update(fp32=300.0, bf16=250.0)  # 1.2×: bf16
@@ -438,6 +438,25 @@ def test_the_precision_probe_changes_no_training_step(monkeypatch):
     assert probe["fp32_ms_per_step"] > 0 and probe["bf16_ms_per_step"] > 0 and isinstance(bf16, bool)
 
 
+def test_the_precision_probe_times_the_teachers_forward_pass_too(monkeypatch):
+    """With distillation every step runs the teacher, often a larger model: auto times it in each
+    precision, as training runs it (under the same autocast, without gradients)."""
+    import edgemed.train.precision as precision
+
+    student = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    teacher = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                  torch.nn.Linear(8, 2)).eval()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    seen = []
+    teacher.register_forward_hook(lambda m, i, o: seen.append((o.dtype, torch.is_grad_enabled())))
+    monkeypatch.setattr(precision, "has_bf16", lambda: True)
+    x, y = torch.randn(4, 1, 12, 12), torch.tensor([0, 1, 0, 1])
+    precision.choose("auto", student, x, y, 500, teacher)
+    assert len(seen) == 2 * (precision.PROBE_STEPS + 1)  # warm-up and timed steps, both precisions
+    assert {d for d, _ in seen} == {torch.float32, torch.bfloat16} and not any(g for _, g in seen)
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+
+
 @needs_data
 def test_a_resumed_run_keeps_the_precision_auto_chose(tmp_path, monkeypatch):
     import edgemed.train.precision as precision
@@ -446,7 +465,7 @@ def test_a_resumed_run_keeps_the_precision_auto_chose(tmp_path, monkeypatch):
     monkeypatch.setattr(precision, "has_bf16", lambda: True)
     monkeypatch.setattr(precision, "PROBE_MIN_STEPS", 1)
     chosen = {"fp32": 200.0, "bf16": 100.0}
-    monkeypatch.setattr(precision, "step_ms", lambda net, x, y, steps, warmup=1: dict(chosen))
+    monkeypatch.setattr(precision, "step_ms", lambda net, x, y, steps, warmup=1, teacher=None: dict(chosen))
     kw = dict(epochs=2, batch_size=32, limit_train=64, limit_eval=48, threads=1, progress=False, patience=0)
     out = tmp_path / "r.safetensors"
     watch = _watch_validation(monkeypatch, interrupt_at=2)  # Ctrl-C in epoch 2's validation
@@ -456,10 +475,43 @@ def test_a_resumed_run_keeps_the_precision_auto_chose(tmp_path, monkeypatch):
     assert train_state_path(out).exists()
     chosen.update(fp32=100.0, bf16=200.0)  # the probe would now pick FP32: the resumed run keeps bf16
     t = read_checkpoint(train("resnet18_micro", "breastmnist", out=out, **kw).checkpoint).training
-    assert t["precision"] == "bf16-autocast"
+    assert t["precision"] == "bf16-autocast" and "fp32_from_epoch" not in t
     assert t["precision_probe"] == {"fp32_ms_per_step": 200.0, "bf16_ms_per_step": 100.0, "margin": 1.1}
     fresh = read_checkpoint(train("resnet18_micro", "breastmnist", out=tmp_path / "f.safetensors", **kw).checkpoint)
     assert fresh.training["precision"] == "fp32" and fresh.training["precision_probe"]["bf16_ms_per_step"] == 200.0
+
+
+@needs_data
+def test_a_run_auto_started_in_bf16_resumes_in_fp32_on_a_cpu_without_native_bf16(tmp_path, monkeypatch):
+    """Emulated bf16 is several times slower than FP32: the measured choice does not travel to
+    such a host, and the checkpoint says from which epoch the run trained in FP32."""
+    import edgemed.train.precision as precision
+    import edgemed.train.resume as resume
+
+    monkeypatch.setattr(precision, "has_bf16", lambda: True)
+    monkeypatch.setattr(precision, "PROBE_MIN_STEPS", 1)
+    monkeypatch.setattr(precision, "step_ms", lambda net, x, y, steps, warmup=1, teacher=None: {"fp32": 200.0, "bf16": 100.0})
+    kw = dict(epochs=3, batch_size=32, limit_train=64, limit_eval=48, threads=1, progress=False, patience=0)
+    out = tmp_path / "r.safetensors"
+    watch = _watch_validation(monkeypatch, interrupt_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        train("resnet18_micro", "breastmnist", out=out, **kw)
+    watch["restore"]()
+    monkeypatch.setattr(precision, "has_bf16", lambda: False)  # resumed on another host
+    autocast = []
+    real = torch.autocast
+
+    def spy(*a, **k):
+        autocast.append(k.get("enabled", True))
+        return real(*a, **k)
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    t = read_checkpoint(train("resnet18_micro", "breastmnist", out=out, **kw).checkpoint).training
+    assert t["precision"] == "fp32" and t["fp32_from_epoch"] == 2 and t["precision_probe"]["bf16_ms_per_step"] == 100.0
+    assert autocast and not any(autocast)  # no training step of the resumed epochs ran in bf16
+    assert resume._precision({"bf16": False, "probe": None, "fp32_from_epoch": 2})["fp32_from_epoch"] == 2
+    for bad in ("2", 2.0, True, -1, 10**9):  # a state file's field, bounded like the probe's
+        assert "fp32_from_epoch" not in resume._precision({"bf16": False, "probe": None, "fp32_from_epoch": bad})
 
 
 def test_a_saved_precision_choice_is_read_back_bounded():
