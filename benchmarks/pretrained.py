@@ -5,6 +5,7 @@ metadata. `edgemed models` lists them; `create_model(name, pretrained="pneumonia
 `edgemed train NAME --pretrained` and `edgemed demo` start from them.
 
     EDGEMED_DATA_DIR=../shared/data python -m benchmarks.pretrained [--only mednext_small]
+    python -m benchmarks.pretrained --restamp   # shipped files: the data set by name, weights untouched
 """
 
 from __future__ import annotations
@@ -42,10 +43,53 @@ def markdown(payload: dict) -> str:
         command="`python -m benchmarks.pretrained` (`--only MODEL-DATASET` remakes one row)")
 
 
+def catalog_source(dataset: dict) -> dict:
+    """A shipped file names its catalog data set, not the folder it was trained from (found again
+    through the data directory on any machine; runs before `recorded_source` wrote the path)."""
+    from edgemed.data.catalog import CATALOG
+
+    name = dataset.get("name")
+    return {**dataset, "source": name} if name in CATALOG else dataset
+
+
+def restamp() -> None:
+    """Rewrite the shipped files' data source as catalog_source does, tensors byte for byte as they
+    were (no retraining: the CT run's chain takes over two hours); pretrained.json's sizes follow."""
+    import hashlib
+
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    from benchmarks.common import load_results
+    from edgemed.fileio import atomic_path
+    from edgemed.models.pretrained import ZOO
+
+    payload = load_results("pretrained")
+    for path in sorted(ZOO.glob("*.safetensors")):
+        with safe_open(str(path), "np") as f:
+            meta = json.loads(f.metadata()["edgemed"])
+        if catalog_source(meta["dataset"]) == meta["dataset"]:
+            continue
+        tensors = load_file(str(path))
+        before = {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in tensors.items()}
+        meta["dataset"] = catalog_source(meta["dataset"])
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"edgemed": json.dumps(meta)})
+        assert before == {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in load_file(str(path)).items()}
+        for row in payload.get("rows", []):
+            if row["file"].endswith(path.name):
+                row["bytes"] = path.stat().st_size
+        print(f"{path.name}: data source {meta['dataset']['source']}")
+    save_results("pretrained", payload, markdown)  # the training's own command and machine stay
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", help="MODEL or MODEL-DATASET entries to (re)make; the others keep their rows")
+    ap.add_argument("--restamp", action="store_true", help="only rewrite the shipped files' data source by name")
     args = ap.parse_args()
+    if args.restamp:
+        return restamp()
     import torch
 
     from benchmarks.common import load_results
@@ -83,6 +127,7 @@ def main() -> None:
             runs = [read_checkpoint(full).training]  # epochs_run and wall_time_s, as a seed record has them
         ckpt, net = load_checkpoint(full)
         shipped = weights_path(model, dataset)
+        ckpt.dataset = catalog_source(ckpt.dataset)
         ckpt.training = {**ckpt.training, "history": ckpt.training.get("history", [])[-3:],
                          "command": " && ".join(commands),
                          "script": "python -m benchmarks.pretrained", "stored_as": "fp16"}

@@ -9,6 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from edgemed.checkpoint import read_checkpoint
 from edgemed.cli import app
 from edgemed.errors import ModelError
 from edgemed.models import create_model
@@ -28,6 +29,8 @@ def test_the_small_seed_models_ship_weights():
             assert path.stat().st_size < 12 << 20
             head = path.read_bytes()[:9]  # safetensors: an 8-byte header length, then JSON (no pickle)
             assert head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 20
+            # the data set by name, found through the data directory anywhere; no builder's folder
+            assert read_checkpoint(path).dataset["source"] == dataset
     r = CliRunner().invoke(app, ["models", "--json"])
     rows = {m["name"]: m for m in json.loads(r.stdout)}
     assert rows["mednext_small"]["pretrained"] == SHIPPED["mednext_small"] and rows["mednext_base"]["pretrained"] == []
