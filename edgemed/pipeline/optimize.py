@@ -356,7 +356,8 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
             p["drop_points"] = 100 * (ref["value"] - p["metric"])
             p["meets_bound"] = meets_bound(p["drop_points"], max_drop)
             # how sure that drop is: against the one reference, so pruning's share counts too
-            p.update(drop_change(y_val, metric, ref_logits, logits[p["candidate"]][p["precision"]]))
+            if logits.get(p["candidate"]):  # (a worker of another edgemed version returns none)
+                p.update(drop_change(y_val, metric, ref_logits, logits[p["candidate"]][p["precision"]]))
         front = pareto_points(points)
         ok = [p for p in points if p["meets_bound"]]
         best = min(ok, key=lambda p: p["p50_ms"]) if ok else max(points, key=lambda p: (p["metric"], -p["p50_ms"]))
@@ -432,7 +433,7 @@ def recommendation_note(within: list[dict], best: dict, max_drop: float, n: int,
     where the best point's drop CI reaches past the bound, the fastest point whose CI does not."""
     from edgemed.compress.quantize import ci_within, uncertain_bound_note
 
-    if not within or ci_within(best, max_drop):
+    if not within or not best.get("drop_ci_points") or ci_within(best, max_drop):
         return None
     firm = sorted((p for p in within if ci_within(p, max_drop)), key=lambda p: p["p50_ms"])
     other = (f"; {_label(firm[0])}'s stays within it ({firm[0]['p50_ms']:.2f} vs {best['p50_ms']:.2f} ms; "

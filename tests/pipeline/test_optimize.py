@@ -84,6 +84,8 @@ def test_optimize_notes_a_recommendation_whose_ci_reaches_past_the_bound(tmp_pat
     assert recommendation_note([firm], firm, 0.5, 248, tmp_path) is None  # its CI is within the bound
     assert recommendation_note([], fast, 0.5, 248, tmp_path) is None  # bound not met: labelled instead
     assert "stays within" not in recommendation_note([fast], fast, 0.5, 248, tmp_path)  # no firmer point
+    unscored = {**fast, "drop_ci_points": None}  # a worker that returned no logits: no CI, no note
+    assert recommendation_note([unscored], unscored, 0.5, 248, tmp_path) is None
 
 
 @needs_data
