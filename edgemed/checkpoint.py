@@ -228,6 +228,22 @@ def read_weights(ckpt: Checkpoint) -> dict:
     return tensors
 
 
+def _check_kinds(ckpt: Checkpoint, target: dict, tensors: dict) -> None:
+    """Each tensor is of the kind its model slot holds (float weights, integer counters) and finite
+    in the slot's own dtype: a float64 value past float32's range passes read_weights' check but
+    becomes inf when loaded, and an integer weight loads silently as a one-class model."""
+    import torch
+
+    for key, t in tensors.items():
+        want = target[key]
+        if want.is_floating_point() != t.is_floating_point():
+            raise CheckpointError(f"{ckpt.path}: weight {key} is stored as {t.dtype} where {ckpt.model_name} holds "
+                                  f"{want.dtype}: the file was altered; {RETRAIN}")
+        if want.is_floating_point() and t.dtype != want.dtype and not torch.isfinite(t.to(want.dtype)).all():
+            raise CheckpointError(f"{ckpt.path}: weight {key} holds values that are not finite as {want.dtype} "
+                                  f"(stored as {t.dtype}): the file is damaged; {RETRAIN}")
+
+
 def build_model(ckpt: Checkpoint, tensors: dict | None = None):
     """The checkpoint's model with its weights (`tensors`: its `read_weights`, when already read;
     they are copied into the model, never shared with it). A user factory it names runs only when
@@ -264,6 +280,7 @@ def build_model(ckpt: Checkpoint, tensors: dict | None = None):
             f"{ckpt.path}: weights do not fit {ckpt.model_name}: missing {_few(missing)}, "
             f"unexpected {_few(unexpected)}: the weights come from another model or edgemed version; {RETRAIN}"
         )
+    _check_kinds(ckpt, model.state_dict(), tensors)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

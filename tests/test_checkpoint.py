@@ -80,6 +80,28 @@ def test_missing_tensors_are_named(tmp_path):
         load_checkpoint(path)
 
 
+@pytest.mark.parametrize("stored, why", [
+    (lambda w: w.double() * 1e300, "not finite as torch.float32"),  # finite in float64, inf once loaded
+    (lambda w: w.to(torch.int8), "stored as torch.int8 where mednext_micro holds torch.float32"),
+])
+def test_weights_are_checked_as_the_model_holds_them(tmp_path, stored, why):
+    import safetensors.torch as st
+    from safetensors import safe_open
+
+    model, ckpt = make()
+    path = save_checkpoint(tmp_path / "m.safetensors", model, ckpt)
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    tensors = st.load_file(str(path))
+    tensors["classifier.weight"] = stored(tensors["classifier.weight"] + 1e-3)
+    st.save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(CheckpointError, match=f"weight classifier.weight .*{why}"):
+        load_checkpoint(path)
+    tensors["classifier.weight"] = model.state_dict()["classifier.weight"].half()  # FP16, as the zoo ships
+    st.save_file(tensors, str(path), metadata=meta)
+    assert load_checkpoint(path)[1].classifier.weight.dtype == torch.float32
+
+
 def test_truncated_and_foreign_files(tmp_path):
     model, ckpt = make()
     path = save_checkpoint(tmp_path / "m.safetensors", model, ckpt)

@@ -256,11 +256,14 @@ def _pretrained(name, num_classes, in_channels, dataset, kwargs):
 
     if kwargs:
         raise ModelError("shipped weights fix the architecture: leave out the constructor arguments")
-    ckpt, model = load_checkpoint(pretrained_checkpoint(name, dataset))
+    path = pretrained_checkpoint(name, dataset)
+    ckpt, model = load_checkpoint(path)
+    if ckpt.model_name != name:
+        raise ModelError(f"{path} holds a {ckpt.model_name}, not a {name}: reinstall edgemed")
     if (ckpt.num_classes, ckpt.in_channels) != (num_classes, in_channels):
         raise ModelError(f"the shipped {name} weights are for {ckpt.num_classes} classes and {ckpt.in_channels} "
-                         f"channel(s) ({', '.join(ckpt.class_names)}): build it with those, or fine-tune from them "
-                         "with `edgemed train --pretrained` on your data")
+                         f"channel(s) ({', '.join(ckpt.class_names)}): build it with those (or leave pretrained "
+                         "out and train it on your data)")
     return model
 
 

@@ -27,6 +27,9 @@ def available(model: str | None = None) -> dict[str, list[str]]:
 
 def pretrained_checkpoint(model: str, dataset: str | bool = True) -> Path:
     """The shipped checkpoint of `model` for `dataset` (True: its only one)."""
+    from edgemed.models import get_entry
+
+    get_entry(model)  # a registered name: never a path
     sets = available(model).get(model, [])
     if dataset is True:
         if len(sets) != 1:
@@ -34,8 +37,7 @@ def pretrained_checkpoint(model: str, dataset: str | bool = True) -> Path:
                              + (f" ({', '.join(sets)}): name one with pretrained=DATASET" if sets else
                                 ": models with weights are listed by `edgemed models` (pretrained column)"))
         dataset = sets[0]
-    path = weights_path(model, str(dataset))
-    if not path.is_file():
+    if dataset not in sets:  # only files found in the zoo folder: a name cannot reach outside it
         raise ModelError(f"no shipped weights for {model} on {dataset}"
                          + (f": it has {', '.join(sets)}" if sets else ": see `edgemed models` (pretrained column)"))
-    return path
+    return weights_path(model, dataset)

@@ -63,6 +63,19 @@ def test_pretrained_mismatches_are_one_line():
         create_model("mednext_small", 2, 1, pretrained=True)
 
 
+def test_pretrained_names_cannot_reach_outside_the_zoo(tmp_path):
+    """The model and data set names build a file name: only registered models and the zoo's own
+    files are accepted, so no name loads a checkpoint from elsewhere."""
+    import shutil
+
+    shutil.copy(weights_path("mednext_small", "pneumoniamnist"), tmp_path / "evil-x.safetensors")
+    up = "../" * 12 + str(tmp_path).lstrip("/")
+    with pytest.raises(ModelError, match="unknown model"):
+        create_model(f"{up}/evil", 2, 1, pretrained="x")
+    with pytest.raises(ModelError, match="no shipped weights for mednext_small on "):
+        create_model("mednext_small", 2, 1, pretrained=f"../../{up}/evil-x")
+
+
 @needs_data
 def test_train_starts_from_the_shipped_weights(tmp_path):
     from edgemed.checkpoint import read_checkpoint
