@@ -9,7 +9,10 @@ from importlib import metadata
 
 
 def extras() -> list[dict]:
-    """Every extra of edgemed with its packages: installed (version) or missing, and the command."""
+    """Every extra of edgemed with its packages, those of the extras it is made of included:
+    installed (version) or missing, and the command that installs it."""
+    from edgemed.errors import install_command
+
     try:
         requires = metadata.requires("edgemed") or []
     except metadata.PackageNotFoundError:
@@ -19,23 +22,29 @@ def extras() -> list[dict]:
         m = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?[^;]*;\s*extra\s*==\s*['\"]([^'\"]+)['\"]", req)
         if m:
             by_extra.setdefault(m.group(3), []).append(m.group(1) if not m.group(2) else f"{m.group(1)}{m.group(2)}")
+
+    def packages(extra: str, seen: frozenset = frozenset()) -> list[str]:
+        out = []
+        for pkg in by_extra.get(extra, []):
+            if pkg.startswith("edgemed["):  # an extra made of other extras: theirs count too
+                for inner in pkg[len("edgemed["):-1].split(","):
+                    if inner.strip() not in seen | {extra}:
+                        out += packages(inner.strip(), seen | {extra})
+            else:
+                out.append(pkg)
+        return list(dict.fromkeys(out))
+
     out = []
-    for extra, packages in by_extra.items():
+    for extra in by_extra:
         rows = []
-        for pkg in packages:
-            if pkg.startswith("edgemed["):  # an extra made of other extras
-                rows.append({"package": pkg, "version": "(see those extras)"})
-                continue
+        for pkg in packages(extra):
             try:
                 rows.append({"package": pkg, "version": metadata.version(pkg)})
             except metadata.PackageNotFoundError:
                 rows.append({"package": pkg, "version": None})
-        own = [r for r in rows if not r["package"].startswith("edgemed[")]
-        missing = [r["package"] for r in own if r["version"] is None]
+        missing = [r["package"] for r in rows if r["version"] is None]
         out.append({"extra": extra, "packages": rows, "complete": not missing, "missing": missing,
-                    "install": None if not missing else f'pip install "edgemed[{extra}]"'
-                    + (" (torch first: pip install torch==2.13.0 for the CPU build)"
-                       if any(p == "torch" for p in missing) else "")})
+                    "install": None if not missing else install_command(extra, "torch" in missing)})
     return out
 
 

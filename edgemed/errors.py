@@ -37,9 +37,28 @@ class TrainingDiverged(EdgemedError):
     """Loss became NaN or infinite."""
 
 
+# extras that install torch (tests/test_doctor.py holds this to pyproject.toml)
+TORCH_EXTRAS = frozenset({"train", "onnx", "openvino", "tflite", "prune", "quantize", "executorch", "monai",
+                          "all", "dev"})
+
+
+def install_command(extra: str, torch_missing: bool | None = None) -> str:
+    """`pip install "edgemed[EXTRA]"`, after the CPU torch where the extra needs torch and it is
+    missing: pip would otherwise resolve torch to several GB of CUDA packages."""
+    cmd = f'pip install "edgemed[{extra}]"'
+    if torch_missing is None:
+        import importlib.util
+
+        try:
+            torch_missing = importlib.util.find_spec("torch") is None
+        except (ImportError, ValueError):
+            torch_missing = True
+    return f"pip install torch==2.13.0 (the CPU build) first, then {cmd}" if extra in TORCH_EXTRAS and torch_missing else cmd
+
+
 def missing_extra(package: str, extra: str) -> RuntimeUnavailable:
     """The standard message for an optional dependency that is not installed."""
-    return RuntimeUnavailable(f'{package} is not installed: pip install "edgemed[{extra}]"')
+    return RuntimeUnavailable(f"{package} is not installed: {install_command(extra)}")
 
 
 # top-level module → (package to name, extra that installs it)

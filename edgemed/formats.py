@@ -92,8 +92,9 @@ def of_file(path) -> str:
 
 def install_hint(runtime_name: str) -> str:
     """The command that installs a runtime edgemed can run bundles with."""
-    extra = RUNTIMES[runtime_name].extra if runtime_name in RUNTIMES else "runtime"
-    return f'pip install "edgemed[{extra}]"'
+    from edgemed.errors import install_command
+
+    return install_command(RUNTIMES[runtime_name].extra if runtime_name in RUNTIMES else "runtime")
 
 
 def listing(names=None) -> str:
