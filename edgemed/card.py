@@ -113,10 +113,13 @@ def _compression(manifest: dict) -> list[tuple[str, str]]:
     if q:
         routes = ", ".join(f"{f}: {r}" for f, r in list(_dict(q.get("routes")).items())[:20])
         calib = _dict(q.get("calibration"))
+        control = (f"{q.get('metric', 'accuracy')} drop ≤ {q.get('max_drop_points', '?')} pt on "
+                   f"{q.get('validation_images', '?')} validation images" if q.get("max_drop_points", "?") is not None
+                   else f"none (no bound was given; each build's drop on {q.get('validation_images', '?')} "
+                        "validation images is in the manifest)")
         items.append(("INT8 quantization", f"post-training, routes {routes or 'default'}; calibration "
                       f"{calib.get('used', calib.get('size', '?'))} images of {calib.get('dataset', '?')}; accuracy "
-                      f"control: {q.get('metric', 'accuracy')} drop ≤ {q.get('max_drop_points', '?')} pt on "
-                      f"{q.get('validation_images', '?')} validation images"))
+                      f"control: {control}"))
         if isinstance(q.get("note"), str):  # on the recommendation: its CI past the bound, or slower than FP32
             items.append(("INT8 note", q["note"][:500]))
     for a in _list(manifest.get("artifacts")):

@@ -66,7 +66,7 @@ def check_output(path: str | Path, force: bool, need_bytes: int = 0) -> Path:
     return p
 
 
-def write_error(path: str | Path, e: BaseException, writing: bool = True) -> EdgemedError | None:
+def write_error(path: str | Path, e: BaseException, writing: bool = True, option: str = "--out") -> EdgemedError | None:
     """The one-line error for a failed write of `path` caused by the place written to (full disk,
     no permission, read-only); None for other failures. `writing=False`: an OSError of unknown
     direction (the CLI's last resort), worded for reading or writing."""
@@ -84,12 +84,13 @@ def write_error(path: str | Path, e: BaseException, writing: bool = True) -> Edg
     if not writing:
         return EdgemedError(f"cannot use {where}: {reason}; check the path and its permissions, free space, "
                             "or choose another --out")
-    return EdgemedError(f"cannot write {where}: {reason}; free space or choose another --out "
+    return EdgemedError(f"cannot write {where}: {reason}; free space or choose another {option} "
                         "(nothing was replaced)")
 
 
-def check_writable(path: str | Path, need_bytes: int = 0) -> None:
-    """Create the parent folder and a probe file beside `path` (then remove it); check free space."""
+def check_writable(path: str | Path, need_bytes: int = 0, option: str = "--out") -> None:
+    """Create the parent folder and a probe file beside `path` (then remove it); check free space.
+    `option`: the command's option that names the place, for the message."""
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -99,12 +100,13 @@ def check_writable(path: str | Path, need_bytes: int = 0) -> None:
         free = shutil.disk_usage(p.parent).free
     except (FileExistsError, NotADirectoryError):
         blocker = next((q for q in p.parents if q.exists() and not q.is_dir()), p.parent)
-        raise EdgemedError(f"cannot write {p}: {blocker} is a file, not a folder; choose another --out") from None
+        raise EdgemedError(f"cannot write {p}: {blocker} is a file, not a folder; choose another {option}") from None
     except OSError as e:
-        raise write_error(p, e) or EdgemedError(f"cannot write {p}: {e.strerror or e}; choose another --out") from None
+        raise write_error(p, e, option=option) or EdgemedError(
+            f"cannot write {p}: {e.strerror or e}; choose another {option}") from None
     if need_bytes and free < need_bytes:
         raise EdgemedError(f"cannot write {p}: {free / 2**20:.0f} MiB free, about {need_bytes / 2**20:.0f} MiB "
-                           "needed; free space or choose another --out")
+                           f"needed; free space or choose another {option}")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -132,7 +133,7 @@ def register(app: typer.Typer) -> None:
                       if row.get("p50_ms_indicative") and row.get("fp32_p50_ms_indicative") else "–")
         out.print(t)
         out.print(f"* indicative batch-1 latency (each INT8 build timed beside its format's FP32) used to pick the "
-                  f"recommended artifact; measure with `edgemed bench {r.bundle}`")
+                  f"recommended artifact; measure with `edgemed bench {shlex.quote(str(r.bundle))}`")
         if r.note:
             out.print("note: " + r.local_note(), style="yellow", markup=False)
         out.print(f"bundle written to {r.bundle}")

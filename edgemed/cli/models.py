@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from edgemed.cli.common import out, print_json
+from edgemed.errors import EdgemedError
 
 
 def register(app: typer.Typer) -> None:
@@ -17,6 +18,8 @@ def register(app: typer.Typer) -> None:
         from edgemed.models import count_macs, count_params, create_model, list_models
         from edgemed.models.pretrained import available
 
+        if channels not in (1, 3):  # what checkpoints and data sets hold (grey or RGB)
+            raise EdgemedError(f"--channels must be 1 (grey) or 3 (RGB); got {channels}")
         shipped = available()
         rows = []
         for e in list_models(all_):

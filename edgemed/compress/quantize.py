@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ class QuantizeResult:
 
     def local_note(self) -> str | None:
         """The note with this bundle's path in place of BUNDLE: what the terminal and --json show."""
-        return self.note and self.note.replace("BUNDLE", str(self.bundle))
+        return self.note and self.note.replace("BUNDLE", shlex.quote(str(self.bundle)))  # copied as printed
 
 
 def parse_routes(routes: dict | str | None, formats: list[str]) -> dict[str, str]:

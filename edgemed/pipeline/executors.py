@@ -42,22 +42,45 @@ def _ray_task(fn, *args):
     return fn(*args)
 
 
+def check_executor(executor: str, workers: int | None = None, address: str | None = None) -> None:
+    """Everything about where the work runs that can be wrong, said before any work: the executor's
+    name, the worker count, Ray installed, and a cluster address that answers (ray.init retries an
+    unreachable one for minutes, printing as it goes)."""
+    if executor not in EXECUTORS:
+        raise EdgemedError(f"unknown --executor {executor!r}: use {', '.join(EXECUTORS)}")
+    if workers is not None and (type(workers) is not int or not 1 <= workers <= 1024):
+        raise EdgemedError(f"--workers must be a whole number from 1 to 1024; got {workers!r}")
+    if executor != "ray":
+        if address:
+            raise EdgemedError("--ray-address needs --executor ray: add it, or leave the address out")
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise EdgemedError('Ray is not installed: pip install "edgemed[ray]" (on every node of the cluster)') from None
+    host, _, port = (address or "").rpartition(":")
+    if address and address != "auto" and "://" not in address:
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        except (OSError, ValueError) as e:
+            raise EdgemedError(f"cannot reach the Ray cluster at {address} ({e.__class__.__name__}: {e}): start it "
+                               "with `ray start --head` and pass the HOST:PORT it prints (or leave --ray-address out "
+                               "for a local instance)") from None
+
+
 @contextmanager
 def worker_pool(executor: str = "local", workers: int = 1, address: str | None = None):
     """A pool with `submit(fn, *args, cpus=1) -> Future`. `address`: a running Ray cluster
     (`ray start --head` prints it; "auto" finds the local one); without it, Ray starts a private
     instance on this machine with `workers` CPUs."""
-    if executor not in EXECUTORS:
-        raise EdgemedError(f"unknown --executor {executor!r}: use {', '.join(EXECUTORS)}")
+    check_executor(executor, workers, address)
     if executor == "local":
         # fresh interpreters: no forked torch/OpenMP state
         with futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             yield _LocalPool(pool)
         return
-    try:
-        import ray
-    except ImportError:
-        raise EdgemedError('Ray is not installed: pip install "edgemed[ray]" (on every node of the cluster)') from None
+    import ray
+
     env = {k: os.environ[k] for k in ("EDGEMED_DATA_DIR", "EDGEMED_CONFIG_DIR") if k in os.environ}
     started = not ray.is_initialized()
     if started:

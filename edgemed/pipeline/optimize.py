@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import os
+import shlex
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -100,7 +101,7 @@ class OptimizeResult:
 
     def local_note(self) -> str | None:
         """The note with the recommended bundle's path in place of BUNDLE: what the terminal shows."""
-        return self.note and self.note.replace("BUNDLE", str(self.out / "recommended"))
+        return self.note and self.note.replace("BUNDLE", shlex.quote(str(self.out / "recommended")))
 
 
 def estimate_candidate_seconds(ckpt, calib_n: int, val_n: int) -> float:
@@ -206,12 +207,11 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
     )
     from edgemed.compress.scope import layer_sensitivity, suggest_ignore
     from edgemed.export.exporter import parse_list
-    from edgemed.pipeline.executors import EXECUTORS
+    from edgemed.pipeline.executors import check_executor
     from edgemed.runtime import RUNTIMES, available_devices, runtimes_for
 
     check_max_drop(max_drop)
-    if executor not in EXECUTORS:
-        raise EdgemedError(f"unknown --executor {executor!r}: use {', '.join(EXECUTORS)}")
+    check_executor(executor, workers, ray_address)  # Ray installed and its cluster reachable: before any work
     if metric not in CONTROL_METRICS:
         raise EdgemedError(f"unknown --metric {metric!r}: use {', '.join(CONTROL_METRICS)}")
     if target != "cpu":
@@ -371,7 +371,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
                    "budget_minutes": budget_minutes, "reference": ref, "torch_fp32_ms": torch_lat,
                    "candidates": results, "points": points, "pareto": [p["id"] for p in front],
                    "recommended": best, "bound_met": bool(ok), "sensitivity": ranking[:10],
-                   "note": note and note.replace("BUNDLE", str(out / "recommended")),
+                   "note": note and note.replace("BUNDLE", shlex.quote(str(out / "recommended"))),
                    "suggested_float_layers": list(suggested), "notes": notes, "workers": workers,
                    "given_pruned": [{"path": p, "name": n, "macs_kept": k} for k, p, n in given],
                    "latency_rounds": rounds,

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgemed.errors import EdgemedError, RuntimeUnavailable
-from edgemed.fileio import atomic_write_json, read_json, sha256_file, sha256_json
+from edgemed.fileio import atomic_write_json, check_writable, read_json, sha256_file, sha256_json
 from edgemed.pipeline.recipe import Recipe, RecipeError, load_recipe
 from edgemed.progress import console
 
@@ -116,6 +116,7 @@ def run_recipe(path: str | Path, run_dir: str | Path | None = None, *, data_dir:
     check_targets(recipe)
     data_dir = data_dir or recipe.data_dir
     dataset = load_dataset(recipe.dataset, data_dir)  # fails here, before work, if the data is missing
+    check_writable(root / "stage.json", option="--run-dir")  # a file there, or a place that cannot be written
     root.mkdir(parents=True, exist_ok=True)
     from edgemed import __version__
 

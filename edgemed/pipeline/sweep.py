@@ -39,6 +39,15 @@ def build_stages(recipe: str, run_dir: str, data_dir: str | None, force: bool) -
     return {"recipe": recipe, **where(), "stages": [(s.stage, s.status, s.seconds) for s in result.stages]}
 
 
+def worker_error(e: BaseException) -> str:
+    """The worker's own one-line message. A Ray task error wraps it (and also subclasses its
+    class, so it is caught as an EdgemedError) with the worker's traceback in its text."""
+    cause = getattr(e, "cause", None) or e
+    if isinstance(cause, EdgemedError):
+        return str(cause).strip()[:500]
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[-1][:300]
+
+
 def run_sweep(recipes: list[str | Path], *, root: str | Path | None = None, executor: str = "local",
               address: str | None = None, workers: int | None = None, data_dir: str | None = None,
               force: bool = False) -> list[SweepOutcome]:
@@ -48,11 +57,10 @@ def run_sweep(recipes: list[str | Path], *, root: str | Path | None = None, exec
 
     Example: `run_sweep(["a.yaml", "b.yaml"], executor="ray", address="auto")`.
     """
-    from edgemed.pipeline.executors import EXECUTORS
+    from edgemed.pipeline.executors import check_executor
     from edgemed.pipeline.runner import ensure_ready
 
-    if executor not in EXECUTORS:
-        raise EdgemedError(f"unknown --executor {executor!r}: use {', '.join(EXECUTORS)}")
+    check_executor(executor, workers, address)
     if not recipes:
         raise EdgemedError("no recipe given: name one or more recipe files")
     loaded = [ensure_ready(r) for r in recipes]  # every recipe valid before any work
@@ -63,21 +71,17 @@ def run_sweep(recipes: list[str | Path], *, root: str | Path | None = None, exec
     base = (Path(root) if root else Path("runs")).resolve()  # absolute: the tasks may run elsewhere
     jobs = [(str(Path(r).resolve()), str(base / n)) for r, n in zip(recipes, names)]
     for _, run_dir in jobs:  # every run folder writable before any task starts
-        check_writable(Path(run_dir) / "stage.json")
+        check_writable(Path(run_dir) / "stage.json", option="--run-dir")
     data = str(Path(data_dir).resolve()) if data_dir else None
     hosts: dict[str, dict] = {}
     if executor != "local":
         with worker_pool(executor, workers or len(jobs), address) as pool:
-            pending = [pool.submit(build_stages, recipe, run_dir, data, force) for recipe, run_dir in jobs]
+            pending = {pool.submit(build_stages, recipe, run_dir, data, force): recipe for recipe, run_dir in jobs}
             for f in futures.as_completed(pending):
                 try:
                     built = f.result()
-                except EdgemedError as e:
-                    raise EdgemedError(f"a recipe's build failed on a worker: {e}") from None
-                except Exception as e:  # a Ray task error wraps the worker's own
-                    cause = getattr(e, "cause", None) or e
-                    first = (str(cause).strip().splitlines() or [type(cause).__name__])[-1][:300]
-                    raise EdgemedError(f"a recipe's build failed on a worker: {first}") from None
+                except Exception as e:
+                    raise EdgemedError(f"{Path(pending[f]).name}: its build failed on a worker: {worker_error(e)}") from None
                 hosts[built["recipe"]] = built
         force = False  # the build stages were just (re)done: reuse them below
     out = []

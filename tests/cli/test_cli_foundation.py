@@ -34,6 +34,8 @@ def test_models_lists_params_and_macs():
     rows = {x["name"]: x for x in json.loads(r.stdout)}
     assert {"convnext_med", "convnext_med_28", "mednext_small", "mednext_base", "resnet18_medmnist"} <= set(rows)
     assert rows["resnet18_medmnist"]["macs"] > 4e8
+    for bad in (0, 2, 100000):  # grey or RGB, as checkpoints hold (100000 once used 23 GB)
+        assert_clean_error(run("models", "--channels", bad), "--channels must be 1 (grey) or 3 (RGB)")
 
 
 @needs_data

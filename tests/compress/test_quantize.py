@@ -1,4 +1,6 @@
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -104,6 +106,8 @@ def test_a_recommendation_within_the_bound_but_not_its_ci_is_flagged(monkeypatch
     assert "reaches +1.21 pt; tflite-int8's stays within it (1.60 vs 1.30 ms; `edgemed predict BUNDLE IMAGES " \
            "--artifact tflite-int8`)" in note  # the fastest build whose CI is within the bound
     assert "`edgemed bench BUNDLE --split test`" in note  # no local path: the note travels in the manifest
+    local = q.QuantizeResult(Path("my bundles") / "ct int8", r, best, {}, note=note).local_note()
+    assert "`edgemed bench 'my bundles/ct int8' --split test`" in local  # copied as printed, it runs
     assert q.recommend(rows(), w, None, 1, None, 248) == ("openvino-mixed", None)  # no bound asked for
     assert q.recommend(rows(), w, None, 1, 2.0, 248) == ("openvino-mixed", None)  # CI within a wider bound
     r = rows()

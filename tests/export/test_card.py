@@ -72,6 +72,9 @@ def test_the_owner_adds_intended_use_and_the_card_says_how_data_was_split(bundle
     items = _card_items(model_card({**b.manifest, "quantization": q}))
     assert "drop ≤ 0.5 pt on 248 validation images" in items["INT8 quantization"]
     assert items["INT8 note"] == "openvino-mixed meets …"
+    unbounded = _card_items(model_card({**b.manifest, "quantization": {**q, "max_drop_points": None}}))
+    assert "control: none (no bound was given" in unbounded["INT8 quantization"] and "None" not in unbounded[
+        "INT8 quantization"]
     for note, shown in ((["not", "text"], None), ("x" * 5000, "x" * 500),  # from a file: checked and bounded
                         ("ok\x1b[31mred\x07\r\n\x00\u202etxet", "ok [31mred     txet"),  # no control or bidi characters
                         ("Mehr\u200cdad, co\u00adoperate, 5 µm², ≤ 0.5 — ok", "Mehr\u200cdad, co\u00adoperate, 5 µm², ≤ 0.5 — ok")):

@@ -78,6 +78,37 @@ def test_bad_executor_and_duplicate_names_fail_before_work(tmp_path, tiny_checkp
         run_sweep([a, b], root=tmp_path / "runs", executor="ray")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "o").exists()
     assert_clean_error(CliRunner().invoke(app, ["run", str(a), "--executor", "dask"]), "unknown --executor 'dask'")
+    # the worker count, and a cluster that does not answer, are said at once (ray.init retried an
+    # unreachable address for minutes, printing as it went)
+    for workers in (0, -1):
+        with pytest.raises(EdgemedError, match="--workers must be a whole number from 1"):
+            optimize(tiny_checkpoint, workers=workers, out=tmp_path / "o", progress=False)
+        assert_clean_error(CliRunner().invoke(app, ["run", str(a), str(b), "--executor", "ray", "--workers",
+                                                    str(workers)]), "--workers must be")
+    import time
+
+    t0 = time.monotonic()
+    with pytest.raises(EdgemedError, match="cannot reach the Ray cluster at 127.0.0.1:1 .*ray start --head"):
+        optimize(tiny_checkpoint, executor="ray", ray_address="127.0.0.1:1", out=tmp_path / "o", progress=False)
+    assert time.monotonic() - t0 < 30
+    with pytest.raises(EdgemedError, match="--ray-address needs --executor ray"):
+        optimize(tiny_checkpoint, ray_address="127.0.0.1:1", out=tmp_path / "o", progress=False)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "o").exists()
+
+
+def test_a_failure_on_a_worker_is_the_workers_own_line():
+    """Ray wraps a task's exception in a class that also subclasses the original (so it is caught
+    as an EdgemedError) and whose text is the worker's traceback: the user sees the original line."""
+    from ray.exceptions import RayTaskError
+
+    from edgemed.errors import CheckpointError
+    from edgemed.pipeline.sweep import worker_error
+
+    cause = CheckpointError("m.safetensors: weight x holds NaN or infinite values: the file is damaged")
+    wrapped = RayTaskError("_ray_task", "Traceback (most recent call last):\n  File ...\n", cause).as_instanceof_cause()
+    assert isinstance(wrapped, EdgemedError) and "File ..." in str(wrapped)  # the worker's traceback
+    assert worker_error(wrapped) == str(cause)
+    assert worker_error(RayTaskError("f", "Traceback ...\nValueError: bad", ValueError("bad"))) == "bad"
 
 
 def test_two_recipes_build_on_two_nodes_of_a_cluster(tmp_path):

@@ -94,6 +94,11 @@ def test_cli_run_check_and_bad_inputs(tmp_path):
     gpu.write_text(RECIPE + "targets: [tensorrt]\n")
     assert_clean_error(runner.invoke(app, ["run", str(gpu)]), "target 'tensorrt' is not available")
     assert not (tmp_path / "runs").exists()
+    (tmp_path / "afile").write_text("x")  # a run folder that cannot be one: said with the option to change
+    for where in ("afile", "afile/x"):
+        assert_clean_error(runner.invoke(app, ["run", str(good), "--run-dir", str(tmp_path / where)]),
+                           "afile is a file, not a folder; choose another --run-dir")
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 def test_the_quantize_stage_prints_quantize_s_note(tmp_path, monkeypatch):
