@@ -34,8 +34,9 @@ def print_run(result) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def run(recipes: list[Path] = typer.Argument(..., help="Recipe YAML file(s) (see benchmarks/recipes/)."),
-            run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default runs/<recipe name>; with "
-                                         "several recipes: the folder that holds runs/<recipe name>)."),
+            run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default runs/<recipe name>); with "
+                                         "several recipes or --executor ray: the folder that holds a <recipe name> "
+                                         "folder per recipe (default runs/)."),
             data_dir: str = typer.Option(None, "--data-dir"),
             check: bool = typer.Option(False, "--check", help="Validate the recipe and its inputs; run nothing."),
             force: bool = typer.Option(False, "--force", help="Redo every stage, even unchanged ones."),
@@ -46,9 +47,11 @@ def register(app: typer.Typer) -> None:
             workers: int = typer.Option(None, "--workers", help="Recipes built at once with --executor ray "
                                         "(default: all of them).")):
         """Run recipes' stages; unchanged finished stages are reused (resume after Ctrl-C)."""
+        from edgemed.pipeline.executors import check_executor
         from edgemed.pipeline.runner import ensure_ready, run_recipe
         from edgemed.pipeline.sweep import run_sweep
 
+        check_executor(executor, workers, ray_address)
         if check:
             for recipe in recipes:
                 r = ensure_ready(recipe)

@@ -262,9 +262,43 @@ def _pretrained(name, num_classes, in_channels, dataset, kwargs):
         raise ModelError(f"{path} holds a {ckpt.model_name}, not a {name}: reinstall edgemed")
     if (ckpt.num_classes, ckpt.in_channels) != (num_classes, in_channels):
         raise ModelError(f"the shipped {name} weights are for {ckpt.num_classes} classes and {ckpt.in_channels} "
-                         f"channel(s) ({', '.join(ckpt.class_names)}): build it with those (or leave pretrained "
-                         "out and train it on your data)")
+                         f"channel(s) ({', '.join(ckpt.class_names)}): build it with those, or fine-tune them on "
+                         f"your data with `edgemed train {name} --pretrained {ckpt.dataset.get('name')} --dataset "
+                         "YOURS` (a new head for its classes; the same channels)")
     return model
+
+
+def replace_head(model, ckpt, num_classes: int) -> list[str]:
+    """Swap the layers of a built model whose shape depends on the class count (found by sizing the
+    checkpoint's architecture for two class counts on the meta device) for fresh ones with
+    `num_classes` outputs: fine-tuning shipped or other weights on data with other classes.
+    Returns the replaced modules' names."""
+    from dataclasses import replace
+
+    import torch.nn as nn
+
+    def shapes(k):
+        return {n: t.shape for n, t in replace(ckpt, num_classes=k).architecture("meta").state_dict().items()}
+
+    now, other = shapes(ckpt.num_classes), shapes(ckpt.num_classes + 1)
+    heads = sorted({n.rpartition(".")[0] for n in now if now[n] != other.get(n)})
+    for name in heads:
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        old = getattr(parent, attr)
+        if type(old) is nn.Linear:
+            new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+        elif type(old) is nn.Conv2d and old.groups == 1:
+            new = nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride, old.padding,
+                            bias=old.bias is not None)
+        else:
+            raise ModelError(f"cannot give {ckpt.model_name} a head for {num_classes} classes: its {name} is a "
+                             f"{type(old).__name__}, not a linear or convolution layer; train it from scratch")
+        setattr(parent, attr, new.to(next(old.parameters()).dtype))
+    if not heads:
+        raise ModelError(f"{ckpt.model_name}'s layers do not depend on its class count: cannot change it; train it "
+                         "from scratch")
+    return heads
 
 
 def list_models(include_tests: bool = False) -> list[ModelEntry]:

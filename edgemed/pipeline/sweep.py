@@ -51,7 +51,7 @@ def worker_error(e: BaseException) -> str:
 def run_sweep(recipes: list[str | Path], *, root: str | Path | None = None, executor: str = "local",
               address: str | None = None, workers: int | None = None, data_dir: str | None = None,
               force: bool = False) -> list[SweepOutcome]:
-    """Run several recipes into `root`/runs/<name> (default ./runs/<name>). Local: one after
+    """Run several recipes into `root`/<name> (default ./runs/<name>). Local: one after
     another, whole, here. Ray: build stages as tasks (at most `workers` at once), then the timing
     stages here. A recipe is checked before any work starts.
 

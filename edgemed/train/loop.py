@@ -390,7 +390,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     """Train a zoo model (or a user factory) on a data set and save the best-on-validation
     checkpoint; the test split is evaluated once at the end.
 
-    `init`: a checkpoint of the same model and classes to start from instead of random weights
+    `init`: a checkpoint of the same model and image channels to start from instead of random weights
+    (on data with other classes, the class-count-dependent layers start fresh: models.replace_head)
     (fine-tuning; also at another `image_size`, e.g. trained at 128² then refined at 224², which
     costs a third of the compute per epoch for most of the run). Its input size is the default.
     `resume`: keep the training state in `OUT.train-state` after every epoch; a rerun with the same
@@ -469,10 +470,9 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         ds.split(s)
     size = image_size or (start.image_size if start else ds.image_size[0])
     channels = ds.channels
-    if start is not None and (start.in_channels != channels or start.class_names != ds.class_names):
-        raise ModelError(f"--init {start.path} was trained for {start.in_channels} channel(s) and classes "
-                         f"{start.class_names}; {ds.name} has {channels} and {ds.class_names}: "
-                         "start from a checkpoint of this data set's task")
+    if start is not None and start.in_channels != channels:
+        raise ModelError(f"--init {start.path} was trained on {start.in_channels}-channel images; {ds.name} has "
+                         f"{channels}: start from a checkpoint of {channels}-channel images, or train from scratch")
     if teacher_ckpt is not None:
         from edgemed.train.teacher import check_teacher
 
@@ -499,6 +499,12 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
         # not depend on the input size, so it runs at `size` too
         kwargs = dict(start.model_kwargs)
         net = build_model(start).train()
+        if start.class_names != ds.class_names:  # other classes: the backbone carries over, the head is new
+            from edgemed.models import replace_head
+
+            new_head = replace_head(net, start, k)
+            console.log(f"starting from {start.path.name} with a new head for {ds.name}'s {k} classes "
+                        f"({', '.join(new_head)}; it was trained for {', '.join(start.class_names)})")
         if size < getattr(net, "min_image_size", 1):
             raise ModelError(f"image size {size} is too small for {model}: it needs at least {net.min_image_size} px "
                                  f"(pass --image-size {net.min_image_size} or more)")
@@ -522,6 +528,8 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     step = {"op": "train", "image_size": size}
     if start is not None:
         step.update(init=start.path.name, init_sha256=start.sha256, init_image_size=start.image_size)
+        if start.class_names != ds.class_names:
+            step.update(new_head=new_head, init_classes=start.class_names)
     if teacher_ckpt is not None:
         step.update(teacher=teacher_ckpt.path.name, teacher_sha256=teacher_sha, teacher_model=teacher_ckpt.model_name,
                     teacher_image_size=teacher_ckpt.image_size)

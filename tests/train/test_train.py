@@ -109,10 +109,36 @@ def test_init_refuses_another_model_or_task(tiny_checkpoint, tmp_path):
     with pytest.raises(EdgemedError, match="holds a mednext_micro"):
         train("resnet18_micro", "pneumoniamnist", out=tmp_path / "a.safetensors", init=tiny_checkpoint,
               epochs=1, limit_train=32, progress=False)
-    with pytest.raises(EdgemedError, match="start from a checkpoint of this data set"):
+    with pytest.raises(EdgemedError, match="trained on 1-channel images; bloodmnist has 3"):
         train("mednext_micro", "bloodmnist", out=tmp_path / "b.safetensors", init=tiny_checkpoint,
               epochs=1, limit_train=32, progress=False)
     assert not list(tmp_path.iterdir())
+
+
+@needs_data
+@pytest.mark.parametrize("model, fixture", [("mednext_micro", "tiny_checkpoint"),
+                                            ("convnext_med_micro", "tiny_convnext_checkpoint")])
+def test_init_on_other_classes_keeps_the_backbone_and_gives_a_new_head(model, fixture, tmp_path, request):
+    """Fine-tuning shipped (or any) weights on a user's data with other classes: every layer but
+    the class-count-dependent ones starts from the checkpoint; those are new, for the data's classes."""
+    from tests.conftest import write_npz
+
+    start_path = request.getfixturevalue(fixture)
+    start = read_checkpoint(start_path)
+    classes = 3 if start.num_classes != 3 else 4
+    data = write_npz(tmp_path / "other.npz", n=(48, 12, 12), classes=classes, rgb=start.in_channels == 3)
+    r = train(model, str(data), out=tmp_path / "ft.safetensors", init=start_path, epochs=1, batch_size=16,
+              lr=1e-9, threads=1, progress=False, precision="fp32")
+    ckpt, net = load_checkpoint(r.checkpoint)
+    step = ckpt.lineage[-1]
+    assert ckpt.num_classes == classes and step["init_sha256"] == start.sha256 and step["new_head"]
+    assert step["init_classes"] == start.class_names
+    w0 = dict(load_checkpoint(start_path)[1].named_parameters())
+    new = [k for k, v in net.named_parameters() if v.shape != w0[k].shape]
+    assert new and all(k.rpartition(".")[0] in step["new_head"] for k in new)
+    for k, v in net.named_parameters():  # lr 1e-9: all else is where the checkpoint left it
+        if k not in new:
+            torch.testing.assert_close(v, w0[k], atol=1e-5, rtol=0)
 
 
 def _watch_validation(monkeypatch, interrupt_at: int | None = None) -> dict:
