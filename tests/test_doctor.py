@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -74,3 +75,18 @@ def test_the_extras_said_to_need_torch_are_those_that_install_it():
                    for r in extras[name])
 
     assert {e for e in extras if needs_torch(e)} == TORCH_EXTRAS
+
+
+def test_the_cli_keeps_library_chatter_out_of_the_terminal():
+    """A newcomer's first commands printed torchao's failed GPU-kernel loads and a torch deprecation
+    line before any output of edgemed's (`--debug` shows them)."""
+    import re
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TORCH_LOGS"}
+    r = subprocess.run([sys.executable, "-c", "from edgemed.cli import main; main()", "doctor"], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    noise = [ln for ln in r.stderr.splitlines() if ln.startswith("Failed to load") or re.match(r"[WIE]\d{4} ", ln)]
+    assert not noise, noise

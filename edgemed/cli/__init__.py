@@ -111,7 +111,10 @@ def _quiet_libraries(debug: bool) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "3")
     os.environ.setdefault("OPENVINO_TELEMETRY_OPT_OUT", "1")
-    for name in ("nncf", "torch", "absl", "tensorflow", "jax", "onnxscript", "torch.onnx"):
+    # torch sets its own loggers' levels when imported (after this): TORCH_LOGS is what it reads
+    os.environ.setdefault("TORCH_LOGS", "-torch")
+    # torchao logs each optional GPU kernel library it cannot load on a CPU-only machine
+    for name in ("nncf", "torch", "torchao", "absl", "tensorflow", "jax", "onnxscript", "torch.onnx"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
