@@ -99,7 +99,9 @@ def data(data_dir=None) -> dict:
         sets.append({"name": info.name, "found": str(found) if found else None,
                      "fix": None if found else ("downloaded on first use (needs the network)" if info.url else
                                                 f"put {info.name}.npz in the data folder (set EDGEMED_DATA_DIR)")})
-    return {"search": [str(d) for d in dirs], "sets": sets}
+    return {"search": [str(d) for d in dirs], "sets": sets,
+            # a folder named by --data-dir or EDGEMED_DATA_DIR that is not there: a typo, said as one
+            "missing_folders": [str(d) for d in dirs[:-1] if not d.is_dir()]}  # the cache: made on first use
 
 
 def cpu() -> dict:

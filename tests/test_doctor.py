@@ -26,6 +26,8 @@ def test_doctor_reports_runtimes_extras_cpu_and_data():
     assert {e["extra"] for e in d["extras"]} >= {"train", "runtime", "quantize"}
     text = CliRunner().invoke(app, ["doctor"]).output
     assert "runtimes:" in text and "pneumoniamnist" in text
+    text = CliRunner().invoke(app, ["doctor", "--data-dir", "/nonexistent-data"]).output
+    assert "/nonexistent-data does not exist: check --data-dir" in text and text.count("does not exist") == 1
 
 
 def test_doctor_in_a_runtime_only_install_names_what_to_install():

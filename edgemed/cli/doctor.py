@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
             lines.append(f"  {e['extra']:<10} " + ("installed" if e["complete"] else
                                                     f"missing {', '.join(e['missing'])}: {e['install']}"))
         lines += ["", f"data (searched: {', '.join(r['data']['search'])}):"]
+        for folder in r["data"].get("missing_folders", []):
+            lines.append(f"  {folder} does not exist: check --data-dir / EDGEMED_DATA_DIR")
         for s in r["data"]["sets"]:
             lines.append(f"  {s['name']:<16} {s['found'] or s['fix']}")
         for line in lines:  # plain lines: readable in a log of any width
