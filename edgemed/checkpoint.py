@@ -350,7 +350,9 @@ def apply_module_shapes(model, shapes: dict, tensors: dict) -> None:
             continue
         current = getattr(owner, leaf, None)
         if isinstance(current, torch.Tensor) and tuple(current.shape) != tuple(value.shape):
+            # the model's dtype, not the file's: load_state_dict casts into it (and _check_kinds checks it)
+            fresh = torch.empty(tuple(value.shape), dtype=current.dtype)
             if isinstance(current, torch.nn.Parameter):
-                setattr(owner, leaf, torch.nn.Parameter(torch.empty_like(value), requires_grad=current.requires_grad))
+                setattr(owner, leaf, torch.nn.Parameter(fresh, requires_grad=current.requires_grad))
             else:
-                owner.register_buffer(leaf, torch.empty_like(value))
+                owner.register_buffer(leaf, fresh)

@@ -101,7 +101,7 @@ def data(data_dir=None) -> dict:
                                                 f"put {info.name}.npz in the data folder (set EDGEMED_DATA_DIR)")})
     return {"search": [str(d) for d in dirs], "sets": sets,
             # a folder named by --data-dir or EDGEMED_DATA_DIR that is not there: a typo, said as one
-            "missing_folders": [str(d) for d in dirs[:-1] if not d.is_dir()]}  # the cache: made on first use
+            "missing_folders": [str(d) for d in dirs[:-1] if not d.is_dir()]}  # not the cache: made on first use
 
 
 def cpu() -> dict:

@@ -84,11 +84,14 @@ def test_missing_tensors_are_named(tmp_path):
     (lambda w: w.double() * 1e300, "not finite as torch.float32"),  # finite in float64, inf once loaded
     (lambda w: w.to(torch.int8), "stored as torch.int8 where mednext_micro holds torch.float32"),
 ])
-def test_weights_are_checked_as_the_model_holds_them(tmp_path, stored, why):
+@pytest.mark.parametrize("pruned", [False, True])
+def test_weights_are_checked_as_the_model_holds_them(tmp_path, stored, why, pruned):
     import safetensors.torch as st
     from safetensors import safe_open
 
     model, ckpt = make()
+    if pruned:  # a resized layer is rebuilt from the recorded shapes: in the model's dtype, not the file's
+        model.classifier = torch.nn.Linear(model.classifier.in_features - 4, 2)
     path = save_checkpoint(tmp_path / "m.safetensors", model, ckpt)
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
@@ -99,7 +102,8 @@ def test_weights_are_checked_as_the_model_holds_them(tmp_path, stored, why):
         load_checkpoint(path)
     tensors["classifier.weight"] = model.state_dict()["classifier.weight"].half()  # FP16, as the zoo ships
     st.save_file(tensors, str(path), metadata=meta)
-    assert load_checkpoint(path)[1].classifier.weight.dtype == torch.float32
+    loaded = load_checkpoint(path)[1].classifier.weight
+    assert loaded.dtype == torch.float32 and loaded.shape == model.classifier.weight.shape
 
 
 def test_truncated_and_foreign_files(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from edgemed.cli.common import out, print_json
@@ -33,7 +35,8 @@ def register(app: typer.Typer) -> None:
                                                     f"missing {', '.join(e['missing'])}: {e['install']}"))
         lines += ["", f"data (searched: {', '.join(r['data']['search'])}):"]
         for folder in r["data"].get("missing_folders", []):
-            lines.append(f"  {folder} does not exist: check --data-dir / EDGEMED_DATA_DIR")
+            what = "is not a folder" if Path(folder).exists() else "does not exist"
+            lines.append(f"  {folder} {what}: check --data-dir / EDGEMED_DATA_DIR")
         for s in r["data"]["sets"]:
             lines.append(f"  {s['name']:<16} {s['found'] or s['fix']}")
         for line in lines:  # plain lines: readable in a log of any width

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgemed.errors import ModelError, missing_extra
+from edgemed.errors import EdgemedError, ModelError, missing_extra
 from edgemed.trust import is_user_factory  # one definition, shared with the trust gate
 
 
@@ -278,7 +278,13 @@ def replace_head(model, ckpt, num_classes: int) -> list[str]:
     import torch.nn as nn
 
     def shapes(k):
-        return {n: t.shape for n, t in replace(ckpt, num_classes=k).architecture("meta").state_dict().items()}
+        try:
+            built = replace(ckpt, num_classes=k).architecture("meta")
+        except EdgemedError:
+            raise
+        except Exception:  # trusted user code that cannot be built on the meta device
+            built = replace(ckpt, num_classes=k).architecture()
+        return {n: t.shape for n, t in built.state_dict().items()}
 
     now, other = shapes(ckpt.num_classes), shapes(ckpt.num_classes + 1)
     heads = sorted({n.rpartition(".")[0] for n in now if now[n] != other.get(n)})
@@ -289,8 +295,8 @@ def replace_head(model, ckpt, num_classes: int) -> list[str]:
         if type(old) is nn.Linear:
             new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
         elif type(old) is nn.Conv2d and old.groups == 1:
-            new = nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride, old.padding,
-                            bias=old.bias is not None)
+            new = nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride, old.padding, old.dilation,
+                            bias=old.bias is not None, padding_mode=old.padding_mode)
         else:
             raise ModelError(f"cannot give {ckpt.model_name} a head for {num_classes} classes: its {name} is a "
                              f"{type(old).__name__}, not a linear or convolution layer; train it from scratch")

@@ -13,10 +13,11 @@ from __future__ import annotations
 import concurrent.futures as futures
 import multiprocessing
 import os
+import re
 import socket
 from contextlib import contextmanager
 
-from edgemed.errors import EdgemedError
+from edgemed.errors import EdgemedError, missing_extra
 
 EXECUTORS = ("local", "ray")
 
@@ -57,15 +58,28 @@ def check_executor(executor: str, workers: int | None = None, address: str | Non
     try:
         import ray  # noqa: F401
     except ImportError:
-        raise EdgemedError('Ray is not installed: pip install "edgemed[ray]" (on every node of the cluster)') from None
-    host, _, port = (address or "").rpartition(":")
-    if address and address != "auto" and "://" not in address:
-        try:
-            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
-        except (OSError, ValueError) as e:
-            raise EdgemedError(f"cannot reach the Ray cluster at {address} ({e.__class__.__name__}: {e}): start it "
-                               "with `ray start --head` and pass the HOST:PORT it prints (or leave --ray-address out "
-                               "for a local instance)") from None
+        raise EdgemedError(str(missing_extra("Ray", "ray")) + " (on every node of the cluster)") from None
+    if not address or address in ("auto", "local") or "://" in address:  # Ray's own keywords and client URLs
+        return
+    m = re.fullmatch(r"\[?([^\[\]]+?)\]?:(\d{1,5})", address)  # HOST:PORT, [IPv6]:PORT
+    if not m:
+        raise EdgemedError(f"--ray-address {address!r} is not HOST:PORT: pass the address `ray start --head` "
+                           "prints (e.g. 10.0.0.5:6379), or auto")
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=5).close()
+    except OSError as e:
+        raise EdgemedError(f"cannot reach the Ray cluster at {address} ({e.__class__.__name__}: {e}): start it "
+                           "with `ray start --head` and pass the HOST:PORT it prints (or leave --ray-address out "
+                           "for a local instance)") from None
+
+
+def worker_error(e: BaseException) -> str:
+    """The worker's own one-line message. A Ray task error wraps it (and also subclasses its
+    class, so it is caught as an EdgemedError) with the worker's traceback in its text."""
+    cause = getattr(e, "cause", None) or e
+    if isinstance(cause, EdgemedError):
+        return str(cause).strip()[:500]
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[-1][:300]
 
 
 @contextmanager

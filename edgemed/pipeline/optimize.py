@@ -27,7 +27,7 @@ from edgemed.bounds import check_max_drop, meets_bound
 from edgemed.errors import EdgemedError
 from edgemed.fileio import atomic_dir, atomic_write_json, check_output
 from edgemed.formats import QUANTIZABLE, QUANTIZE_DEFAULT
-from edgemed.pipeline.executors import where, worker_pool
+from edgemed.pipeline.executors import where, worker_error, worker_pool
 from edgemed.progress import progress_bar
 
 PRUNE_LEVELS = (None, 0.6, 0.4)  # share of MACs kept; None = unpruned
@@ -330,7 +330,10 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
                 done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
                 for f in done:
                     spec = pending.pop(f)
-                    r = f.result()
+                    try:
+                        r = f.result()
+                    except Exception as e:  # a worker that died (memory, a crash): its own line, not its traceback
+                        raise EdgemedError(f"candidate {spec.name} failed on a worker: {worker_error(e)}") from None
                     logits[r["name"]] = r.pop("val_logits", None)
                     results.append(r)
                     ok = [x["seconds"] for x in results if x["ok"]]
@@ -351,22 +354,25 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
                          if p["artifact"] == "onnx-fp32" and p["runtime"] == "onnxruntime"}
         else:
             torch_lat = _torch_latency(model, x_val[:1], threads, rounds)
+        changes: dict[tuple, dict] = {}
         for p in points:
             p["speedup_vs_torch_fp32"] = torch_lat[p["threads"]] / p["p50_ms"]
             p["drop_points"] = 100 * (ref["value"] - p["metric"])
             p["meets_bound"] = meets_bound(p["drop_points"], max_drop)
             # how sure that drop is: against the one reference, so pruning's share counts too
-            if logits.get(p["candidate"]):  # (a worker of another edgemed version returns none)
-                p.update(drop_change(y_val, metric, ref_logits, logits[p["candidate"]][p["precision"]]))
+            key = (p["candidate"], p["precision"])  # one bootstrap per artifact, not per runtime × threads
+            if key not in changes and logits.get(p["candidate"]):  # (a worker of another version sends none)
+                changes[key] = drop_change(y_val, metric, ref_logits, logits[p["candidate"]][p["precision"]])
+            p.update(changes.get(key, {}))
         front = pareto_points(points)
         ok = [p for p in points if p["meets_bound"]]
         best = min(ok, key=lambda p: p["p50_ms"]) if ok else max(points, key=lambda p: (p["metric"], -p["p50_ms"]))
-        note = recommendation_note(ok, best, max_drop, len(y_val), tmp)
+        note = recommendation_note(ok, best, max_drop, len(y_val), tmp.resolve())
         _write_recommended(tmp / "recommended", best, ok != [], "onnx-fp32" if onnx else "torch-fp32", note)
         # the folder is renamed into place when done: record candidate paths relative to it
         for item in [*results, *points]:
             if item.get("bundle"):
-                item["bundle"] = os.path.relpath(item["bundle"], tmp)
+                item["bundle"] = os.path.relpath(item["bundle"], tmp.resolve())
         summary = {"checkpoint": str(checkpoint), "metric": metric, "max_drop_points": max_drop, "target": target,
                    "budget_minutes": budget_minutes, "reference": ref, "torch_fp32_ms": torch_lat,
                    "candidates": results, "points": points, "pareto": [p["id"] for p in front],
@@ -454,7 +460,7 @@ def _write_recommended(folder: Path, point: dict, met: bool, reference: str = "t
     folder.mkdir(parents=True)
     writer = BundleWriter.subset(load_bundle(point["bundle"]), folder, {point["artifact"], reference})
     if isinstance(writer.manifest.get("quantization"), dict):
-        writer.manifest["quantization"] = {**writer.manifest["quantization"], "note": note}
+        writer.set("quantization", {**writer.manifest["quantization"], "note": note})
     writer.recommend(point["artifact"], runtime=point["runtime"], threads=point["threads"], device="cpu",
                      bound_met=met, label=None if met else "BOUND NOT MET: best model found",
                      validation_metric=point["metric"], p50_ms=point["p50_ms"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgemed.errors import EdgemedError
 from edgemed.fileio import check_writable
-from edgemed.pipeline.executors import where, worker_pool
+from edgemed.pipeline.executors import where, worker_error, worker_pool
 from edgemed.pipeline.runner import RunResult, run_recipe
 
 TIMING_STAGES = ("bench", "report")  # measured on the machine that runs the sweep
@@ -37,15 +37,6 @@ def build_stages(recipe: str, run_dir: str, data_dir: str | None, force: bool) -
     stop = next((s for s in load_recipe(recipe).stage_order if s in TIMING_STAGES), None)
     result = run_recipe(recipe, run_dir, data_dir=data_dir, force=force, progress=False, stop_before=stop)
     return {"recipe": recipe, **where(), "stages": [(s.stage, s.status, s.seconds) for s in result.stages]}
-
-
-def worker_error(e: BaseException) -> str:
-    """The worker's own one-line message. A Ray task error wraps it (and also subclasses its
-    class, so it is caught as an EdgemedError) with the worker's traceback in its text."""
-    cause = getattr(e, "cause", None) or e
-    if isinstance(cause, EdgemedError):
-        return str(cause).strip()[:500]
-    return (str(cause).strip().splitlines() or [type(cause).__name__])[-1][:300]
 
 
 def run_sweep(recipes: list[str | Path], *, root: str | Path | None = None, executor: str = "local",

@@ -126,7 +126,8 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     data, starting weights) and settings, continue after its last epoch. The caller deletes it
     once the result is saved, so an interruption before that loses no training either.
     `cfg.precision` auto trains in bf16 autocast only where a few timed steps say it is faster
-    (edgemed.train.precision); a resumed fit keeps the precision it started with.
+    (edgemed.train.precision); a resumed fit keeps the precision it started with (auto's bf16 goes
+    on in FP32 on a CPU without native bf16: `fp32_from_epoch`).
     Returns (best_epoch, history, wall_time_s, precision): precision says {"bf16": bool, "probe":
     what auto measured, or None}.
     """
@@ -229,13 +230,15 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                         f"(best {best_epoch}), {saved.elapsed_s / 60:.1f} min of training kept")
         elif state_file.exists():
             console.log(f"{state_file} holds another run's state (other settings or data): starting over")
+    # a state saved at an early stop has no epochs left to run
+    last_epoch = first_epoch - 1 if cfg.patience and stale >= cfg.patience else cfg.epochs
     if saved is not None and saved.precision is not None:  # chosen when the run started
         precision = saved.precision
-        if precision["bf16"] and cfg.precision == "auto" and not has_bf16():
+        if precision["bf16"] and cfg.precision == "auto" and not has_bf16() and first_epoch <= last_epoch:
             # auto measured bf16 faster on the CPU the run started on; emulated here it is slower
             precision = {**precision, "bf16": False, "fp32_from_epoch": first_epoch}
             console.log(f"--precision auto: FP32 from epoch {first_epoch} on (the run started in bf16 on a CPU "
-                        "with native bf16; this one has none); `--precision bf16` keeps bf16")
+                        "with native bf16; this one has none, and emulated bf16 is slower)")
     elif saved is not None:  # a state saved before auto was measured: its rule, not a switch mid-run
         precision = {"bf16": cfg.precision == "bf16" or (cfg.precision == "auto" and has_bf16()), "probe": None}
     else:
@@ -250,8 +253,6 @@ def fit(net, x_train, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                         f"{probe['bf16_ms_per_step']:.1f} against {probe['fp32_ms_per_step']:.1f} ms; bf16 needs "
                         f"≥ {probe['margin']:.2f}×)")
     use_bf16 = precision["bf16"]
-    # a state saved at an early stop has no epochs left to run
-    last_epoch = first_epoch - 1 if cfg.patience and stale >= cfg.patience else cfg.epochs
     with progress_bar(progress) as bar:
         task = bar.add_task("train", total=total, completed=step, info="")
         for epoch in range(first_epoch, last_epoch + 1):

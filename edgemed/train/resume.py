@@ -30,7 +30,7 @@ class FitState:
     optimizer: dict
     rng: dict
     extra: dict  # feature-smoothing centres; the weight average as ema.<name>
-    precision: dict | None = None  # {"bf16": bool, "probe": ...}: kept on resume (auto's choice is measured)
+    precision: dict | None = None  # {"bf16", "probe"[, "fp32_from_epoch"]}: kept on resume (auto measured it)
 
 
 def save_fit_state(path: Path, key: str, state: FitState) -> None:
@@ -88,7 +88,8 @@ def _precision(p) -> dict | None:
     if not (isinstance(p, dict) and isinstance(p.get("bf16"), bool)):
         return None
     switched = p.get("fp32_from_epoch")  # auto's bf16 given up on a resume without native bf16
-    switched = {"fp32_from_epoch": switched} if type(switched) is int and 0 < switched < 10**6 else {}
+    switched = ({"fp32_from_epoch": switched} if type(switched) is int and 0 < switched < 10**6 and not p["bf16"]
+                else {})
     probe = p.get("probe") if isinstance(p.get("probe"), dict) else {}
     if isinstance(probe.get("skipped"), str) and len(probe["skipped"]) <= 200:  # a run too short to time
         return {"bf16": p["bf16"], "probe": {"skipped": probe["skipped"]}, **switched}

@@ -74,6 +74,12 @@ def test_pretrained_names_cannot_reach_outside_the_zoo(tmp_path):
         create_model(f"{up}/evil", 2, 1, pretrained="x")
     with pytest.raises(ModelError, match="no shipped weights for mednext_small on "):
         create_model("mednext_small", 2, 1, pretrained=f"../../{up}/evil-x")
+    # train looks the shipped file up before it checks the model name
+    from edgemed.train import train
+
+    with pytest.raises(ModelError, match="unknown model"):
+        train(f"{up}/evil", "pneumoniamnist", out=tmp_path / "t.safetensors", pretrained="x", progress=False)
+    assert not (tmp_path / "t.safetensors").exists()
 
 
 @needs_data

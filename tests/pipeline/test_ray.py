@@ -91,6 +91,15 @@ def test_bad_executor_and_duplicate_names_fail_before_work(tmp_path, tiny_checkp
     with pytest.raises(EdgemedError, match="cannot reach the Ray cluster at 127.0.0.1:1 .*ray start --head"):
         optimize(tiny_checkpoint, executor="ray", ray_address="127.0.0.1:1", out=tmp_path / "o", progress=False)
     assert time.monotonic() - t0 < 30
+    from edgemed.pipeline.executors import check_executor
+
+    for address in ("myhost", "10.0.0.5", "host:port"):  # said as what it is, not as a failed connection
+        with pytest.raises(EdgemedError, match="is not HOST:PORT"):
+            check_executor("ray", 2, address)
+    for address in ("auto", "local", "ray://10.0.0.5:10001"):  # Ray's own keywords and client URLs pass
+        check_executor("ray", 2, address)
+    with pytest.raises(EdgemedError, match=r"cannot reach the Ray cluster at \[::1\]:1 "):
+        check_executor("ray", 2, "[::1]:1")  # IPv6 in brackets, as Ray prints it
     with pytest.raises(EdgemedError, match="--ray-address needs --executor ray"):
         optimize(tiny_checkpoint, ray_address="127.0.0.1:1", out=tmp_path / "o", progress=False)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "o").exists()
@@ -102,7 +111,7 @@ def test_a_failure_on_a_worker_is_the_workers_own_line():
     from ray.exceptions import RayTaskError
 
     from edgemed.errors import CheckpointError
-    from edgemed.pipeline.sweep import worker_error
+    from edgemed.pipeline.executors import worker_error
 
     cause = CheckpointError("m.safetensors: weight x holds NaN or infinite values: the file is damaged")
     wrapped = RayTaskError("_ray_task", "Traceback (most recent call last):\n  File ...\n", cause).as_instanceof_cause()
