@@ -31,6 +31,7 @@ PAGES = {  # results name → the script whose markdown(payload) renders it; imp
     "recipe_runs": "benchmarks.run_recipes",
     "tflite_int8": "benchmarks.tflite_int8",
     "train_precision": "benchmarks.train_precision",
+    "transfer": "benchmarks.transfer",
     "trust_harness": "benchmarks.trust_harness",
     "seed_models": "benchmarks.train_seeds",
 }
