@@ -55,7 +55,7 @@ class QuantizeResult:
 
     def local_note(self) -> str | None:
         """The note with this bundle's path in place of BUNDLE: what the terminal and --json show."""
-        return self.note and self.note.replace("BUNDLE", shlex.quote(str(self.bundle)))  # copied as printed
+        return fill_bundle(self.note, self.bundle)
 
 
 def parse_routes(routes: dict | str | None, formats: list[str]) -> dict[str, str]:
@@ -415,6 +415,12 @@ def drop_change(y: np.ndarray, metric: str, ref_logits: np.ndarray, logits: np.n
     d = paired_difference(y, softmax(ref_logits), softmax(logits), metric, n_boot=n_boot)
     ci = d["ci"] and [0.0 - 100 * d["ci"][1], 0.0 - 100 * d["ci"][0]]  # a drop is the difference negated
     return {"drop_ci_points": ci, "flips": d["flips"]}
+
+
+def fill_bundle(note: str | None, bundle: Path) -> str | None:
+    """A note as the terminal shows it: BUNDLE (what the manifest's copy says, as it travels)
+    replaced by the bundle's path, quoted so a command in it runs as printed."""
+    return note and note.replace("BUNDLE", shlex.quote(str(bundle)))
 
 
 def uncertain_bound_note(name: str, row: dict, max_drop: float, n: int, alternative: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import os
-import shlex
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -101,7 +100,9 @@ class OptimizeResult:
 
     def local_note(self) -> str | None:
         """The note with the recommended bundle's path in place of BUNDLE: what the terminal shows."""
-        return self.note and self.note.replace("BUNDLE", shlex.quote(str(self.out / "recommended")))
+        from edgemed.compress.quantize import fill_bundle
+
+        return fill_bundle(self.note, self.out / "recommended")
 
 
 def estimate_candidate_seconds(ckpt, calib_n: int, val_n: int) -> float:
@@ -204,6 +205,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
         _model,
         _validation,
         drop_change,
+        fill_bundle,
     )
     from edgemed.compress.scope import layer_sensitivity, suggest_ignore
     from edgemed.export.exporter import parse_list
@@ -377,7 +379,7 @@ def optimize(checkpoint: str | Path, *, max_drop: float = 0.5, metric: str = "ac
                    "budget_minutes": budget_minutes, "reference": ref, "torch_fp32_ms": torch_lat,
                    "candidates": results, "points": points, "pareto": [p["id"] for p in front],
                    "recommended": best, "bound_met": bool(ok), "sensitivity": ranking[:10],
-                   "note": note and note.replace("BUNDLE", shlex.quote(str(out / "recommended"))),
+                   "note": fill_bundle(note, out / "recommended"),
                    "suggested_float_layers": list(suggested), "notes": notes, "workers": workers,
                    "given_pruned": [{"path": p, "name": n, "macs_kept": k} for k, p, n in given],
                    "latency_rounds": rounds,
@@ -441,9 +443,9 @@ def recommendation_note(within: list[dict], best: dict, max_drop: float, n: int,
 
     if not within or not best.get("drop_ci_points") or ci_within(best, max_drop):
         return None
-    firm = sorted((p for p in within if ci_within(p, max_drop)), key=lambda p: p["p50_ms"])
-    other = (f"; {_label(firm[0])}'s stays within it ({firm[0]['p50_ms']:.2f} vs {best['p50_ms']:.2f} ms; "
-             f"its bundle is {os.path.relpath(firm[0]['bundle'], root)} in the optimize folder)") if firm else ""
+    firm = min((p for p in within if ci_within(p, max_drop)), key=lambda p: p["p50_ms"], default=None)
+    other = (f"; {_label(firm)}'s stays within it ({firm['p50_ms']:.2f} vs {best['p50_ms']:.2f} ms; "
+             f"its bundle is {os.path.relpath(firm['bundle'], root)} in the optimize folder)") if firm else ""
     return uncertain_bound_note(_label(best), best, max_drop, n, other)
 
 

@@ -493,6 +493,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     k = ds.num_classes
 
     kwargs = dict(model_kwargs or {})
+    new_head: list[str] = []  # the layers started fresh for other classes
     if start is not None:
         from edgemed.checkpoint import build_model
 
@@ -529,7 +530,7 @@ def train(model: str, dataset: str, *, out: str | Path, epochs: int = 30, batch_
     step = {"op": "train", "image_size": size}
     if start is not None:
         step.update(init=start.path.name, init_sha256=start.sha256, init_image_size=start.image_size)
-        if start.class_names != ds.class_names:
+        if new_head:
             step.update(new_head=new_head, init_classes=start.class_names)
     if teacher_ckpt is not None:
         step.update(teacher=teacher_ckpt.path.name, teacher_sha256=teacher_sha, teacher_model=teacher_ckpt.model_name,
